@@ -1,0 +1,60 @@
+"""CIFAR ResNet (He et al. 2016, section 4.2): depth = 6n + 2 layers in three
+stages of n basic blocks with `width`, 2*width and 4*width channels."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from models.registry import register_model
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, num_classes: int = 10, width: int = 16, depth: int = 20,
+                 dropout: float = 0.0):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), "
+                             f"got {depth}")
+        blocks_per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)
+        )
+        layers, c_in = [], width
+        for stage, c_out in enumerate((width, 2 * width, 4 * width)):
+            for block in range(blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(BasicBlock(c_in, c_out, stride))
+                c_in = c_out
+        self.stages = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+            nn.Linear(c_in, num_classes),
+        )
+
+    def forward(self, x):
+        return self.head(self.stages(self.stem(x)))
+
+
+@register_model("resnet")
+def resnet(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
+    return CifarResNet(num_classes=num_classes, width=width, depth=depth or 20, dropout=dropout)

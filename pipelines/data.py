@@ -1,0 +1,199 @@
+"""CIFAR-10: find it, decode it once per machine into a uint8 cache, split it.
+
+Sources, in order: a directory of Hugging Face-style Parquet files
+(`train-*.parquet` with `img{bytes,path}` and `label`), torchvision's
+`cifar-10-batches-py`, and, failing both, a torchvision download. The decoded
+arrays live in a per-machine cache (`$RAYSWEEP_CACHE_DIR`, default
+`~/.cache/raysweep`) and are opened memory-mapped, so concurrent trials share
+one copy through the page cache instead of each holding its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import UsageError
+
+DATA_DIR_ENV = "RAYSWEEP_DATA_DIR"
+CACHE_DIR_ENV = "RAYSWEEP_CACHE_DIR"
+DEFAULT_DATA_DIR = "./data"
+NUM_CLASSES = 10
+# Per-channel statistics of the CIFAR-10 training split, on the 0..1 scale.
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    """Decoded images (N, 32, 32, 3) uint8 and labels (N,) int64, as .npy files."""
+
+    images_path: str
+    labels_path: str
+
+    def open(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.load(self.images_path, mmap_mode="r"), np.load(self.labels_path)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Everything a trial needs to rebuild its train/validation split: small and
+    picklable, so it travels to Ray workers instead of the arrays."""
+
+    cache: CachedSplit
+    train_size: int
+    val_size: int
+    seed: int
+    source: str
+
+
+@dataclass
+class TrainValData:
+    """The training pool (memory-mapped) with the indices of each split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def resolve_data_dir(cli_value: str | None) -> Path:
+    return Path(cli_value or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def _parquet_candidates(root: Path) -> list[Path]:
+    return [root, root / "cifar10" / "plain_text", root / "cifar10", root / "plain_text"]
+
+
+def _batches_candidates(root: Path) -> list[Path]:
+    return [root / "cifar-10-batches-py", root]
+
+
+def find_source(root: Path) -> tuple[str, Path]:
+    """Return ("parquet" | "batches", directory) for the first source found."""
+    for d in _parquet_candidates(root):
+        if sorted(d.glob("train-*.parquet")):
+            return "parquet", d
+    for d in _batches_candidates(root):
+        if (d / "data_batch_1").is_file():
+            return "batches", d
+    return "", root
+
+
+def _download(root: Path) -> Path | None:
+    try:
+        import torchvision
+
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except Exception:  # no network, unwritable dir: reported by the caller
+        return None
+    d = root / "cifar-10-batches-py"
+    return d if (d / "data_batch_1").is_file() else None
+
+
+def locate(root: Path) -> tuple[str, Path]:
+    kind, where = find_source(root)
+    if kind:
+        return kind, where
+    downloaded = _download(root)
+    if downloaded:
+        return "batches", downloaded
+    tried = ", ".join(str(d) for d in _parquet_candidates(root)[:2])
+    raise UsageError(
+        f"no CIFAR-10 found: looked for train-*.parquet in {tried} and for "
+        f"cifar-10-batches-py in {root}, and a torchvision download there failed; "
+        f"pass --data-dir DIR or set {DATA_DIR_ENV}=DIR (e.g. ../shared/data)"
+    )
+
+
+def _decode_parquet(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    images, labels = [], []
+    for path in sorted(directory.glob("train-*.parquet")):
+        table = pq.read_table(path, columns=["img", "label"])
+        labels.append(table.column("label").to_numpy().astype(np.int64))
+        for cell in table.column("img").to_pylist():
+            img = Image.open(io.BytesIO(cell["bytes"])).convert("RGB")
+            images.append(np.asarray(img, dtype=np.uint8))
+    return np.stack(images), np.concatenate(labels)
+
+
+def _decode_batches(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    for i in range(1, 6):
+        with open(directory / f"data_batch_{i}", "rb") as f:
+            batch = pickle.load(f, encoding="latin1")  # the official CIFAR-10 format
+        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch["labels"], np.int64))
+    return np.concatenate(images).transpose(0, 2, 3, 1).copy(), np.concatenate(labels)
+
+
+def _fingerprint(kind: str, directory: Path) -> str:
+    files = sorted(directory.glob("train-*.parquet" if kind == "parquet" else "data_batch_*"))
+    h = hashlib.sha256(kind.encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/raysweep").expanduser()
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def ensure_cache(root: Path) -> tuple[CachedSplit, str]:
+    """Decode the training pool once per machine; return the cache and its source."""
+    kind, directory = locate(root)
+    target = cache_root() / f"cifar10-train-{_fingerprint(kind, directory)}"
+    split = CachedSplit(str(target / "images.npy"), str(target / "labels.npy"))
+    if not (Path(split.images_path).is_file() and Path(split.labels_path).is_file()):
+        print(f"decoding CIFAR-10 from {directory} into {target} (once per machine)...",
+              file=sys.stderr, flush=True)
+        images, labels = (_decode_parquet if kind == "parquet" else _decode_batches)(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        _save_atomic(Path(split.labels_path), labels)
+        _save_atomic(Path(split.images_path), images)  # written last: marks the cache done
+    return split, f"{kind}:{directory}"
+
+
+def stratified_split(labels: np.ndarray, train_size: int, val_size: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, class-balanced train/validation indices with no overlap."""
+    classes = np.unique(labels)
+    per_class_train, per_class_val = train_size // len(classes), val_size // len(classes)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if per_class_val + per_class_train > len(idx):
+            raise UsageError(
+                f"train_size={train_size} + val_size={val_size} needs "
+                f"{per_class_train + per_class_val} images of class {c}, only {len(idx)} "
+                f"exist; lower --train-size or --val-size"
+            )
+        val.append(idx[:per_class_val])
+        train.append(idx[per_class_val:per_class_val + per_class_train])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def open_split(spec: DataSpec) -> TrainValData:
+    images, labels = spec.cache.open()
+    train_idx, val_idx = stratified_split(labels, spec.train_size, spec.val_size, spec.seed)
+    return TrainValData(images, labels, train_idx, val_idx)

@@ -1,0 +1,91 @@
+"""Driver-side Tune callbacks: record every result for the Parquet files, and
+print live progress."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable
+
+from ray import tune
+
+from pipelines.results import TrialRecord
+
+PROGRESS_EVERY_S = 5.0
+
+
+class ResultRecorder(tune.Callback):
+    """Keeps a TrialRecord per trial; `on_change` persists them (atomically)."""
+
+    def __init__(self, on_change: Callable[[], None]):
+        self.records: dict[str, TrialRecord] = {}
+        self._on_change = on_change
+
+    def _record(self, trial) -> TrialRecord:
+        if trial.trial_id not in self.records:
+            self.records[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config),
+                                                       started=time.time())
+        return self.records[trial.trial_id]
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._record(trial).status = "RUNNING"
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "epoch" in result:
+            self._record(trial).add_epoch(result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, error=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, error=True)
+
+    def _finish(self, trial, *, error: bool) -> None:
+        record = self._record(trial)
+        record.ended, record.error = time.time(), error
+        record.status = "ERROR" if error else "TERMINATED"
+        self._on_change()
+
+
+class ProgressPrinter(tune.Callback):
+    """One line to stderr every few seconds and whenever a trial ends."""
+
+    def __init__(self, recorder: ResultRecorder, *, metric: str, mode: str, total: int,
+                 max_epochs: int, stream=sys.stderr):
+        self.recorder, self.metric, self.mode = recorder, metric, mode
+        self.total, self.max_epochs, self.stream = total, max_epochs, stream
+        self.start = time.time()
+        self._last = 0.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if time.time() - self._last >= PROGRESS_EVERY_S:
+            self.print_line()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.print_line()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.print_line()
+
+    def print_line(self) -> None:
+        self._last = time.time()
+        records = list(self.recorder.records.values())
+        done = [r for r in records if r.ended is not None]
+        reasons = [r.stop_reason(self.max_epochs) for r in done]
+        stopped = sum(reason == "early_stopped" for reason in reasons)
+        failed = sum(reason in ("error", "diverged") for reason in reasons)
+        line = (f"[{time.time() - self.start:6.0f}s] trials: {len(done)}/{self.total} done "
+                f"({stopped} early-stopped, {failed} failed/diverged), "
+                f"{len(records) - len(done)} running")
+        best = self._best(records)
+        if best:
+            line += f" | best {self.metric} {best[0]:.4f} ({best[1]})"
+        print(line, file=self.stream, flush=True)
+
+    def _best(self, records: list[TrialRecord]) -> tuple[float, str] | None:
+        scores = [(row[self.metric], r.trial_id) for r in records for row in r.epochs.values()
+                  if row.get(self.metric) is not None and math.isfinite(row[self.metric])]
+        if not scores:
+            return None
+        return max(scores) if self.mode == "max" else min(scores)

@@ -1,0 +1,81 @@
+"""CLI: `python -m pipelines.run <sweep> [options]`. Parses arguments and calls
+the library; bad input is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipelines.errors import UsageError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see --help)")
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines.data import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
+    p = _Parser(prog="python -m pipelines.run", description=__doc__.splitlines()[0])
+    p.add_argument("sweep", nargs="?", help="sweep name: a module in search_spaces/")
+    p.add_argument("--list", action="store_true", help="list the sweeps and exit")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU-sized budget: a stratified subset, few trials, few epochs")
+    p.add_argument("--algo", help="grid | random | optuna | hyperopt (default: the sweep's)")
+    p.add_argument("--scheduler", default="asha", help="asha | hyperband | median | none")
+    p.add_argument("--num-samples", type=int, help="trials (grid: passes over the grid)")
+    p.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA's max_t)")
+    p.add_argument("--grace-period", type=int, help="epochs before a trial may be stopped")
+    p.add_argument("--reduction-factor", type=int, help="ASHA/HyperBand reduction factor")
+    p.add_argument("--train-size", type=int, help="training images (stratified subset)")
+    p.add_argument("--val-size", type=int, help="validation images held out of training")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
+    p.add_argument("--address", help="join a running Ray cluster ('auto'); default: "
+                                     "RAY_ADDRESS if set, else an embedded local Ray")
+    p.add_argument("--data-dir", help=f"data root (default: ${DATA_DIR_ENV} or "
+                                      f"{DEFAULT_DATA_DIR})")
+    p.add_argument("--storage", default="results", help="results root (default: ./results)")
+    p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _list_sweeps() -> None:
+    from pipelines.sweep import load_sweep, sweep_names
+
+    for name in sweep_names():
+        print(f"{name:20s} {load_sweep(name).description}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.list:
+            _list_sweeps()
+            return 0
+        if not args.sweep:
+            raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
+                             "--quick`; --list shows them")
+        from pipelines.runner import RunOptions, run
+
+        options = RunOptions(**{k: v for k, v in vars(args).items() if k != "list"})
+        run_dir = run(options)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are in the run directory", file=sys.stderr)
+        return 130
+    print(f"results: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Run a sweep on Ray Tune: validate everything, then start Ray, then create
+the run directory, run the trials and write the Parquet results.
+
+Validation comes first so that bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import results as res
+from pipelines.data import DataSpec, ensure_cache, resolve_data_dir
+from pipelines.errors import UsageError
+from pipelines.run_record import (
+    check_storage_writable,
+    command_line,
+    create_run_dir,
+    git_commit,
+    now_iso,
+    package_versions,
+)
+from pipelines.schedulers import SCHEDULERS
+from pipelines.searchers import SEARCHERS
+from pipelines.space import describe, grid_size, to_tune
+from pipelines.sweep import Budget, Sweep, load_sweep
+
+LEADERBOARD_SIZE = 5
+CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sweep: str
+    quick: bool = False
+    algo: str | None = None  # None: the sweep's default
+    scheduler: str = "asha"
+    num_samples: int | None = None  # None: the budget's (grid: 1 pass over the grid)
+    max_epochs: int | None = None
+    grace_period: int | None = None
+    reduction_factor: int | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    max_concurrent: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 2
+    address: str | None = None  # None: RAY_ADDRESS if set, else an embedded local Ray
+    data_dir: str | None = None
+    storage: str = "results"
+    name: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    options: RunOptions
+    sweep: Sweep
+    algo: str
+    budget: Budget
+    num_samples: int
+    param_space: dict
+    fixed: dict
+
+
+def plan(options: RunOptions) -> RunPlan:
+    """Resolve and validate the sweep, budget and space; create nothing."""
+    sweep = load_sweep(options.sweep)
+    algo = options.algo or sweep.default_algo
+    if algo not in SEARCHERS:
+        raise UsageError(f"unknown --algo {algo!r}; choose one of {', '.join(SEARCHERS)}")
+    if options.scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown --scheduler {options.scheduler!r}; choose one of "
+                         f"{', '.join(SCHEDULERS)}")
+    budget = _budget(sweep.quick if options.quick else sweep.full, options)
+    fixed = {**sweep.fixed, **budget.fixed, "epochs": budget.max_epochs, "seed": options.seed}
+    param_space = to_tune(sweep.space, algo, fixed)
+    num_samples = options.num_samples or (1 if algo == "grid" else budget.num_samples)
+    _check_resources(options)
+    check_storage_writable(Path(options.storage))
+    return RunPlan(options, sweep, algo, budget, num_samples, param_space, fixed)
+
+
+def _budget(base: Budget, options: RunOptions) -> Budget:
+    overrides = {k: getattr(options, k) for k in
+                 ("max_epochs", "grace_period", "reduction_factor", "train_size", "val_size")
+                 if getattr(options, k) is not None}
+    budget = dataclasses.replace(base, **overrides)
+    positive = {"--num-samples": options.num_samples, "--max-epochs": budget.max_epochs,
+                "--grace-period": budget.grace_period, "--train-size": budget.train_size,
+                "--val-size": budget.val_size, "--max-concurrent": options.max_concurrent}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if budget.reduction_factor < 2:
+        raise UsageError(f"--reduction-factor must be >= 2, got {budget.reduction_factor}")
+    if budget.grace_period > budget.max_epochs:
+        raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs "
+                         f"{budget.max_epochs}; lower it or raise --max-epochs")
+    return budget
+
+
+def _check_resources(options: RunOptions) -> None:
+    if options.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial must be > 0, got {options.cpus_per_trial}")
+    if options.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {options.gpus_per_trial}")
+    if options.max_failures < 0:
+        raise UsageError(f"--max-failures must be >= 0, got {options.max_failures}")
+    if options.gpus_per_trial > 0 and not _joins_cluster(options):
+        import torch
+
+        if torch.cuda.device_count() == 0:
+            raise UsageError(f"--gpus-per-trial {options.gpus_per_trial} but this machine has "
+                             f"no CUDA GPU; use --gpus-per-trial 0 or --address of a GPU cluster")
+
+
+def _joins_cluster(options: RunOptions) -> bool:
+    return bool(options.address or os.environ.get("RAY_ADDRESS"))
+
+
+def _start_ray(options: RunOptions) -> bool:
+    """Start or join Ray; True if this call started it (and so must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", configure_logging=True)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if options.gpus_per_trial > gpus:
+        ray.shutdown()
+        raise UsageError(f"--gpus-per-trial {options.gpus_per_trial} but the Ray cluster has "
+                         f"{gpus:g} GPUs; lower --gpus-per-trial or add GPU nodes")
+    return True
+
+
+def run(options: RunOptions) -> Path:
+    """Run the sweep end to end; return its results directory."""
+    the_plan = plan(options)
+    cache, source = ensure_cache(resolve_data_dir(options.data_dir))
+    data = DataSpec(cache, the_plan.budget.train_size, the_plan.budget.val_size,
+                    options.seed, source)
+    from pipelines.trainer import TrainConfig  # noqa: F401  (fails fast on a broken install)
+
+    started_ray = _start_ray(options)
+    try:
+        run_dir = create_run_dir(Path(options.storage).resolve(), options.sweep, options.name,
+                                 the_plan.algo)
+        _execute(the_plan, data, run_dir)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return run_dir
+
+
+def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
+    return {
+        "sweep": p.options.sweep, "algorithm": p.algo, "scheduler": p.options.scheduler,
+        "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
+        "space": describe(p.sweep.space), "fixed": p.fixed,
+        "budget": {**dataclasses.asdict(p.budget), "num_samples": p.num_samples},
+        "seed": p.options.seed, "data": {"source": data.source, "train_size": data.train_size,
+                                         "val_size": data.val_size},
+        "resources": {"cpus_per_trial": p.options.cpus_per_trial,
+                      "gpus_per_trial": p.options.gpus_per_trial,
+                      "max_concurrent": p.options.max_concurrent},
+        "command": command_line(), "versions": package_versions(), "git_commit": git_commit(),
+        "start_time": now_iso(), "end_time": None, "status": "running",
+    }
+
+
+def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
+    from ray import tune
+
+    from pipelines.progress import ProgressPrinter, ResultRecorder
+    from pipelines.schedulers import build_scheduler
+    from pipelines.searchers import build_searcher
+    from pipelines.trainable import run_trial
+
+    metadata = _run_metadata(p, data)
+    res.write_json(metadata, run_dir / "run.json")
+    budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
+
+    def persist() -> None:
+        records = list(recorder.records.values())
+        now = time.time()
+        res.write_parquet(res.trials_frame(records, metric=metric, mode=mode,
+                                           max_epochs=budget.max_epochs, now=now),
+                          run_dir / "trials.parquet")
+        res.write_parquet(res.epochs_frame(records), run_dir / "epochs.parquet")
+
+    recorder = ResultRecorder(persist)
+    total = p.num_samples * (grid_size(p.sweep.space) if p.algo == "grid" else 1)
+    printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
+                              max_epochs=budget.max_epochs)
+    threads = max(1, int(p.options.cpus_per_trial))
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, data=data, threads=threads),
+        {"cpu": p.options.cpus_per_trial, "gpu": p.options.gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=p.param_space,
+        tune_config=tune.TuneConfig(
+            metric=metric, mode=mode, num_samples=p.num_samples, reuse_actors=True,
+            search_alg=build_searcher(p.algo, metric=metric, mode=mode, seed=p.options.seed,
+                                      num_samples=p.num_samples),
+            scheduler=build_scheduler(p.options.scheduler, max_epochs=budget.max_epochs,
+                                      grace_period=budget.grace_period,
+                                      reduction_factor=budget.reduction_factor),
+            max_concurrent_trials=p.options.max_concurrent,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(run_dir), verbose=0, callbacks=[recorder, printer],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            failure_config=tune.FailureConfig(max_failures=p.options.max_failures),
+        ),
+    )
+    status = "finished"
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        persist()
+        res.write_json({**metadata, "end_time": now_iso(), "status": status},
+                       run_dir / "run.json")
+    print_leaderboard(run_dir, p)
+
+
+def leaderboard(trials: pd.DataFrame, metric: str, mode: str,
+                n: int = LEADERBOARD_SIZE) -> pd.DataFrame:
+    """The top `n` trials by their best score."""
+    return trials.sort_values(f"best_{metric}", ascending=mode == "min",
+                              na_position="last").head(n)
+
+
+def print_leaderboard(run_dir: Path, p: RunPlan, stream=sys.stdout) -> None:
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    metric = p.sweep.metric
+    top = leaderboard(trials, metric, p.sweep.mode)
+    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
+    shown += [res.CONFIG_PREFIX + k for k in p.sweep.space]
+    table = top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
+    print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:", file=stream)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), file=stream)
+    counts = trials["stop_reason"].value_counts().to_dict()
+    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+          file=stream)

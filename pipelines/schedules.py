@@ -1,0 +1,79 @@
+"""Learning-rate schedules by name, behind one small interface: the trainer
+calls `after_batch()` every step and `after_epoch(val_loss)` every epoch."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
+
+from pipelines.config import TrainConfig
+
+
+class LRSchedule:
+    def __init__(self, scheduler, *, per_batch: bool):
+        self.scheduler, self.per_batch = scheduler, per_batch
+
+    def after_batch(self) -> None:
+        if self.per_batch:
+            self.scheduler.step()
+
+    def after_epoch(self, val_loss: float) -> None:
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+def _warmup_cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _onecycle(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    total = cfg.epochs * steps_per_epoch
+    rise = min(0.5, max(0.01, cfg.warmup_epochs / cfg.epochs))
+    peak = opt.param_groups[0]["lr"]
+    # cycle_momentum=False keeps the searched momentum meaningful
+    return LRSchedule(OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=rise,
+                                 cycle_momentum=False), per_batch=True)
+
+
+def _cosine(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    total, warmup = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    return LRSchedule(LambdaLR(opt, lambda s: _warmup_cosine(s, total, warmup)), per_batch=True)
+
+
+def _step(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    milestones = [int(0.5 * cfg.epochs * steps_per_epoch), int(0.75 * cfg.epochs * steps_per_epoch)]
+    return LRSchedule(LambdaLR(opt, lambda s: 0.1 ** sum(s >= m for m in milestones)),
+                      per_batch=True)
+
+
+def _plateau(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    return LRSchedule(ReduceLROnPlateau(opt, factor=0.1, patience=2), per_batch=False)
+
+
+def _constant(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
+    return LRSchedule(LambdaLR(opt, lambda s: 1.0), per_batch=True)
+
+
+SCHEDULES: dict[str, Callable[..., LRSchedule]] = {
+    "onecycle": _onecycle, "cosine": _cosine, "step": _step,
+    "plateau": _plateau, "constant": _constant,
+}
+
+
+def build_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig,
+                   steps_per_epoch: int) -> LRSchedule:
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
+    return SCHEDULES[cfg.schedule](opt, cfg, steps_per_epoch)

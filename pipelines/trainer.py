@@ -1,0 +1,148 @@
+"""The trainer: a plain function of a validated config and the data.
+
+It runs without Ray. Whoever runs it hands in `report(metrics, state)`, called
+once per epoch with the epoch's metrics and a checkpointable state dict, and
+optionally a `resume_state` from such a call, to continue rather than restart.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import build_model
+from pipelines.augment import augment
+from pipelines.config import TrainConfig
+from pipelines.data import MEAN, NUM_CLASSES, STD, TrainValData
+from pipelines.optim import build_optimizer
+from pipelines.schedules import build_schedule
+
+Report = Callable[[dict, dict], None]
+DIVERGENCE_CHECK_EVERY = 10  # steps between finiteness checks (each one syncs a GPU)
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epochs: int
+    best_val_acc: float
+    last_val_acc: float
+    diverged: bool
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_input(images_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(images_nhwc).to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(MEAN, device=device)[None, :, None, None]
+    std = torch.tensor(STD, device=device)[None, :, None, None]
+    return (x - mean) / std
+
+
+def _batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch.device,
+             order: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches of `idx`, in `order` if given. Batches read
+    from the memory-mapped pool; sorted reads keep them sequential on disk."""
+    if order is not None:
+        idx = idx[order.numpy()]
+    for start in range(0, len(idx), batch_size):
+        rows = np.sort(idx[start:start + batch_size])
+        yield (_to_input(data.images[rows], device),
+               torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TrainValData,
+             device: torch.device) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the validation split."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for x, y in _batches(data, data.val_idx, EVAL_BATCH, device):
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(data.val_idx)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _state(model, opt, schedule, epoch, best, generator) -> dict:
+    return {
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "schedule": schedule.state_dict(), "epoch": epoch, "best_val_acc": best,
+        "rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
+    }
+
+
+def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
+          resume_state: dict | None = None, device: torch.device | None = None) -> TrainResult:
+    """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
+    once if the loss becomes NaN or infinite."""
+    device = device or default_device()
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
+                        dropout=cfg.dropout).to(device)
+    opt = build_optimizer(model.parameters(), cfg)
+    steps_per_epoch = math.ceil(len(data.train_idx) / cfg.batch_size)
+    schedule = build_schedule(opt, cfg, steps_per_epoch)
+    first_epoch, best, val_acc = 1, 0.0, 0.0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        opt.load_state_dict(resume_state["optimizer"])
+        schedule.load_state_dict(resume_state["schedule"])
+        generator.set_state(resume_state["rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        first_epoch, best = resume_state["epoch"] + 1, resume_state["best_val_acc"]
+
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        train_loss, seen, epoch_s, diverged = _train_epoch(
+            model, opt, schedule, cfg, data, device, generator)
+        lr = opt.param_groups[0]["lr"]
+        val_loss, val_acc = evaluate(model, data, device)
+        schedule.after_epoch(val_loss)
+        best = max(best, val_acc)
+        metrics = {
+            "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
+            "lr": lr, "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
+        }
+        if report is not None:
+            report(metrics, _state(model, opt, schedule, epoch, best, generator))
+        if diverged:
+            return TrainResult(epoch, best, val_acc, True)
+    return TrainResult(cfg.epochs, best, val_acc, False)
+
+
+def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
+                 device: torch.device, generator: torch.Generator):
+    """One pass over the training split; returns (mean loss, images, seconds, diverged)."""
+    model.train()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    order = torch.randperm(len(data.train_idx), generator=generator)
+    for step, (x, y) in enumerate(_batches(data, data.train_idx, cfg.batch_size, device, order)):
+        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
+                    generator=generator)
+        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.after_batch()
+        loss_sum += loss.detach() * len(y)
+        seen += len(y)
+        if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    mean_loss = loss_sum.item() / seen
+    return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss)
