@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pipelines.errors import UsageError
 
 DATA_DIR_ENV = "RAYSWEEP_DATA_DIR"
 CACHE_DIR_ENV = "RAYSWEEP_CACHE_DIR"
+OFFLINE_ENV = "RAYSWEEP_OFFLINE"  # "1": never try a download (tests, air-gapped clusters)
 DEFAULT_DATA_DIR = "./data"
 NUM_CLASSES = 10
 # Per-channel statistics of the CIFAR-10 training split, on the 0..1 scale.
@@ -89,11 +91,14 @@ def find_source(root: Path) -> tuple[str, Path]:
 
 
 def _download(root: Path) -> Path | None:
+    existed = root.exists()
     try:
         import torchvision
 
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
     except Exception:  # no network, unwritable dir: reported by the caller
+        if not existed:  # leave nothing half-written behind
+            shutil.rmtree(root, ignore_errors=True)
         return None
     d = root / "cifar-10-batches-py"
     return d if (d / "data_batch_1").is_file() else None
@@ -103,13 +108,15 @@ def locate(root: Path) -> tuple[str, Path]:
     kind, where = find_source(root)
     if kind:
         return kind, where
-    downloaded = _download(root)
+    offline = os.environ.get(OFFLINE_ENV) == "1"
+    downloaded = None if offline else _download(root)
     if downloaded:
         return "batches", downloaded
     tried = ", ".join(str(d) for d in _parquet_candidates(root)[:2])
+    download = f"no download ({OFFLINE_ENV}=1)" if offline else "a torchvision download failed"
     raise UsageError(
         f"no CIFAR-10 found: looked for train-*.parquet in {tried} and for "
-        f"cifar-10-batches-py in {root}, and a torchvision download there failed; "
+        f"cifar-10-batches-py in {root}, and {download}; "
         f"pass --data-dir DIR or set {DATA_DIR_ENV}=DIR (e.g. ../shared/data)"
     )
 

@@ -52,9 +52,10 @@ class ProgressPrinter(tune.Callback):
     """One line to stderr every few seconds and whenever a trial ends."""
 
     def __init__(self, recorder: ResultRecorder, *, metric: str, mode: str, total: int,
-                 max_epochs: int, stream=sys.stderr):
+                 max_epochs: int):
+        # No stream is stored: Tune pickles its callbacks with the experiment state.
         self.recorder, self.metric, self.mode = recorder, metric, mode
-        self.total, self.max_epochs, self.stream = total, max_epochs, stream
+        self.total, self.max_epochs = total, max_epochs
         self.start = time.time()
         self._last = 0.0
 
@@ -81,7 +82,7 @@ class ProgressPrinter(tune.Callback):
         best = self._best(records)
         if best:
             line += f" | best {self.metric} {best[0]:.4f} ({best[1]})"
-        print(line, file=self.stream, flush=True)
+        print(line, file=sys.stderr, flush=True)
 
     def _best(self, records: list[TrialRecord]) -> tuple[float, str] | None:
         scores = [(row[self.metric], r.trial_id) for r in records for row in r.epochs.values()

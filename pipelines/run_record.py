@@ -4,10 +4,10 @@ produced them (sweep, algorithm, space, command line, versions, commit, times)."
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,9 +28,12 @@ def check_storage_writable(storage: Path) -> None:
     if not existing.is_dir():
         raise UsageError(f"--storage {storage}: {existing} is a file, not a directory; "
                          f"choose another --storage")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage {storage}: {existing} is not writable; choose a "
-                         f"writable --storage directory")
+    try:  # a real write: permission bits do not tell for root or read-only mounts
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UsageError(f"--storage {storage}: {existing} is not writable ({e.strerror}); "
+                         f"choose a writable --storage directory") from None
 
 
 def create_run_dir(storage: Path, sweep: str, name: str | None, algo: str) -> Path:

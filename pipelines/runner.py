@@ -131,6 +131,7 @@ def _start_ray(options: RunOptions) -> bool:
 
     if ray.is_initialized():
         return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from sweeps
     ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", configure_logging=True)
     gpus = ray.cluster_resources().get("GPU", 0)

@@ -1,8 +1,9 @@
 """The trainer: a plain function of a validated config and the data.
 
 It runs without Ray. Whoever runs it hands in `report(metrics, state)`, called
-once per epoch with the epoch's metrics and a checkpointable state dict, and
-optionally a `resume_state` from such a call, to continue rather than restart.
+once per epoch with the epoch's metrics and a checkpointable state dict (its
+tensors are live: save it during the call), and optionally a `resume_state`
+loaded from such a save, to continue rather than restart.
 """
 
 from __future__ import annotations

@@ -1,0 +1,117 @@
+"""The CLI as a user runs it: one real sweep, and bad input."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, data_dir
+
+
+def cli(*args, storage):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.run", *args, "--storage", str(storage),
+         "--data-dir", str(data_dir())],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.integration
+def test_quick_sweep_end_to_end(tmp_path):
+    out = cli("cifar_sweep", "--quick", "--algo", "random", "--num-samples", "4",
+              "--max-epochs", "2", "--train-size", "1000", "--val-size", "300",
+              storage=tmp_path)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("results: ")
+    run_dir = tmp_path / "cifar_sweep" / last.removeprefix("results: ").split("/")[-1]
+    assert run_dir.is_dir()
+    assert "top 4 of 4 trials by val_acc" in out.stdout
+    assert "trials: 4/4 done" in out.stderr  # live progress
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert len(trials) == 4 and epochs["trial_id"].isin(trials["trial_id"]).all()
+    assert trials["best_val_acc"].max() > 0.2  # above chance: it really trained
+
+
+def test_list_shows_sweeps_with_descriptions(tmp_path):
+    out = cli("--list", storage=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("cifar_sweep ")
+
+
+BAD_INPUT = [
+    (["nope"], "unknown sweep 'nope'; known sweeps: cifar_sweep"),
+    ([], "name a sweep"),
+    (["cifar_sweep", "--algo", "bayes"], "unknown --algo 'bayes'"),
+    (["cifar_sweep", "--scheduler", "pbt"], "unknown --scheduler 'pbt'"),
+    (["cifar_sweep", "--max-epochs", "zero"], "invalid int value: 'zero'"),
+    (["cifar_sweep", "--max-epochs", "0"], "--max-epochs must be >= 1"),
+    (["cifar_sweep", "--quick", "--grace-period", "9"], "exceeds --max-epochs"),
+    (["cifar_sweep", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["cifar_sweep", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+    out = cli(*args, storage=tmp_path / "results")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_data_is_one_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--quick", "--storage",
+         str(tmp_path / "results"), "--data-dir", str(tmp_path / "empty")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "no CIFAR-10 found" in out.stderr and "--data-dir" in out.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "empty").exists()
+
+
+def test_gpus_without_gpu_is_refused(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = cli("cifar_sweep", "--quick", "--gpus-per-trial", "0.5", storage=tmp_path / "r")
+    assert out.returncode == 2 and "no CUDA GPU" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+def test_unwritable_storage_is_refused(tmp_path):
+    out = cli("cifar_sweep", "--quick", storage="/proc/raysweep-results")  # root can't write
+    assert out.returncode == 2 and "is not writable" in out.stderr
+    file_storage = tmp_path / "a_file"
+    file_storage.write_text("")
+    out = cli("cifar_sweep", "--quick", storage=file_storage)
+    assert out.returncode == 2 and "is a file, not a directory" in out.stderr
+
+
+def test_grid_without_grid_points_names_the_parameter(tmp_path, monkeypatch):
+    sweeps = tmp_path / "search_spaces"
+    sweeps.mkdir()
+    (sweeps / "__init__.py").write_text("")
+    (sweeps / "no_grid.py").write_text(
+        "from pipelines.space import LogUniform\n"
+        "from pipelines.sweep import Budget, Sweep\n"
+        "b = Budget(num_samples=2, max_epochs=1, grace_period=1, reduction_factor=2, "
+        "train_size=100, val_size=100)\n"
+        "SWEEP = Sweep(description='d', space={'lr': LogUniform(1e-3, 1.0)}, full=b, quick=b)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "import search_spaces; search_spaces.__path__.insert(0, sys.argv[1] + "
+         "'/search_spaces'); from pipelines.run import main; "
+         "sys.exit(main(['no_grid', '--algo', 'grid', '--storage', sys.argv[1] + '/r']))",
+         str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "parameter 'lr' has no grid points" in out.stderr and out.stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,72 @@
+"""CIFAR-10 loading: sources, the per-machine cache, the stratified split."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.data import CACHE_DIR_ENV, ensure_cache, find_source, stratified_split
+from pipelines.errors import UsageError
+from tests.conftest import data_dir
+
+
+def test_shared_data_decodes_to_uint8_images(cifar_cache):
+    cache, source = cifar_cache
+    images, labels = cache.open()
+    assert images.shape == (50_000, 32, 32, 3) and images.dtype == np.uint8
+    assert isinstance(images, np.memmap)  # shared through the page cache, not copied
+    assert np.bincount(labels).tolist() == [5000] * 10
+    # the README's per-channel mean of the train split
+    mean = images[::10].reshape(-1, 3).mean(0) / 255
+    assert mean == pytest.approx([0.491, 0.482, 0.447], abs=0.003)
+    assert source.startswith("parquet:")
+
+
+def test_split_is_stratified_disjoint_and_seeded(cifar_cache):
+    _, labels = cifar_cache[0].open()
+    train, val = stratified_split(labels, 45_000, 5_000, seed=0)
+    assert len(train) == 45_000 and len(val) == 5_000
+    assert not set(train) & set(val)
+    assert np.bincount(labels[val]).tolist() == [500] * 10
+    again, _ = stratified_split(labels, 45_000, 5_000, seed=0)
+    other, _ = stratified_split(labels, 45_000, 5_000, seed=1)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+def test_split_larger_than_the_data_is_a_usage_error(cifar_cache):
+    _, labels = cifar_cache[0].open()
+    with pytest.raises(UsageError, match="lower --train-size"):
+        stratified_split(labels, 50_000, 5_000, seed=0)
+
+
+def test_small_parquet_dir_is_decoded_once(tmp_path, monkeypatch):
+    source = next(data_dir().rglob("train-*.parquet"))
+    table = pq.read_table(source).slice(0, 40)
+    folder = tmp_path / "mydata" / "cifar10" / "plain_text"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "train-00000-of-00001.parquet")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    cache, _ = ensure_cache(tmp_path / "mydata")
+    images, labels = cache.open()
+    assert images.shape == (40, 32, 32, 3)
+    assert labels.tolist() == table.column("label").to_pylist()
+    mtime = (tmp_path / "cache").stat().st_mtime_ns
+    cache_again, _ = ensure_cache(tmp_path / "mydata")
+    assert cache_again == cache and (tmp_path / "cache").stat().st_mtime_ns == mtime
+
+
+def test_cifar_batches_format_is_found(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"")
+    assert find_source(tmp_path) == ("batches", folder)
+
+
+def test_missing_data_says_what_was_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    missing = tmp_path / "nowhere"
+    with pytest.raises(UsageError) as err:
+        ensure_cache(missing)
+    message = str(err.value)
+    assert "train-*.parquet" in message and "--data-dir" in message and str(missing) in message
+    assert "RAYSWEEP_OFFLINE=1" in message
+    assert not missing.exists()

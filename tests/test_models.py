@@ -1,0 +1,42 @@
+"""Every registered model: builds, runs forward and backward, gives finite gradients."""
+
+import pytest
+import torch
+
+from models import build_model, model_names
+
+
+@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_forward_backward_finite(name, dropout):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, width=8, depth=None, dropout=dropout)
+    x = torch.randn(4, 3, 32, 32)
+    logits = model(x)
+    assert logits.shape == (4, 10)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_width_and_depth_change_the_model():
+    def size(**kw):
+        model = build_model(kw.pop("name"), num_classes=10, dropout=0.0, **kw)
+        return sum(p.numel() for p in model.parameters())
+
+    assert size(name="plain_cnn", width=16, depth=2) < size(name="plain_cnn", width=16, depth=4)
+    assert size(name="resnet", width=8, depth=8) < size(name="resnet", width=8, depth=14)
+    assert size(name="simple_cnn", width=8, depth=None) < size(name="simple_cnn", width=16,
+                                                                depth=None)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ValueError, match="known models: .*resnet"):
+        build_model("vgg99", num_classes=10, width=8, depth=None, dropout=0.0)
+
+
+@pytest.mark.parametrize("name,depth", [("resnet", 10), ("simple_cnn", 3), ("plain_cnn", 9)])
+def test_invalid_depth_is_an_error(name, depth):
+    with pytest.raises(ValueError, match="depth"):
+        build_model(name, num_classes=10, width=8, depth=depth, dropout=0.0)

@@ -1,0 +1,103 @@
+"""The trainer on tiny real data, without Ray."""
+
+import math
+
+import pytest
+import torch
+
+from pipelines.config import TrainConfig
+from pipelines.optim import OPTIMIZERS, effective_lr
+from pipelines.schedules import SCHEDULES
+from pipelines.trainer import train
+
+TINY = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
+
+
+def run(data, **overrides):
+    reports = []
+    result = train(TrainConfig(**{**TINY, **overrides}), data,
+                   report=lambda metrics, state: reports.append((metrics, state)))
+    return result, reports
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_each_optimizer_trains_and_reports_every_epoch(tiny_data, optimizer):
+    lr = 0.05 if optimizer == "sgd" else 0.002
+    result, reports = run(tiny_data, optimizer=optimizer, lr=lr)
+    assert [m["epoch"] for m, _ in reports] == [1, 2]
+    assert not result.diverged
+    for metrics, state in reports:
+        assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])
+        assert 0.0 <= metrics["val_acc"] <= 1.0
+        assert metrics["images_per_s"] > 0 and metrics["epoch_s"] > 0
+        assert set(state) >= {"model", "optimizer", "schedule", "epoch", "rng"}
+    assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"] * 1.05
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_each_schedule_runs_and_keeps_lr_positive(tiny_data, schedule):
+    result, reports = run(tiny_data, schedule=schedule, lr=0.05, epochs=3)
+    lrs = [m["lr"] for m, _ in reports]
+    assert len(lrs) == 3 and all(lr >= 0 for lr in lrs)
+    if schedule in ("onecycle", "cosine", "step"):
+        assert lrs[-1] < max(lrs)  # these anneal
+    if schedule == "constant":
+        assert lrs == [pytest.approx(effective_lr(0.05, 100))] * 3
+
+
+def test_cosine_warmup_starts_low(tiny_data):
+    _, reports = run(tiny_data, schedule="cosine", warmup_epochs=2, epochs=4, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    assert lrs[0] < lrs[1]  # still warming up after epoch 1
+    assert lrs[1] == pytest.approx(effective_lr(0.1, 100), rel=0.05)
+
+
+def test_linear_scaling_rule():
+    assert effective_lr(0.1, 256) == pytest.approx(0.1)
+    assert effective_lr(0.1, 512) == pytest.approx(0.2)
+    assert effective_lr(0.1, 64) == pytest.approx(0.025)
+
+
+def test_regularisation_options_run(tiny_data):
+    result, _ = run(tiny_data, dropout=0.4, label_smoothing=0.1, weight_decay=1e-3,
+                    nesterov=True, crop_padding=2, flip_prob=1.0)
+    assert not result.diverged
+
+
+def test_divergence_stops_at_once(tiny_data):
+    result, reports = run(tiny_data, optimizer="sgd", lr=1e6, epochs=5, schedule="constant")
+    assert result.diverged
+    assert len(reports) == 1 and reports[0][0]["diverged"] is True
+    assert not math.isfinite(reports[0][0]["train_loss"])
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
+    cfg = TrainConfig(**{**TINY, "epochs": 3, "lr": 0.05})
+    straight = []
+    train(cfg, tiny_data, report=lambda m, s: straight.append(m))
+
+    def save_first_epoch(metrics, state):  # as the Ray adapter does: save during the call
+        if metrics["epoch"] == 1:
+            torch.save(state, tmp_path / "state.pt")
+
+    train(cfg, tiny_data, report=save_first_epoch)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    resumed = []
+    train(cfg, tiny_data, report=lambda m, s: resumed.append(m), resume_state=state)
+    assert [m["epoch"] for m in resumed] == [2, 3]
+    for a, b in zip(straight[1:], resumed):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_acc"] == b["val_acc"]
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(ValueError, match="unknown config key.*learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("bad", [{"lr": 0}, {"momentum": 1.0}, {"dropout": 1.0},
+                                 {"optimizer": "adam", "nesterov": True}])
+def test_invalid_values_are_errors(tiny_data, bad):
+    with pytest.raises(ValueError):
+        cfg = TrainConfig.from_dict(bad)
+        train(cfg, tiny_data)
