@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from ray import tune
@@ -48,6 +49,15 @@ class ResultRecorder(tune.Callback):
         self._on_change()
 
 
+def _last_error_line(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return "see its error.txt under the run's tune/ directory"
+    return f"{lines[-1].strip()} (full traceback: {path})" if lines else str(path)
+
+
 class ProgressPrinter(tune.Callback):
     """One line to stderr every few seconds and whenever a trial ends."""
 
@@ -67,6 +77,8 @@ class ProgressPrinter(tune.Callback):
         self.print_line()
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        print(f"trial {trial.trial_id} failed: {_last_error_line(trial)}", file=sys.stderr,
+              flush=True)
         self.print_line()
 
     def print_line(self) -> None:

@@ -187,6 +187,9 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
     from pipelines.searchers import build_searcher
     from pipelines.trainable import run_trial
 
+    # Ray's newer console output prints an experiment banner whatever the verbosity;
+    # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     metadata = _run_metadata(p, data)
     res.write_json(metadata, run_dir / "run.json")
     budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
@@ -203,6 +206,9 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
     total = p.num_samples * (grid_size(p.sweep.space) if p.algo == "grid" else 1)
     printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
                               max_epochs=budget.max_epochs)
+    print(f"{p.options.sweep}: {total} trials, {p.algo} search, {p.options.scheduler} "
+          f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
+          file=sys.stderr, flush=True)
     threads = max(1, int(p.options.cpus_per_trial))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, data=data, threads=threads),

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -93,25 +94,58 @@ def test_unwritable_storage_is_refused(tmp_path):
     assert out.returncode == 2 and "is a file, not a directory" in out.stderr
 
 
-def test_grid_without_grid_points_names_the_parameter(tmp_path, monkeypatch):
-    sweeps = tmp_path / "search_spaces"
-    sweeps.mkdir()
-    (sweeps / "__init__.py").write_text("")
-    (sweeps / "no_grid.py").write_text(
-        "from pipelines.space import LogUniform\n"
-        "from pipelines.sweep import Budget, Sweep\n"
-        "b = Budget(num_samples=2, max_epochs=1, grace_period=1, reduction_factor=2, "
-        "train_size=100, val_size=100)\n"
-        "SWEEP = Sweep(description='d', space={'lr': LogUniform(1e-3, 1.0)}, full=b, quick=b)\n"
+def test_grid_without_grid_points_names_the_parameter(tmp_path):
+    source = SWEEP_HEADER + (
+        "SWEEP = Sweep(description='d', space={'lr': LogUniform(1e-3, 1.0)}, full=b, "
+        "quick=b)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "import search_spaces; search_spaces.__path__.insert(0, sys.argv[1] + "
-         "'/search_spaces'); from pipelines.run import main; "
-         "sys.exit(main(['no_grid', '--algo', 'grid', '--storage', sys.argv[1] + '/r']))",
-         str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    out = _run_with_extra_sweep(tmp_path, "no_grid", source, "--algo", "grid")
     assert out.returncode == 2, out.stderr
     assert "parameter 'lr' has no grid points" in out.stderr and out.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def _run_with_extra_sweep(tmp_path, module: str, source: str, *args):
+    """Run the CLI with one more sweep module, written to tmp_path/search_spaces."""
+    sweeps = tmp_path / "search_spaces"
+    sweeps.mkdir(exist_ok=True)
+    (sweeps / f"{module}.py").write_text(source)
+    code = ("import sys; import search_spaces; search_spaces.__path__.insert(0, sys.argv[1]); "
+            "from pipelines.run import main; sys.exit(main(sys.argv[2:]))")
+    return subprocess.run(
+        [sys.executable, "-c", code, str(sweeps), module, "--storage", str(tmp_path / "r"),
+         "--data-dir", str(data_dir()), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+SWEEP_HEADER = (
+    "from pipelines.space import Choice, LogUniform\n"
+    "from pipelines.sweep import Budget, Sweep\n"
+    "b = Budget(num_samples=2, max_epochs=4, grace_period=1, reduction_factor=2, "
+    "train_size=300, val_size=100)\n"
+)
+
+
+@pytest.mark.integration
+def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
+    # simple_cnn has one conv layer: depth 9 raises inside the trial; lr 1e6 diverges
+    source = SWEEP_HEADER + (
+        "SWEEP = Sweep(description='d', space={'depth': Choice((1, 9)), "
+        "'lr': Choice((0.05, 1e6))}, fixed={'model': 'simple_cnn', 'width': 4, "
+        "'schedule': 'constant'}, full=b, quick=b, default_algo='grid')\n"
+    )
+    out = _run_with_extra_sweep(tmp_path, "broken", source, "--max-failures", "0",
+                                "--scheduler", "none")
+    assert out.returncode == 0, out.stderr
+    assert "has exactly one conv layer" in out.stderr  # the failing trial's error, on one line
+    run_dir = next((tmp_path / "r" / "broken").iterdir())
+    trials = pd.read_parquet(run_dir / "trials.parquet").set_index(["config/depth", "config/lr"])
+    assert trials.loc[(9, 0.05), "stop_reason"] == "error"
+    assert trials.loc[(9, 0.05), "status"] == "ERROR"
+    assert trials.loc[(1, 1e6), "stop_reason"] == "diverged"
+    assert trials.loc[(1, 0.05), "stop_reason"] == "completed"
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    diverged = epochs[epochs["trial_id"] == trials.loc[(1, 1e6), "trial_id"]]
+    assert len(diverged) < 4 and not np.isfinite(diverged["train_loss"].iloc[-1])
+    assert np.isfinite(diverged["train_loss"].iloc[:-1]).all()  # stopped at once
