@@ -44,6 +44,9 @@ class CachedSplit:
     def open(self) -> tuple[np.ndarray, np.ndarray]:
         return np.load(self.images_path, mmap_mode="r"), np.load(self.labels_path)
 
+    def exists(self) -> bool:
+        return Path(self.images_path).is_file() and Path(self.labels_path).is_file()
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -54,7 +57,7 @@ class DataSpec:
     train_size: int
     val_size: int
     seed: int
-    source: str
+    source: str  # "<kind>:<directory>", as ensure_cache returns it
 
 
 @dataclass
@@ -170,7 +173,7 @@ def ensure_cache(root: Path) -> tuple[CachedSplit, str]:
     kind, directory = locate(root)
     target = cache_root() / f"cifar10-train-{_fingerprint(kind, directory)}"
     split = CachedSplit(str(target / "images.npy"), str(target / "labels.npy"))
-    if not (Path(split.images_path).is_file() and Path(split.labels_path).is_file()):
+    if not split.exists():
         print(f"decoding CIFAR-10 from {directory} into {target} (once per machine)...",
               file=sys.stderr, flush=True)
         images, labels = (_decode_parquet if kind == "parquet" else _decode_batches)(directory)
@@ -201,6 +204,11 @@ def stratified_split(labels: np.ndarray, train_size: int, val_size: int,
 
 
 def open_split(spec: DataSpec) -> TrainValData:
-    images, labels = spec.cache.open()
+    """Open the cached pool and split it. On a machine without the cache (another
+    node of a cluster), decode it there first, from the same source directory."""
+    cache = spec.cache
+    if not cache.exists():
+        cache, _ = ensure_cache(Path(spec.source.split(":", 1)[1]))
+    images, labels = cache.open()
     train_idx, val_idx = stratified_split(labels, spec.train_size, spec.val_size, spec.seed)
     return TrainValData(images, labels, train_idx, val_idx)

@@ -1,10 +1,19 @@
 """CIFAR-10 loading: sources, the per-machine cache, the stratified split."""
 
+import shutil
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.data import CACHE_DIR_ENV, ensure_cache, find_source, stratified_split
+from pipelines.data import (
+    CACHE_DIR_ENV,
+    DataSpec,
+    ensure_cache,
+    find_source,
+    open_split,
+    stratified_split,
+)
 from pipelines.errors import UsageError
 from tests.conftest import data_dir
 
@@ -70,3 +79,17 @@ def test_missing_data_says_what_was_tried(tmp_path, monkeypatch):
     assert "train-*.parquet" in message and "--data-dir" in message and str(missing) in message
     assert "RAYSWEEP_OFFLINE=1" in message
     assert not missing.exists()
+
+
+def test_a_node_without_the_cache_decodes_its_own(tmp_path, monkeypatch):
+    source = next(data_dir().rglob("train-*.parquet"))
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pq.write_table(pq.read_table(source).slice(0, 200), folder / "train-0.parquet")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "driver-cache"))
+    cache, where = ensure_cache(folder)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "node-cache"))  # another machine
+    shutil.rmtree(tmp_path / "driver-cache")
+    split = open_split(DataSpec(cache, 20, 10, 0, where))
+    assert len(split.train_idx) == 20 and len(split.val_idx) == 10
+    assert any((tmp_path / "node-cache").rglob("images.npy"))
