@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines import results as res
-from pipelines.data import DataSpec, ensure_cache, resolve_data_dir
+from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import UsageError
 from pipelines.run_record import (
     check_storage_writable,
@@ -148,8 +148,7 @@ def run(options: RunOptions) -> Path:
     cache, source = ensure_cache(resolve_data_dir(options.data_dir))
     data = DataSpec(cache, the_plan.budget.train_size, the_plan.budget.val_size,
                     options.seed, source)
-    from pipelines.trainer import TrainConfig  # noqa: F401  (fails fast on a broken install)
-
+    open_split(data)  # a split larger than the data fails here, not in every trial
     started_ray = _start_ray(options)
     try:
         run_dir = create_run_dir(Path(options.storage).resolve(), options.sweep, options.name,

@@ -50,6 +50,7 @@ BAD_INPUT = [
     (["cifar_sweep", "--max-epochs", "0"], "--max-epochs must be >= 1"),
     (["cifar_sweep", "--quick", "--grace-period", "9"], "exceeds --max-epochs"),
     (["cifar_sweep", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["cifar_sweep", "--train-size", "48000"], "lower --train-size or --val-size"),
     (["cifar_sweep", "--frobnicate"], "unrecognized arguments: --frobnicate"),
 ]
 
