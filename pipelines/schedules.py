@@ -7,7 +7,7 @@ import math
 from typing import Callable
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from pipelines.config import TrainConfig
 
@@ -38,13 +38,25 @@ def _warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+ONECYCLE_START = 1 / 25  # of the peak, as torch's OneCycleLR (div_factor=25)
+ONECYCLE_END = ONECYCLE_START / 1e4  # final_div_factor=1e4
+
+
+def _one_cycle(step: int, total: int, rise: int) -> float:
+    """Cosine rise from START to 1 over `rise` steps, cosine fall to END by `total`.
+    Unlike torch's OneCycleLR it works for any number of steps, even 1, and
+    leaves momentum alone, so the searched momentum means what it says."""
+    if step < rise:
+        return ONECYCLE_START + (1 - ONECYCLE_START) * 0.5 * (1 - math.cos(math.pi * step / rise))
+    progress = min(1.0, (step - rise) / max(1, total - rise))
+    return ONECYCLE_END + (1 - ONECYCLE_END) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def _onecycle(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
     total = cfg.epochs * steps_per_epoch
-    rise = min(0.5, max(0.01, cfg.warmup_epochs / cfg.epochs))
-    peak = opt.param_groups[0]["lr"]
-    # cycle_momentum=False keeps the searched momentum meaningful
-    return LRSchedule(OneCycleLR(opt, max_lr=peak, total_steps=total, pct_start=rise,
-                                 cycle_momentum=False), per_batch=True)
+    rise_fraction = min(0.5, max(0.01, cfg.warmup_epochs / cfg.epochs))
+    rise = max(1, round(rise_fraction * total))
+    return LRSchedule(LambdaLR(opt, lambda s: _one_cycle(s, total, rise)), per_batch=True)
 
 
 def _cosine(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:

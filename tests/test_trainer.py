@@ -45,6 +45,20 @@ def test_each_schedule_runs_and_keeps_lr_positive(tiny_data, schedule):
         assert lrs == [pytest.approx(effective_lr(0.05, 100))] * 3
 
 
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_schedules_survive_a_single_step_per_epoch(tiny_data, schedule):
+    result, reports = run(tiny_data, schedule=schedule, epochs=1, batch_size=1000)
+    assert len(reports) == 1 and not result.diverged
+
+
+def test_onecycle_rises_to_the_peak_then_anneals(tiny_data):
+    _, reports = run(tiny_data, schedule="onecycle", warmup_epochs=2, epochs=6, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    peak = effective_lr(0.1, 100)
+    assert lrs[0] < lrs[1] == pytest.approx(peak, rel=0.01)
+    assert lrs[1] > lrs[2] > lrs[3] > lrs[4] > lrs[5] and lrs[5] < peak / 1e4
+
+
 def test_cosine_warmup_starts_low(tiny_data):
     _, reports = run(tiny_data, schedule="cosine", warmup_epochs=2, epochs=4, lr=0.1)
     lrs = [m["lr"] for m, _ in reports]
