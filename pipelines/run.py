@@ -9,6 +9,7 @@ import sys
 from pipelines.errors import UsageError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,16 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
-        from pipelines.runner import RunOptions, run
+        from pipelines.runner import RunInterrupted, RunOptions, run
 
         options = RunOptions(**{k: v for k, v in vars(args).items() if k != "list"})
         run_dir = run(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RunInterrupted as e:
+        print(e, file=sys.stderr)
+        print(f"results: {e.run_dir}")
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("interrupted: finished trials are in the run directory", file=sys.stderr)
-        return 130
+        print("interrupted before the sweep started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"results: {run_dir}")
     return 0
 

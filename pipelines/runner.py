@@ -35,6 +35,15 @@ LEADERBOARD_SIZE = 5
 CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
 
 
+class RunInterrupted(Exception):
+    """The sweep was stopped (Ctrl-C) before every trial finished; what finished
+    is in `run_dir`."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted: the trials that finished are in {run_dir}")
+        self.run_dir = run_dir
+
+
 @dataclass(frozen=True)
 class RunOptions:
     sweep: str
@@ -184,12 +193,7 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
 
 
 def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
-    from ray import tune
-
     from pipelines.progress import ProgressPrinter, ResultRecorder
-    from pipelines.schedulers import build_scheduler
-    from pipelines.searchers import build_searcher
-    from pipelines.trainable import run_trial
 
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
@@ -213,33 +217,14 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
     print(f"{p.options.sweep}: {total} trials, {p.algo} search, {p.options.scheduler} "
           f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
           file=sys.stderr, flush=True)
-    threads = max(1, int(p.options.cpus_per_trial))
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data, threads=threads),
-        {"cpu": p.options.cpus_per_trial, "gpu": p.options.gpus_per_trial},
-    )
-    tuner = tune.Tuner(
-        trainable,
-        param_space=p.param_space,
-        tune_config=tune.TuneConfig(
-            metric=metric, mode=mode, num_samples=p.num_samples, reuse_actors=True,
-            search_alg=build_searcher(p.algo, metric=metric, mode=mode, seed=p.options.seed,
-                                      num_samples=p.num_samples),
-            scheduler=build_scheduler(p.options.scheduler, max_epochs=budget.max_epochs,
-                                      grace_period=budget.grace_period,
-                                      reduction_factor=budget.reduction_factor),
-            max_concurrent_trials=p.options.max_concurrent,
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(run_dir), verbose=0, callbacks=[recorder, printer],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            failure_config=tune.FailureConfig(max_failures=p.options.max_failures),
-        ),
-    )
-    status = "finished"
+    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer])
+    status = "failed"
     try:
         tuner.fit()
+        # Tune turns a first Ctrl-C into a graceful stop and returns normally.
+        unfinished = len(recorder.records) < total or any(
+            r.ended is None for r in recorder.records.values())
+        status = "interrupted" if unfinished else "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -248,6 +233,42 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
         res.write_json({**metadata, "end_time": now_iso(), "status": status},
                        run_dir / "run.json")
     print_leaderboard(run_dir, p)
+    if status == "interrupted":
+        raise RunInterrupted(run_dir)
+
+
+def _tuner(p: RunPlan, data: DataSpec, run_dir: Path, callbacks: list):
+    from ray import tune
+
+    from pipelines.schedulers import build_scheduler
+    from pipelines.searchers import build_searcher
+    from pipelines.trainable import run_trial
+
+    options, budget = p.options, p.budget
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, data=data, threads=max(1, int(options.cpus_per_trial))),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=p.param_space,
+        tune_config=tune.TuneConfig(
+            metric=p.sweep.metric, mode=p.sweep.mode, num_samples=p.num_samples,
+            reuse_actors=True,
+            search_alg=build_searcher(p.algo, metric=p.sweep.metric, mode=p.sweep.mode,
+                                      seed=options.seed, num_samples=p.num_samples),
+            scheduler=build_scheduler(options.scheduler, max_epochs=budget.max_epochs,
+                                      grace_period=budget.grace_period,
+                                      reduction_factor=budget.reduction_factor),
+            max_concurrent_trials=options.max_concurrent,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(run_dir), verbose=0, callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        ),
+    )
 
 
 def leaderboard(trials: pd.DataFrame, metric: str, mode: str,
