@@ -17,24 +17,6 @@ from pipelines.errors import UsageError
 
 
 @dataclass(frozen=True)
-class LogUniform:
-    """A float sampled uniformly in log space on [low, high]."""
-
-    low: float
-    high: float
-    grid: tuple = ()
-
-    def check(self, name: str) -> None:
-        _check_range(name, self.low, self.high)
-        if self.low <= 0:
-            raise UsageError(f"parameter {name!r}: log domain needs low > 0, got {self.low}")
-        _check_grid_in_range(name, self.grid, self.low, self.high)
-
-    def sample_domain(self):
-        return tune.loguniform(self.low, self.high)
-
-
-@dataclass(frozen=True)
 class Uniform:
     """A float sampled uniformly on [low, high]."""
 
@@ -48,6 +30,19 @@ class Uniform:
 
     def sample_domain(self):
         return tune.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class LogUniform(Uniform):
+    """A float sampled uniformly in log space on [low, high]."""
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.low <= 0:
+            raise UsageError(f"parameter {name!r}: log domain needs low > 0, got {self.low}")
+
+    def sample_domain(self):
+        return tune.loguniform(self.low, self.high)
 
 
 @dataclass(frozen=True)
