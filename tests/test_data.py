@@ -93,3 +93,22 @@ def test_a_node_without_the_cache_decodes_its_own(tmp_path, monkeypatch):
     split = open_split(DataSpec(cache, 20, 10, 0, where))
     assert len(split.train_idx) == 20 and len(split.val_idx) == 10
     assert any((tmp_path / "node-cache").rglob("images.npy"))
+
+
+def test_torchvision_batches_decode_to_the_same_images(tmp_path, monkeypatch, cifar_cache):
+    """cifar-10-batches-py (the official pickled format) gives the same arrays."""
+    import pickle
+
+    images, labels = cifar_cache[0].open()
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(5):
+        part = slice(10 * i, 10 * (i + 1))
+        batch = {"data": images[part].transpose(0, 3, 1, 2).reshape(10, -1),
+                 "labels": labels[part].tolist()}
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    cache, source = ensure_cache(tmp_path)
+    decoded, decoded_labels = cache.open()
+    assert source == f"batches:{folder}"
+    assert np.array_equal(decoded, images[:50]) and np.array_equal(decoded_labels, labels[:50])
