@@ -1,5 +1,16 @@
-"""The one exception type the CLI turns into a one-line message and exit code 2."""
+"""The exceptions the CLI turns into a one-line message and an exit code."""
+
+from pathlib import Path
 
 
 class UsageError(Exception):
     """Bad input from the user: the message names the problem and the fix."""
+
+
+class RunInterrupted(Exception):
+    """The sweep was stopped (Ctrl-C) before every trial finished; what finished
+    is in `run_dir`."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted: the trials that finished are in {run_dir}")
+        self.run_dir = run_dir

@@ -1,12 +1,12 @@
-"""CLI: `python -m pipelines.run <sweep> [options]`. Parses arguments and calls
-the library; bad input is one line on stderr and exit code 2."""
+"""CLI: `python -m pipelines.run <sweep> [options]`. It parses arguments and
+calls the library; bad input is one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pipelines.errors import UsageError
+from pipelines.errors import RunInterrupted, UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
@@ -21,7 +21,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.data import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
-    p = _Parser(prog="python -m pipelines.run", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m pipelines.run",
+                description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
+                            "results land in <storage>/<sweep>/<run>/ as Parquet.")
     p.add_argument("sweep", nargs="?", help="sweep name: a module in search_spaces/")
     p.add_argument("--list", action="store_true", help="list the sweeps and exit")
     p.add_argument("--quick", action="store_true",
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int, help="training images (stratified subset)")
     p.add_argument("--val-size", type=int, help="validation images held out of training")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--cpus-per-trial", type=float, default=1.0,
+                   help="Ray CPUs and torch threads per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
     p.add_argument("--address", help="join a running Ray cluster ('auto'); default: "
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       f"{DEFAULT_DATA_DIR})")
     p.add_argument("--storage", default="results", help="results root (default: ./results)")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, search and trials")
     return p
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
-        from pipelines.runner import RunInterrupted, RunOptions, run
+        from pipelines.runner import RunOptions, run
 
         options = RunOptions(**{k: v for k, v in vars(args).items() if k != "list"})
         run_dir = run(options)

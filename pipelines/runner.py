@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipelines import results as res
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-from pipelines.errors import UsageError
+from pipelines.errors import RunInterrupted, UsageError
 from pipelines.run_record import (
     check_storage_writable,
     command_line,
@@ -33,15 +33,6 @@ from pipelines.sweep import Budget, Sweep, load_sweep
 
 LEADERBOARD_SIZE = 5
 CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
-
-
-class RunInterrupted(Exception):
-    """The sweep was stopped (Ctrl-C) before every trial finished; what finished
-    is in `run_dir`."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__(f"interrupted: the trials that finished are in {run_dir}")
-        self.run_dir = run_dir
 
 
 @dataclass(frozen=True)

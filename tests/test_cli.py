@@ -36,6 +36,11 @@ def test_quick_sweep_end_to_end(tmp_path):
     assert trials["best_val_acc"].max() > 0.2  # above chance: it really trained
 
 
+def test_help_exits_0(tmp_path):
+    out = cli("--help", storage=tmp_path)
+    assert out.returncode == 0 and "--algo" in out.stdout and not out.stderr
+
+
 def test_list_shows_sweeps_with_descriptions(tmp_path):
     out = cli("--list", storage=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("cifar_sweep ")
