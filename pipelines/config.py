@@ -68,3 +68,18 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._validate_names()
+
+    def _validate_names(self) -> None:
+        # imported here: the registries import this module
+        from models import model_names
+        from pipelines.optim import OPTIMIZERS
+        from pipelines.schedules import SCHEDULES
+
+        for key, value, known in (("model", self.model, model_names()),
+                                  ("optimizer", self.optimizer, list(OPTIMIZERS)),
+                                  ("schedule", self.schedule, list(SCHEDULES))):
+            if value not in known:
+                raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")

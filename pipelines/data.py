@@ -187,19 +187,24 @@ def stratified_split(labels: np.ndarray, train_size: int, val_size: int,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded, class-balanced train/validation indices with no overlap."""
     classes = np.unique(labels)
-    per_class_train, per_class_val = train_size // len(classes), val_size // len(classes)
+    for flag, size in (("--train-size", train_size), ("--val-size", val_size)):
+        if size < len(classes):
+            raise UsageError(f"{flag} {size} is smaller than the {len(classes)} classes; "
+                             f"use at least {len(classes)}")
     rng = np.random.default_rng(seed)
     train, val = [], []
-    for c in classes:
+    for i, c in enumerate(classes):
+        # the remainder of an uneven size goes to the first classes, one image each
+        n_train = train_size // len(classes) + (i < train_size % len(classes))
+        n_val = val_size // len(classes) + (i < val_size % len(classes))
         idx = rng.permutation(np.flatnonzero(labels == c))
-        if per_class_val + per_class_train > len(idx):
+        if n_val + n_train > len(idx):
             raise UsageError(
-                f"train_size={train_size} + val_size={val_size} needs "
-                f"{per_class_train + per_class_val} images of class {c}, only {len(idx)} "
-                f"exist; lower --train-size or --val-size"
+                f"train_size={train_size} + val_size={val_size} needs {n_train + n_val} "
+                f"images of class {c}, only {len(idx)} exist; lower --train-size or --val-size"
             )
-        val.append(idx[:per_class_val])
-        train.append(idx[per_class_val:per_class_val + per_class_train])
+        val.append(idx[:n_val])
+        train.append(idx[n_val:n_val + n_train])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 

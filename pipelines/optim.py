@@ -37,8 +37,5 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-    if cfg.nesterov and (cfg.optimizer != "sgd" or cfg.momentum == 0):
-        raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+    cfg.validate()  # names the optimizer's known values when it is unknown
     return OPTIMIZERS[cfg.optimizer](params, cfg, effective_lr(cfg.lr, cfg.batch_size))

@@ -106,6 +106,13 @@ def grid_points(domain: Domain) -> tuple:
     return tuple(domain.grid)
 
 
+def candidate_values(domain: Domain) -> tuple:
+    """Values worth validating: a Choice's options, a range's bounds, any grid points."""
+    if isinstance(domain, Choice):
+        return tuple(domain.options)
+    return (domain.low, domain.high, *domain.grid)
+
+
 def check_space(space: Mapping[str, Domain], known_keys: list[str]) -> None:
     """Validate every domain; parameter names must be trainer config keys."""
     if not space:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from pipelines.config import TrainConfig
 from pipelines.errors import UsageError
-from pipelines.space import Domain, check_space
+from pipelines.space import Domain, candidate_values, check_space
 
 SWEEP_PACKAGE = "search_spaces"
 
@@ -41,6 +41,8 @@ class Sweep:
     default_algo: str = "optuna"
 
     def check(self) -> None:
+        """Every key known, every domain valid, and every value the space can take
+        (options, grid points, bounds) a valid config with the fixed values."""
         keys = TrainConfig.field_names()
         check_space(self.space, keys)
         for budget in (self.full, self.quick):
@@ -49,6 +51,17 @@ class Sweep:
             if unknown:
                 raise UsageError(f"fixed value(s) for unknown config key(s) {unknown}; "
                                  f"known keys: {', '.join(keys)}")
+            _check_config(fixed, "the fixed values")
+            for name, domain in self.space.items():
+                for value in candidate_values(domain):
+                    _check_config({**fixed, name: value}, f"parameter {name!r} = {value!r}")
+
+
+def _check_config(values: Mapping[str, Any], what: str) -> None:
+    try:
+        TrainConfig.from_dict(dict(values))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{what}: {e}") from None
 
 
 def sweep_names() -> list[str]:

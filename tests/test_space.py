@@ -89,3 +89,19 @@ def test_every_sweep_compiles_for_every_algorithm(name, algo):
 def test_unknown_sweep_lists_known_ones():
     with pytest.raises(UsageError, match="known sweeps: .*cifar_sweep"):
         load_sweep("cifar_sweeeep")
+
+
+@pytest.mark.parametrize("space,fixed,message", [
+    ({"optimizer": Choice(("sgd", "adamx"))}, {}, "'optimizer' = 'adamx': unknown optimizer"),
+    ({"flip_prob": Uniform(0.0, 1.5)}, {}, "'flip_prob' = 1.5: flip_prob must be in"),
+    ({"lr": LogUniform(1e-3, 1.0)}, {"model": "resnte"}, "fixed values: unknown model"),
+    ({"optimizer": Choice(("sgd", "adam"))}, {"nesterov": True}, "'adam': nesterov needs"),
+])
+def test_sweep_values_are_checked_before_any_trial(space, fixed, message):
+    from pipelines.sweep import Budget, Sweep
+
+    budget = Budget(num_samples=1, max_epochs=1, grace_period=1, reduction_factor=2,
+                    train_size=100, val_size=100)
+    sweep = Sweep(description="d", space=space, fixed=fixed, full=budget, quick=budget)
+    with pytest.raises(UsageError, match=message):
+        sweep.check()
