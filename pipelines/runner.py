@@ -7,6 +7,7 @@ Validation comes first so that bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from ray import tune
 
 from pipelines import results as res
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
@@ -28,7 +30,7 @@ from pipelines.run_record import (
 )
 from pipelines.schedulers import SCHEDULERS
 from pipelines.searchers import SEARCHERS
-from pipelines.space import describe, grid_size, to_tune
+from pipelines.space import describe, to_tune
 from pipelines.sweep import Budget, Sweep, load_sweep
 
 LEADERBOARD_SIZE = 5
@@ -82,7 +84,15 @@ def plan(options: RunOptions) -> RunPlan:
     fixed = {**sweep.fixed, **budget.fixed, "epochs": budget.max_epochs, "seed": options.seed}
     param_space = to_tune(sweep.space, algo, fixed)
     num_samples = options.num_samples or (1 if algo == "grid" else budget.num_samples)
+    if algo == "grid" and num_samples > 1:
+        # repeats of the grid differ by seed; identical repeats would teach nothing
+        param_space["seed"] = tune.grid_search([options.seed + i for i in range(num_samples)])
+        num_samples = 1
     _check_resources(options)
+    if options.name is not None and (not options.name or Path(options.name).name != options.name
+                                     or options.name in (".", "..")):
+        raise UsageError(f"--name {options.name!r} must be a plain directory name, without "
+                         f"'/' or '..'")
     check_storage_writable(Path(options.storage))
     return RunPlan(options, sweep, algo, budget, num_samples, param_space, fixed)
 
@@ -189,8 +199,6 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    metadata = _run_metadata(p, data)
-    res.write_json(metadata, run_dir / "run.json")
     budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
 
     def persist() -> None:
@@ -202,13 +210,16 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
         res.write_parquet(res.epochs_frame(records), run_dir / "epochs.parquet")
 
     recorder = ResultRecorder(persist)
-    total = p.num_samples * (grid_size(p.sweep.space) if p.algo == "grid" else 1)
+    total = p.num_samples * math.prod(len(v["grid_search"]) for v in p.param_space.values()
+                                      if isinstance(v, dict) and "grid_search" in v)
     printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
                               max_epochs=budget.max_epochs)
     print(f"{p.options.sweep}: {total} trials, {p.algo} search, {p.options.scheduler} "
           f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
           file=sys.stderr, flush=True)
     tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer])
+    metadata = _run_metadata(p, data)
+    res.write_json(metadata, run_dir / "run.json")
     status = "failed"
     try:
         tuner.fit()
@@ -216,9 +227,9 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
         unfinished = len(recorder.records) < total or any(
             r.ended is None for r in recorder.records.values())
         status = "interrupted" if unfinished else "finished"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune gave up waiting for trials
         status = "interrupted"
-        raise
+        raise RunInterrupted(run_dir) from None
     finally:
         persist()
         res.write_json({**metadata, "end_time": now_iso(), "status": status},
@@ -275,6 +286,7 @@ def print_leaderboard(run_dir: Path, p: RunPlan, stream=sys.stdout) -> None:
     top = leaderboard(trials, metric, p.sweep.mode)
     shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
     shown += [res.CONFIG_PREFIX + k for k in p.sweep.space]
+    shown = [c for c in shown if c in top]  # no config columns before any trial ran
     table = top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:", file=stream)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), file=stream)

@@ -56,6 +56,9 @@ BAD_INPUT = [
     (["cifar_sweep", "--quick", "--grace-period", "9"], "exceeds --max-epochs"),
     (["cifar_sweep", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     (["cifar_sweep", "--train-size", "48000"], "lower --train-size or --val-size"),
+    (["cifar_sweep", "--val-size", "5"], "--val-size 5 is smaller than the 10 classes"),
+    (["cifar_sweep", "--name", "a/b"], "must be a plain directory name"),
+    (["cifar_sweep", "--name", ".."], "must be a plain directory name"),
     (["cifar_sweep", "--frobnicate"], "unrecognized arguments: --frobnicate"),
 ]
 

@@ -49,6 +49,7 @@ def test_each_algorithm_records_exactly_what_ran(local_ray, tmp_path, algo):
     assert len(trials) == expected and trials["trial_id"].is_unique
     assert set(trials["stop_reason"]) <= set(STOP_REASONS)
     assert (trials["status"] == "TERMINATED").all()
+    assert trials["node_ip"].notna().all()
     reported = _tune_results(run_dir)
     assert set(trials["trial_id"]) == set(reported)
     ran = {(t, e) for t, es in reported.items() for e in es}
@@ -73,6 +74,11 @@ def test_other_schedulers(local_ray, tmp_path, scheduler):
         assert (trials["stop_reason"] == "completed").all() and len(epochs) == 9
     for _, group in epochs.groupby("trial_id"):
         assert list(group["epoch"]) == list(range(1, len(group) + 1))
+    # HyperBand pauses trials at rungs; a resumed trial continues from its checkpoint,
+    # so Tune's own log never sees an epoch twice (a restart would report 1, 2, ... again)
+    for log in (run_dir / "tune").glob("*/result.json"):
+        reported = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+        assert reported == sorted(set(reported)), f"{log.parent.name} repeated epochs"
 
 
 def test_runs_never_overwrite_each_other(local_ray, tmp_path):
@@ -80,6 +86,12 @@ def test_runs_never_overwrite_each_other(local_ray, tmp_path):
     second = _run(tmp_path, algo="random", num_samples=1, max_epochs=1)
     assert first != second and first.parent == second.parent
     assert (first / "trials.parquet").is_file() and (second / "trials.parquet").is_file()
+
+
+def test_grid_repeats_differ_by_seed(tmp_path):
+    p = plan(RunOptions(sweep="cifar_sweep", quick=True, algo="grid", num_samples=3, seed=7,
+                        storage=str(tmp_path)))
+    assert p.param_space["seed"] == {"grid_search": [7, 8, 9]} and p.num_samples == 1
 
 
 def test_plan_applies_budget_overrides(tmp_path):
