@@ -125,7 +125,6 @@ def _bare_trial(config: dict, spec: DataSpec, threads: int) -> tuple[float, int,
     epoch_s: list[float] = []
     result = train(TrainConfig.from_dict(config), _data(spec),
                    report=lambda metrics, state: epoch_s.append(metrics["epoch_s"]))
-    assert not result.diverged, f"bare trial diverged: {config}"
     return time.perf_counter() - start, result.epochs, epoch_s
 
 
@@ -154,14 +153,19 @@ def measure_once(args, options: RunOptions, configs: list[dict], spec: DataSpec,
     print("--- pipeline (Ray Tune) ---", flush=True)
     with tempfile.TemporaryDirectory(prefix="overhead-") as storage:
         times, trials, epochs = run_pipeline(dataclasses.replace(options, storage=storage))
-    done = trials["stop_reason"].eq("completed") & trials["epochs"].eq(args.epochs)
-    assert done.all(), f"not every pipeline trial ran all epochs:\n{trials[~done]}"
+    # No early stopping: a trial runs every epoch, or stops where its loss diverged,
+    # which the bare side must then reproduce (same seed, same data order).
+    done = trials["stop_reason"].isin(["completed", "diverged"])
+    assert done.all(), f"pipeline trials failed:\n{trials[~done]}"
     ordered = in_pipeline_order(configs, trials)
     if bare is None:
         print("--- bare process pool ---", flush=True)
         bare = run_bare(ordered, spec, n_workers, threads)
     bare_s, bare_trials = bare
-    assert all(n == args.epochs for _, n, _ in bare_trials), "a bare trial stopped early"
+    # trials' row i ran ordered[i]; the bare side ran its configs in its own order
+    expected = [trials["epochs"].iloc[ordered.index(c)] for c in (configs if bare_first
+                                                                  else ordered)]
+    assert [n for _, n, _ in bare_trials] == expected, "the two sides did different work"
     ray_s = times["init"] + times["shutdown"]
     return {
         "pipeline_s": times["run"] + ray_s, "run_s": times["run"], "ray_s": ray_s,

@@ -38,4 +38,5 @@ class PlainCNN(nn.Module):
 
 @register_model("plain_cnn")
 def plain_cnn(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
-    return PlainCNN(num_classes=num_classes, width=width, depth=depth or 3, dropout=dropout)
+    return PlainCNN(num_classes=num_classes, width=width, depth=3 if depth is None else depth,
+                    dropout=dropout)

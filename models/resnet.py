@@ -57,4 +57,5 @@ class CifarResNet(nn.Module):
 
 @register_model("resnet")
 def resnet(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
-    return CifarResNet(num_classes=num_classes, width=width, depth=depth or 20, dropout=dropout)
+    return CifarResNet(num_classes=num_classes, width=width,
+                       depth=20 if depth is None else depth, dropout=dropout)

@@ -29,7 +29,7 @@ def trial_columns(metric: str) -> dict[str, str]:
     return {
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
-        "wall_s": "float64",
+        "wall_s": "float64", "node_ip": "string",
     }
 
 
@@ -46,12 +46,14 @@ class TrialRecord:
     error: bool = False
     diverged: bool = False
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    node_ip: str | None = None  # where its latest epoch ran (Tune fills it in)
 
     def add_epoch(self, result: dict[str, Any]) -> None:
         row = {name: result.get(name) for name in EPOCH_COLUMNS}
         row["trial_id"] = self.trial_id
         self.epochs[int(result["epoch"])] = row
         self.diverged = self.diverged or bool(result.get("diverged"))
+        self.node_ip = result.get("node_ip", self.node_ip)
 
     def stop_reason(self, max_epochs: int) -> str | None:
         if self.error:
@@ -63,8 +65,9 @@ class TrialRecord:
         return "completed" if max(self.epochs, default=0) >= max_epochs else "early_stopped"
 
     def summary(self, metric: str, mode: str, max_epochs: int, now: float) -> dict[str, Any]:
+        # an epoch whose training loss diverged evaluated NaN weights: not a score
         scores = {e: row[metric] for e, row in sorted(self.epochs.items())
-                  if row.get(metric) is not None and math.isfinite(row[metric])}
+                  if _finite(row.get(metric)) and _finite(row.get("train_loss", 0.0))}
         best_epoch = (max if mode == "max" else min)(scores, key=scores.get) if scores else None
         last = max(self.epochs, default=None)
         row = {
@@ -72,10 +75,14 @@ class TrialRecord:
             "stop_reason": self.stop_reason(max_epochs), "epochs": len(self.epochs),
             f"best_{metric}": scores.get(best_epoch, math.nan), "best_epoch": best_epoch,
             f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
-            "wall_s": (self.ended or now) - self.started,
+            "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
         }
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def trials_frame(records: list[TrialRecord], *, metric: str, mode: str, max_epochs: int,

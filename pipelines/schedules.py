@@ -60,7 +60,9 @@ def _onecycle(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
 
 
 def _cosine(opt, cfg: TrainConfig, steps_per_epoch: int) -> LRSchedule:
-    total, warmup = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    total = cfg.epochs * steps_per_epoch
+    # at most half the run warms up, so the cosine always decays (as onecycle's rise)
+    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
     return LRSchedule(LambdaLR(opt, lambda s: _warmup_cosine(s, total, warmup)), per_batch=True)
 
 

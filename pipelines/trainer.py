@@ -106,9 +106,8 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
         first_epoch, best = resume_state["epoch"] + 1, resume_state["best_val_acc"]
 
     for epoch in range(first_epoch, cfg.epochs + 1):
-        train_loss, seen, epoch_s, diverged = _train_epoch(
+        train_loss, seen, epoch_s, diverged, lr = _train_epoch(
             model, opt, schedule, cfg, data, device, generator)
-        lr = opt.param_groups[0]["lr"]
         val_loss, val_acc = evaluate(model, data, device)
         schedule.after_epoch(val_loss)
         best = max(best, val_acc)
@@ -125,7 +124,8 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
 
 def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
                  device: torch.device, generator: torch.Generator):
-    """One pass over the training split; returns (mean loss, images, seconds, diverged)."""
+    """One pass over the training split; returns (mean loss, images, seconds, diverged,
+    learning rate of the last step)."""
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
@@ -137,6 +137,7 @@ def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
         loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        lr = opt.param_groups[0]["lr"]
         opt.step()
         schedule.after_batch()
         loss_sum += loss.detach() * len(y)
@@ -146,4 +147,4 @@ def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     mean_loss = loss_sum.item() / seen
-    return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss)
+    return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss), lr

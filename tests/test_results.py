@@ -24,7 +24,7 @@ def _epoch(epoch, val_acc, **extra):
 def _records():
     done = TrialRecord("t1", {"lr": 0.1, "optimizer": "sgd"}, started=0.0)
     for e, acc in [(1, 0.3), (2, 0.5), (3, 0.4)]:
-        done.add_epoch(_epoch(e, acc))
+        done.add_epoch(_epoch(e, acc, node_ip="127.0.0.1"))
     done.ended, done.status = 10.0, "TERMINATED"
     stopped = TrialRecord("t2", {"lr": 0.01, "optimizer": "adam"}, started=1.0)
     stopped.add_epoch(_epoch(1, 0.2))
@@ -49,6 +49,16 @@ def test_trial_rows_summarise_each_trial():
     assert rows.loc["t5", "wall_s"] == 2.0  # still running: time so far
     assert pd.isna(rows.loc["t4", "best_epoch"]) and rows.loc["t4", "epochs"] == 0
     assert rows.loc["t2", "config/optimizer"] == "adam"
+    assert rows.loc["t1", "node_ip"] == "127.0.0.1" and pd.isna(rows.loc["t2", "node_ip"])
+
+
+def test_a_diverged_epoch_is_not_a_score():
+    record = TrialRecord("t", {}, started=0.0)
+    record.add_epoch(_epoch(1, 0.08))
+    record.add_epoch(_epoch(2, 0.1, train_loss=math.inf, diverged=True))
+    frame = trials_frame([record], metric="val_acc", mode="max", max_epochs=3, now=1.0)
+    assert frame.loc[0, "best_epoch"] == 1 and frame.loc[0, "best_val_acc"] == 0.08
+    assert frame.loc[0, "stop_reason"] == "diverged"
 
 
 def test_min_mode_picks_the_lowest():

@@ -55,8 +55,8 @@ def test_onecycle_rises_to_the_peak_then_anneals(tiny_data):
     _, reports = run(tiny_data, schedule="onecycle", warmup_epochs=2, epochs=6, lr=0.1)
     lrs = [m["lr"] for m, _ in reports]
     peak = effective_lr(0.1, 100)
-    assert lrs[0] < lrs[1] == pytest.approx(peak, rel=0.01)
-    assert lrs[1] > lrs[2] > lrs[3] > lrs[4] > lrs[5] and lrs[5] < peak / 1e4
+    assert lrs[0] < lrs[1] == pytest.approx(peak, rel=0.05)  # the last step of the rise
+    assert lrs[1] > lrs[2] > lrs[3] > lrs[4] > lrs[5] and lrs[5] < peak / 100
 
 
 def test_cosine_warmup_starts_low(tiny_data):
@@ -64,6 +64,12 @@ def test_cosine_warmup_starts_low(tiny_data):
     lrs = [m["lr"] for m, _ in reports]
     assert lrs[0] < lrs[1]  # still warming up after epoch 1
     assert lrs[1] == pytest.approx(effective_lr(0.1, 100), rel=0.05)
+
+
+def test_cosine_warmup_longer_than_the_run_still_decays(tiny_data):
+    _, reports = run(tiny_data, schedule="cosine", warmup_epochs=5, epochs=2, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    assert lrs[1] < lrs[0]
 
 
 def test_linear_scaling_rule():
