@@ -37,5 +37,4 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    cfg.validate()  # names the optimizer's known values when it is unknown
     return OPTIMIZERS[cfg.optimizer](params, cfg, effective_lr(cfg.lr, cfg.batch_size))

@@ -3,7 +3,6 @@ print live progress."""
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -97,8 +96,8 @@ class ProgressPrinter(tune.Callback):
         print(line, file=sys.stderr, flush=True)
 
     def _best(self, records: list[TrialRecord]) -> tuple[float, str] | None:
-        scores = [(row[self.metric], r.trial_id) for r in records for row in r.epochs.values()
-                  if row.get(self.metric) is not None and math.isfinite(row[self.metric])]
+        scores = [(score, r.trial_id) for r in records
+                  for score in r.scores(self.metric).values()]
         if not scores:
             return None
         return max(scores) if self.mode == "max" else min(scores)

@@ -64,10 +64,14 @@ class TrialRecord:
             return None
         return "completed" if max(self.epochs, default=0) >= max_epochs else "early_stopped"
 
+    def scores(self, metric: str) -> dict[int, float]:
+        """{epoch: score}, leaving out epochs without a finite score and the epoch
+        whose training loss diverged (its evaluation ran on NaN weights)."""
+        return {e: row[metric] for e, row in sorted(self.epochs.items())
+                if _finite(row.get(metric)) and _finite(row.get("train_loss", 0.0))}
+
     def summary(self, metric: str, mode: str, max_epochs: int, now: float) -> dict[str, Any]:
-        # an epoch whose training loss diverged evaluated NaN weights: not a score
-        scores = {e: row[metric] for e, row in sorted(self.epochs.items())
-                  if _finite(row.get(metric)) and _finite(row.get("train_loss", 0.0))}
+        scores = self.scores(metric)
         best_epoch = (max if mode == "max" else min)(scores, key=scores.get) if scores else None
         last = max(self.epochs, default=None)
         row = {

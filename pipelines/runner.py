@@ -240,8 +240,6 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
 
 
 def _tuner(p: RunPlan, data: DataSpec, run_dir: Path, callbacks: list):
-    from ray import tune
-
     from pipelines.schedulers import build_scheduler
     from pipelines.searchers import build_searcher
     from pipelines.trainable import run_trial

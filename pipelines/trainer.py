@@ -88,6 +88,7 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
           resume_state: dict | None = None, device: torch.device | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
     once if the loss becomes NaN or infinite."""
+    cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
