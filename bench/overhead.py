@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-from pipelines.results import CONFIG_PREFIX
+from pipelines.results import CONFIG_PREFIX, read_parquet
 from pipelines.runner import RunOptions, RunPlan, _start_ray, plan, run
 from pipelines.space import grid_points
 
@@ -94,8 +94,8 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
         start, cpu = time.perf_counter(), _cpu_s()
         run_dir = run(options)
         times["run"], times["driver_cpu"] = time.perf_counter() - start, _cpu_s() - cpu
-        trials = pd.read_parquet(run_dir / "trials.parquet")
-        epochs = pd.read_parquet(run_dir / "epochs.parquet")
+        trials = read_parquet(run_dir / "trials.parquet")
+        epochs = read_parquet(run_dir / "epochs.parquet")
     finally:
         start = time.perf_counter()
         ray.shutdown()

@@ -1,7 +1,5 @@
 """The exceptions the CLI turns into a one-line message and an exit code."""
 
-from pathlib import Path
-
 
 class UsageError(Exception):
     """Bad input from the user: the message names the problem and the fix."""
@@ -9,8 +7,9 @@ class UsageError(Exception):
 
 class RunInterrupted(Exception):
     """The sweep was stopped (Ctrl-C) before every trial finished; what finished
-    is in `run_dir`."""
+    is in `run_dir`, and `--resume run_dir` finishes the rest."""
 
-    def __init__(self, run_dir: Path):
-        super().__init__(f"interrupted: the trials that finished are in {run_dir}")
+    def __init__(self, run_dir):
+        super().__init__(f"interrupted: the trials that finished are in {run_dir}; "
+                         f"finish the run with --resume {run_dir}")
         self.run_dir = run_dir

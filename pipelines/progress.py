@@ -13,20 +13,28 @@ from ray import tune
 from pipelines.results import TrialRecord
 
 PROGRESS_EVERY_S = 5.0
+PERSIST_EVERY_S = 5.0  # results mid-trial; a trial's end is always written at once
 
 
 class ResultRecorder(tune.Callback):
-    """Keeps a TrialRecord per trial; `on_change` persists them (atomically)."""
+    """Keeps a TrialRecord per trial; `on_change` persists them (atomically).
+
+    Its state is saved with Tune's experiment state, so a resumed run restores
+    the records from the same snapshot as the trials: no epoch lost or doubled.
+    """
 
     def __init__(self, on_change: Callable[[], None]):
         self.records: dict[str, TrialRecord] = {}
         self._on_change = on_change
+        self._persisted = 0.0
 
     def _record(self, trial) -> TrialRecord:
         if trial.trial_id not in self.records:
             self.records[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config),
                                                        started=time.time())
-        return self.records[trial.trial_id]
+        record = self.records[trial.trial_id]
+        record.failures = trial.num_failures
+        return record
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._record(trial).status = "RUNNING"
@@ -34,6 +42,21 @@ class ResultRecorder(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" in result:
             self._record(trial).add_epoch(result)
+        if time.time() - self._persisted >= PERSIST_EVERY_S:
+            self._persist()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._record(trial).status = "PENDING"  # a worker or node died; Tune retries it
+
+    def get_state(self) -> dict:
+        return {"records": self.records}
+
+    def set_state(self, state: dict) -> None:
+        self.records = state["records"]
+
+    def _persist(self) -> None:
+        self._persisted = time.time()
+        self._on_change()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, error=False)
@@ -45,7 +68,7 @@ class ResultRecorder(tune.Callback):
         record = self._record(trial)
         record.ended, record.error = time.time(), error
         record.status = "ERROR" if error else "TERMINATED"
-        self._on_change()
+        self._persist()
 
 
 def _last_error_line(trial) -> str:

@@ -1,25 +1,26 @@
 """The results of a run, in Parquet: the schema's one home, and atomic writes.
 
 trials.parquet: one row per trial; epochs.parquet: one row per trial and
-epoch. Both are rewritten atomically (temp file + rename) as trials finish,
-so a reader never sees a half-written file, and a run in progress is readable.
+epoch. Both are rewritten atomically (see pipelines.storage) as results
+arrive, so a reader never sees a half-written file, and a run in progress is
+readable.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipelines.storage import Location, parquet_bytes
+
 EPOCH_COLUMNS = {  # name -> pandas dtype
     "trial_id": "string", "epoch": "int64", "train_loss": "float64", "val_loss": "float64",
     "val_acc": "float64", "lr": "float64", "epoch_s": "float64", "images_per_s": "float64",
+    "node_id": "string",  # the Ray node the epoch ran on: a retried trial may move
 }
 STOP_REASONS = ("completed", "early_stopped", "diverged", "error")
 CONFIG_PREFIX = "config/"
@@ -29,7 +30,7 @@ def trial_columns(metric: str) -> dict[str, str]:
     return {
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
-        "wall_s": "float64", "node_ip": "string",
+        "wall_s": "float64", "node_ip": "string", "node_id": "string", "failures": "int64",
     }
 
 
@@ -47,6 +48,8 @@ class TrialRecord:
     diverged: bool = False
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     node_ip: str | None = None  # where its latest epoch ran (Tune fills it in)
+    node_id: str | None = None  # Ray's node id: unique even for nodes sharing an IP
+    failures: int = 0  # worker or node deaths this trial was retried after
 
     def add_epoch(self, result: dict[str, Any]) -> None:
         row = {name: result.get(name) for name in EPOCH_COLUMNS}
@@ -54,6 +57,7 @@ class TrialRecord:
         self.epochs[int(result["epoch"])] = row
         self.diverged = self.diverged or bool(result.get("diverged"))
         self.node_ip = result.get("node_ip", self.node_ip)
+        self.node_id = result.get("node_id", self.node_id)
 
     def stop_reason(self, max_epochs: int) -> str | None:
         if self.error:
@@ -80,6 +84,7 @@ class TrialRecord:
             f"best_{metric}": scores.get(best_epoch, math.nan), "best_epoch": best_epoch,
             f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
+            "node_id": self.node_id, "failures": self.failures,
         }
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
@@ -109,26 +114,17 @@ def epochs_frame(records: list[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(EPOCH_COLUMNS)).astype(EPOCH_COLUMNS)
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def write_parquet(frame: pd.DataFrame, where: Location) -> None:
+    where.write_bytes(parquet_bytes(frame))  # serialised first: a failure writes nothing
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+def write_json(data: dict, where: Location) -> None:
+    where.write_bytes((json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
-def write_json(data: dict, path: Path) -> None:
-    def dump(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
+def read_parquet(where: Location) -> pd.DataFrame:
+    return pd.read_parquet(where.path, filesystem=where.fs)
 
-    _atomic(path, dump)
+
+def read_json(where: Location) -> dict:
+    return json.loads(where.read_bytes())

@@ -20,6 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.data import DATA_DIR_ENV, DEFAULT_DATA_DIR
+    from pipelines.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
 
     p = _Parser(prog="python -m pipelines.run",
                 description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
@@ -45,10 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
                                      "RAY_ADDRESS if set, else an embedded local Ray")
     p.add_argument("--data-dir", help=f"data root (default: ${DATA_DIR_ENV} or "
                                       f"{DEFAULT_DATA_DIR})")
-    p.add_argument("--storage", default="results", help="results root (default: ./results)")
+    p.add_argument("--storage", default=default_storage(),
+                   help=f"results root: a path (shared, e.g. NFS, on a multi-node cluster) or "
+                        f"a URI such as s3://bucket/path or gs://bucket/path (default: "
+                        f"${STORAGE_ENV} or ./{DEFAULT_STORAGE})")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, search and trials")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="finish a stopped or crashed run (<storage>/<sweep>/<run>): finished "
+                        "trials are kept, the others continue from their last checkpoint")
     return p
+
+
+# A resumed run is the run as it was started; only where it runs may change.
+RESUME_MAY_CHANGE = {"sweep", "resume", "address", "data_dir"}
+
+
+def _check_resume_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    changed = sorted(k for k, v in vars(args).items()
+                     if k not in RESUME_MAY_CHANGE and v != parser.get_default(k))
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise UsageError(f"--resume continues the run as it was started; drop {flags} "
+                         f"(only --address and --data-dir may change)")
 
 
 def _list_sweeps() -> None:
@@ -60,11 +80,14 @@ def _list_sweeps() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         if args.list:
             _list_sweeps()
             return 0
-        if not args.sweep:
+        if args.resume:
+            _check_resume_flags(parser, args)
+        elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
         from pipelines.runner import RunOptions, run

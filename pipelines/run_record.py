@@ -7,11 +7,11 @@ import importlib.metadata
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pipelines.errors import UsageError
+from pipelines.storage import Location
 
 PACKAGES = ("ray", "torch", "torchvision", "optuna", "hyperopt", "pyarrow", "pandas", "numpy")
 
@@ -20,41 +20,20 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def check_storage_writable(storage: Path) -> None:
-    """Fail early, before anything is created, if results could not be written."""
-    existing = storage
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--storage {storage}: {existing} is a file, not a directory; "
-                         f"choose another --storage")
-    try:  # a real write: permission bits do not tell for root or read-only mounts
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        raise UsageError(f"--storage {storage}: {existing} is not writable ({e.strerror}); "
-                         f"choose a writable --storage directory") from None
-
-
-def create_run_dir(storage: Path, sweep: str, name: str | None, algo: str) -> Path:
+def create_run_dir(storage: Location, sweep: str, name: str | None, algo: str) -> Location:
     """A new directory `<storage>/<sweep>/<name>`; an earlier run is never reused."""
     parent = storage / sweep
-    parent.mkdir(parents=True, exist_ok=True)
+    parent.fs.create_dir(parent.path, recursive=True)
     if name:
         run_dir = parent / name
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
+        if not run_dir.make_new_dir():
             raise UsageError(f"{run_dir} already exists and results are never overwritten; "
-                             f"choose another --name") from None
+                             f"choose another --name")
         return run_dir
     stamp = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{algo}"
     for suffix in ["", *(f"-{i}" for i in range(2, 1000))]:
-        try:
-            (parent / (stamp + suffix)).mkdir()
+        if (parent / (stamp + suffix)).make_new_dir():
             return parent / (stamp + suffix)
-        except FileExistsError:
-            continue
     raise UsageError(f"could not create a new run directory under {parent}; pass --name")
 
 

@@ -1,5 +1,6 @@
 """Run a sweep on Ray Tune: validate everything, then start Ray, then create
-the run directory, run the trials and write the Parquet results.
+the run directory, run the trials and write the Parquet results; or resume a
+run whose driver died or was stopped.
 
 Validation comes first so that bad input leaves nothing behind.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +23,6 @@ from pipelines import results as res
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import RunInterrupted, UsageError
 from pipelines.run_record import (
-    check_storage_writable,
     command_line,
     create_run_dir,
     git_commit,
@@ -31,10 +32,15 @@ from pipelines.run_record import (
 from pipelines.schedulers import SCHEDULERS
 from pipelines.searchers import SEARCHERS
 from pipelines.space import describe, to_tune
+from pipelines.storage import Location, check_writable, default_storage, resolve
 from pipelines.sweep import Budget, Sweep, load_sweep
 
 LEADERBOARD_SIZE = 5
 CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
+# Tune saves its experiment state (trials, searcher, our recorder) at most this often.
+# Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
+EXPERIMENT_STATE_EVERY_S = "2"
+TUNE_DIR = "tune"  # Ray Tune's experiment directory inside a run directory
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,10 @@ class RunOptions:
     max_failures: int = 2
     address: str | None = None  # None: RAY_ADDRESS if set, else an embedded local Ray
     data_dir: str | None = None
-    storage: str = "results"
+    storage: str = dataclasses.field(default_factory=default_storage)
     name: str | None = None
     seed: int = 0
+    resume: str | None = None  # a run directory to finish; everything else comes from it
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ def plan(options: RunOptions) -> RunPlan:
                                      or options.name in (".", "..")):
         raise UsageError(f"--name {options.name!r} must be a plain directory name, without "
                          f"'/' or '..'")
-    check_storage_writable(Path(options.storage))
+    check_writable(resolve(options.storage))
     return RunPlan(options, sweep, algo, budget, num_samples, param_space, fixed)
 
 
@@ -147,37 +154,108 @@ def _start_ray(options: RunOptions) -> bool:
         # and Ray's own daemons win each contention: trials trained 12-17% slower than
         # outside Ray (bench/overhead.py). Our embedded Ray runs nothing but the sweep.
         os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+    # "local": a new Ray for this run. ray.init() without an address would attach to
+    # any cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
+    address = options.address or os.environ.get("RAY_ADDRESS") or "local"
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", configure_logging=True)
     gpus = ray.cluster_resources().get("GPU", 0)
     if options.gpus_per_trial > gpus:
-        ray.shutdown()
-        raise UsageError(f"--gpus-per-trial {options.gpus_per_trial} but the Ray cluster has "
-                         f"{gpus:g} GPUs; lower --gpus-per-trial or add GPU nodes")
+        # An autoscaling cluster starts GPU nodes once trials ask for them (cluster.yaml
+        # has min_workers: 0), so a cluster without GPUs yet is not an error.
+        print(f"the Ray cluster has {gpus:g} GPUs now; trials wait until the autoscaler "
+              f"adds GPU nodes ({options.gpus_per_trial:g} per trial)", file=sys.stderr)
     return True
 
 
-def run(options: RunOptions) -> Path:
-    """Run the sweep end to end; return its results directory."""
+def run(options: RunOptions) -> Location:
+    """Run the sweep end to end (or finish `options.resume`); return its results directory."""
+    if options.resume:
+        return resume(options)
     the_plan = plan(options)
-    cache, source = ensure_cache(resolve_data_dir(options.data_dir))
-    data = DataSpec(cache, the_plan.budget.train_size, the_plan.budget.val_size,
-                    options.seed, source)
-    open_split(data)  # a split larger than the data fails here, not in every trial
+    data = _prepare_data(the_plan)
     started_ray = _start_ray(options)
     try:
-        run_dir = create_run_dir(Path(options.storage).resolve(), options.sweep, options.name,
+        run_dir = create_run_dir(resolve(options.storage), options.sweep, options.name,
                                  the_plan.algo)
-        _execute(the_plan, data, run_dir)
+        _execute(the_plan, data, run_dir, _run_metadata(the_plan, data))
     finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+        _stop_ray(started_ray)
     return run_dir
 
 
+def resume(options: RunOptions) -> Location:
+    """Finish a run whose driver died or was stopped: Tune restores its trials,
+    searcher and our result records from the run's last saved experiment state;
+    finished trials are not run again."""
+    run_dir = resolve(options.resume, "--resume")
+    metadata = read_run_metadata(run_dir)
+    stored = RunOptions(**metadata["options"])
+    if options.sweep and options.sweep != stored.sweep:
+        raise UsageError(f"{run_dir} is a run of {stored.sweep!r}, not {options.sweep!r}; "
+                         f"drop the sweep name or resume the right directory")
+    if metadata["status"] == "finished":
+        raise UsageError(f"{run_dir} already finished; nothing to resume")
+    _check_no_live_driver(metadata, run_dir)
+    # the cluster and the data may have moved since: --address and --data-dir win
+    the_plan = plan(dataclasses.replace(
+        stored, address=options.address, data_dir=options.data_dir or stored.data_dir,
+        storage=_root_of(run_dir)))
+    data = _prepare_data(the_plan)
+    started_ray = _start_ray(the_plan.options)
+    try:
+        metadata = {**metadata, "resumed": [*metadata.get("resumed", []), now_iso()]}
+        _execute(the_plan, data, run_dir, metadata, restore=True)
+    finally:
+        _stop_ray(started_ray)
+    return run_dir
+
+
+def read_run_metadata(run_dir: Location) -> dict:
+    """run.json of a run directory; a UsageError if `run_dir` is not one."""
+    if not (run_dir / "run.json").is_file():
+        raise UsageError(f"{run_dir} is not a results directory (no run.json); pass "
+                         f"<storage>/<sweep>/<run>, as printed by the run")
+    return res.read_json(run_dir / "run.json")
+
+
+def _check_no_live_driver(metadata: dict, run_dir: Location) -> None:
+    driver = metadata.get("driver") or {}
+    if metadata["status"] != "running" or driver.get("host") != socket.gethostname():
+        return  # another host's driver cannot be checked; its run.json says "running"
+    try:
+        os.kill(driver["pid"], 0)
+    except (ProcessLookupError, KeyError, TypeError):
+        return
+    except PermissionError:  # alive, another user's
+        pass
+    raise UsageError(f"{run_dir} is still being run by process {driver['pid']} on this "
+                     f"machine; stop it (Ctrl-C) or wait for it before --resume")
+
+
+def _root_of(run_dir: Location) -> str:
+    """The --storage a run directory <storage>/<sweep>/<run> was created under."""
+    base, sep, query = run_dir.uri.partition("?")
+    return base.rstrip("/").rsplit("/", 2)[0] + sep + query
+
+
+def _prepare_data(p: RunPlan) -> DataSpec:
+    cache, source = ensure_cache(resolve_data_dir(p.options.data_dir))
+    data = DataSpec(cache, p.budget.train_size, p.budget.val_size, p.options.seed, source)
+    open_split(data)  # a split larger than the data fails here, not in every trial
+    return data
+
+
+def _stop_ray(started_ray: bool) -> None:
+    if started_ray:
+        import ray
+
+        ray.shutdown()
+
+
 def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
+    options = {**dataclasses.asdict(p.options), "resume": None,
+               "storage": resolve(p.options.storage).uri}
     return {
         "sweep": p.options.sweep, "algorithm": p.algo, "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
@@ -188,17 +266,20 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
         "resources": {"cpus_per_trial": p.options.cpus_per_trial,
                       "gpus_per_trial": p.options.gpus_per_trial,
                       "max_concurrent": p.options.max_concurrent},
+        "options": options,  # what --resume runs again
         "command": command_line(), "versions": package_versions(), "git_commit": git_commit(),
         "start_time": now_iso(), "end_time": None, "status": "running",
     }
 
 
-def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
+def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
+             restore: bool = False) -> None:
     from pipelines.progress import ProgressPrinter, ResultRecorder
 
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
     budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
 
     def persist() -> None:
@@ -214,11 +295,13 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
                                       if isinstance(v, dict) and "grid_search" in v)
     printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
                               max_epochs=budget.max_epochs)
-    print(f"{p.options.sweep}: {total} trials, {p.algo} search, {p.options.scheduler} "
+    verb = "resuming" if restore else "running"
+    print(f"{p.options.sweep}: {verb} {total} trials, {p.algo} search, {p.options.scheduler} "
           f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
           file=sys.stderr, flush=True)
-    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer])
-    metadata = _run_metadata(p, data)
+    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer], restore=restore)
+    metadata = {**metadata, "status": "running", "end_time": None,
+                "driver": {"host": socket.gethostname(), "pid": os.getpid()}}
     res.write_json(metadata, run_dir / "run.json")
     status = "failed"
     try:
@@ -239,7 +322,7 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Path) -> None:
         raise RunInterrupted(run_dir)
 
 
-def _tuner(p: RunPlan, data: DataSpec, run_dir: Path, callbacks: list):
+def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list, restore: bool):
     from pipelines.schedulers import build_scheduler
     from pipelines.searchers import build_searcher
     from pipelines.trainable import run_trial
@@ -249,6 +332,9 @@ def _tuner(p: RunPlan, data: DataSpec, run_dir: Path, callbacks: list):
         tune.with_parameters(run_trial, data=data, threads=max(1, int(options.cpus_per_trial))),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
+    storage = run_dir.tune_storage()
+    if restore:
+        return _restored_tuner(run_dir, trainable, callbacks, storage.get("storage_filesystem"))
     return tune.Tuner(
         trainable,
         param_space=p.param_space,
@@ -264,11 +350,25 @@ def _tuner(p: RunPlan, data: DataSpec, run_dir: Path, callbacks: list):
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(run_dir), verbose=0, callbacks=callbacks,
+            name=TUNE_DIR, **storage, verbose=0, callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
         ),
     )
+
+
+def _restored_tuner(run_dir: Location, trainable, callbacks: list, filesystem):
+    tune_dir = run_dir / TUNE_DIR
+    if not tune.Tuner.can_restore(tune_dir.path, storage_filesystem=filesystem):
+        raise UsageError(f"{run_dir} has no Ray Tune state to resume (its driver stopped "
+                         f"before the first trial started); start a new run instead")
+    tuner = tune.Tuner.restore(tune_dir.path, trainable, resume_unfinished=True,
+                               resume_errored=False, restart_errored=False,
+                               storage_filesystem=filesystem)
+    # Tune restores the run config pickled at the start, callbacks included; ours are
+    # this driver's (they write to this run_dir), and get their state from the snapshot.
+    tuner._local_tuner.get_run_config().callbacks = callbacks
+    return tuner
 
 
 def leaderboard(trials: pd.DataFrame, metric: str, mode: str,
@@ -278,8 +378,8 @@ def leaderboard(trials: pd.DataFrame, metric: str, mode: str,
                               na_position="last").head(n)
 
 
-def print_leaderboard(run_dir: Path, p: RunPlan, stream=sys.stdout) -> None:
-    trials = pd.read_parquet(run_dir / "trials.parquet")
+def print_leaderboard(run_dir: Location, p: RunPlan, stream=sys.stdout) -> None:
+    trials = res.read_parquet(run_dir / "trials.parquet")
     metric = p.sweep.metric
     top = leaderboard(trials, metric, p.sweep.mode)
     shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]

@@ -7,6 +7,7 @@ import functools
 import tempfile
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
@@ -32,14 +33,17 @@ def _restore_state() -> dict | None:
         return torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
 
 
-def _report(metrics: dict, state: dict) -> None:
+def _report(metrics: dict, state: dict, *, node_id: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         torch.save(state, Path(d) / CHECKPOINT_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        # node_id, not just Tune's node_ip: nodes that share a host share an IP
+        tune.report({**metrics, "node_id": node_id},
+                    checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def run_trial(config: dict, *, data: DataSpec, threads: int) -> None:
     """Ray Tune entry point for one trial."""
     torch.set_num_threads(threads)
-    train(TrainConfig.from_dict(config), _data(data), report=_report,
+    report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id())
+    train(TrainConfig.from_dict(config), _data(data), report=report,
           resume_state=_restore_state())

@@ -14,6 +14,11 @@ from pipelines.results import (
     write_json,
     write_parquet,
 )
+from pipelines.storage import resolve
+
+
+def _at(path):
+    return resolve(str(path))
 
 
 def _epoch(epoch, val_acc, **extra):
@@ -82,8 +87,8 @@ def test_parquet_round_trip_keeps_dtypes(tmp_path):
     records = _records()
     trials = trials_frame(records, metric="val_acc", mode="max", max_epochs=3, now=7.0)
     epochs = epochs_frame(records)
-    write_parquet(trials, tmp_path / "trials.parquet")
-    write_parquet(epochs, tmp_path / "epochs.parquet")
+    write_parquet(trials, _at(tmp_path / "trials.parquet"))
+    write_parquet(epochs, _at(tmp_path / "epochs.parquet"))
     back_t = pd.read_parquet(tmp_path / "trials.parquet")
     back_e = pd.read_parquet(tmp_path / "epochs.parquet")
     pd.testing.assert_frame_equal(back_e, epochs)
@@ -98,13 +103,13 @@ def test_parquet_round_trip_keeps_dtypes(tmp_path):
 
 def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
     path = tmp_path / "trials.parquet"
-    write_parquet(pd.DataFrame({"a": [1]}), path)
+    write_parquet(pd.DataFrame({"a": [1]}), _at(path))
     with pytest.raises(Exception):
-        write_parquet(pd.DataFrame({"a": [object()]}), path)  # pyarrow cannot write this
+        write_parquet(pd.DataFrame({"a": [object()]}), _at(path))  # pyarrow cannot write this
     assert pd.read_parquet(path)["a"].tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["trials.parquet"]
 
 
 def test_json_is_written_whole(tmp_path):
-    write_json({"a": 1, "when": pd.Timestamp("2026-01-01")}, tmp_path / "run.json")
+    write_json({"a": 1, "when": pd.Timestamp("2026-01-01")}, _at(tmp_path / "run.json"))
     assert '"a": 1' in (tmp_path / "run.json").read_text()

@@ -1,6 +1,7 @@
 """Real sweeps on a real local Ray, one per search algorithm and scheduler."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,7 +38,7 @@ def _tune_results(run_dir):
 def _run(tmp_path, **overrides):
     options = RunOptions(**{**TINY, "data_dir": str(data_dir()), "storage": str(tmp_path),
                             **overrides})
-    return run(options)
+    return Path(run(options).path)
 
 
 @pytest.mark.parametrize("algo", ["grid", "random", "optuna", "hyperopt"])

@@ -1,0 +1,162 @@
+"""Processes the tests start, and stop again by their own handles.
+
+Each Ray node or CLI run starts in a new session (`start_new_session=True`).
+Everything it spawns (GCS, raylet, workers, job drivers) inherits that
+session, even the workers Ray puts in process groups of their own; so killing
+the session stops exactly what the test started, and never another Ray
+running on the same machine (no `ray stop`, no `pkill`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import REPO
+
+RAY = str(Path(sys.executable).with_name("ray"))
+READY_LINE = "will now block forever"
+
+
+def session_pids(session: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == session:
+                    pids.append(int(entry))
+            except OSError:  # exited meanwhile
+                continue
+    return pids
+
+
+def live_session_pids(session: int) -> list[int]:
+    """Session members that are not zombies (a zombie is dead, awaiting its parent)."""
+    live = []
+    for pid in session_pids(session):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(pid)
+    return live
+
+
+def kill_session(session: int, grace_s: float = 10.0) -> None:
+    """SIGTERM every process of the session, then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in live_session_pids(session):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace_s
+        while live_session_pids(session) and time.time() < deadline:
+            time.sleep(0.2)
+
+
+def start(args: list[str], env: dict, log: Path, **kwargs) -> subprocess.Popen:
+    """Start a command in a session of its own, output to `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, **kwargs)
+
+
+def stop(process: subprocess.Popen) -> None:
+    kill_session(process.pid)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.3):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise TimeoutError(f"gave up after {timeout_s:.0f} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_env(tmp: Path) -> dict:
+    """Environment for every process of a token-authenticated test cluster: its
+    own token file, so the user's ~/.ray/auth_token is neither read nor written."""
+    token = tmp / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+            "RAY_USAGE_STATS_ENABLED": "0", "RAYSWEEP_OFFLINE": "1"}
+
+
+@dataclass
+class RayNode:
+    process: subprocess.Popen
+    log: Path
+    temp_dir: Path
+
+    def stop(self) -> None:
+        stop(self.process)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def start_node(args: list[str], env: dict, log: Path, timeout_s: float = 90) -> RayNode:
+    """`ray start ... --block`, waiting until the node is up. Each node gets its own
+    temp dir: nodes sharing one would share runtime-env directories, and one node
+    cleaning up a job's working_dir would pull it from under the other's driver.
+    (Short, in /tmp: Ray's socket paths must stay under 108 bytes.)"""
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-"))
+    node = RayNode(start([RAY, "start", *args, "--block", "--disable-usage-stats",
+                          "--temp-dir", str(temp_dir)], env, log), log, temp_dir)
+
+    def ready():
+        if node.process.poll() is not None:
+            raise RuntimeError(f"ray start exited {node.process.returncode}:\n"
+                               f"{log.read_text()[-3000:]}")
+        return READY_LINE in log.read_text()
+
+    try:
+        wait_for(ready, timeout_s, f"ray start ({log})")
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def alive_node_ids(dashboard: str, token: str) -> set[str]:
+    status, body = http_get(f"{dashboard}/api/v0/nodes?limit=100", token)
+    if status != 200:
+        return set()
+    nodes = json.loads(body)["data"]["result"]["result"]
+    return {n["node_id"] for n in nodes if n["state"] == "ALIVE"}

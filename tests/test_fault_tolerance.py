@@ -1,0 +1,174 @@
+"""Failures a real sweep survives, through the CLI on an embedded local Ray:
+a trial's worker process killed, the driver killed, Ctrl-C; every one ends
+with each trial once and each epoch once in the Parquet files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests import processes as proc
+from tests.conftest import REPO, data_dir
+
+pytestmark = pytest.mark.integration
+TRIAL_WORKER = "ray::ImplicitFunc"  # the process title of a function trainable's actor
+
+
+def sweep_cmd(storage: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--quick", "--algo", "random",
+            "--scheduler", "none", "--val-size", "300", "--storage", str(storage),
+            "--data-dir", str(data_dir()), "--name", "run", *args]
+
+
+def reported_epochs(run_dir: Path) -> dict[str, list[int]]:
+    """{trial: epochs in the order reported}, from Ray Tune's own per-trial logs."""
+    return {log.parent.name: [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+            for log in (run_dir / "tune").glob("*/result.json")}
+
+
+def assert_each_trial_and_epoch_once(run_dir: Path, trials_expected: int, epochs_each: int):
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert len(trials) == trials_expected and trials["trial_id"].is_unique
+    assert (trials["stop_reason"] == "completed").all(), trials["stop_reason"].tolist()
+    assert len(epochs) == trials_expected * epochs_each
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    return trials
+
+
+def trial_workers(session: int) -> list[int]:
+    pids = []
+    for pid in proc.live_session_pids(session):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(TRIAL_WORKER.encode()):
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "cifar_sweep" / "run"
+    driver = proc.start(sweep_cmd(tmp_path, "--num-samples", "2", "--max-epochs", "5",
+                                  "--train-size", "3000"), dict(os.environ),
+                        tmp_path / "driver.log")
+    try:
+        proc.wait_for(lambda: any(len(e) >= 2 for e in reported_epochs(run_dir).values()),
+                      180, "a trial's second epoch")
+        victim = proc.wait_for(lambda: trial_workers(driver.pid), 30, "a trial worker")[0]
+        os.kill(victim, signal.SIGKILL)
+        assert driver.wait(timeout=300) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        proc.stop(driver)
+    trials = assert_each_trial_and_epoch_once(run_dir, 2, 5).set_index("trial_id")
+    hit = trials.index[trials["failures"] > 0]
+    assert len(hit) == 1, trials["failures"]
+    # restored from its checkpoint: Tune's log continues where it stopped (a restart
+    # from scratch would report epoch 1 again)
+    assert reported_epochs(run_dir)[hit[0]] == [1, 2, 3, 4, 5]
+
+
+def test_killed_driver_then_resume_finishes_the_run(tmp_path):
+    run_dir = tmp_path / "cifar_sweep" / "run"
+    driver = proc.start(sweep_cmd(tmp_path, "--num-samples", "6", "--max-epochs", "3",
+                                  "--train-size", "3000"), dict(os.environ),
+                        tmp_path / "driver.log")
+
+    def finished_trials():
+        if not (run_dir / "trials.parquet").exists():
+            return set()
+        trials = pd.read_parquet(run_dir / "trials.parquet")
+        return set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
+
+    try:
+        done_before = proc.wait_for(finished_trials, 240, "a finished trial")
+        # Tune saves its experiment state every runner.EXPERIMENT_STATE_EVERY_S (2 s):
+        # trials that finished longer ago than that are in the state the resume reads
+        time.sleep(3)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        proc.stop(driver)  # the embedded Ray it started, if anything of it survived
+    assert len(finished_trials()) < 6, "kill the driver mid-sweep, not after it"
+    logs_before = {t: (run_dir / "tune" / t / "result.json").read_text() for t in done_before}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    resumed = proc.start([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir),
+                          "--data-dir", str(data_dir())], dict(os.environ),
+                         tmp_path / "resume.log")
+    try:
+        assert resumed.wait(timeout=400) == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    finally:
+        proc.stop(resumed)
+    assert_each_trial_and_epoch_once(run_dir, 6, 3)
+    for trial, log in logs_before.items():  # finished trials did not run again
+        assert (run_dir / "tune" / trial / "result.json").read_text() == log
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert len(meta["resumed"]) == 1 and meta["end_time"]
+
+
+def test_ctrl_c_leaves_a_resumable_run(tmp_path):
+    run_dir = tmp_path / "cifar_sweep" / "run"
+    driver = subprocess.Popen(
+        sweep_cmd(tmp_path, "--num-samples", "6", "--max-epochs", "2", "--train-size", "2000"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in driver.stderr:  # wait until trials have reported
+        if "best val_acc" in line:
+            break
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert f"finish the run with --resume {run_dir}" in err
+    assert out.strip().splitlines()[-1] == f"results: {run_dir}"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert 1 <= len(trials) and len(epochs) >= 1
+    assert set(epochs["trial_id"]) <= set(trials["trial_id"])
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--resume", str(run_dir),
+         "--data-dir", str(data_dir())], cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_each_trial_and_epoch_once(run_dir, 6, 2)
+
+
+RESUME_ERRORS = [
+    (["--resume", "{tmp}"], "is not a results directory (no run.json)"),
+    (["--resume", "{run}", "--algo", "grid"], "--resume continues the run as it was started; "
+                                              "drop --algo"),
+    (["other_sweep", "--resume", "{run}"], "is a run of 'cifar_sweep', not 'other_sweep'"),
+]
+
+
+@pytest.mark.parametrize("args,message", RESUME_ERRORS)
+def test_bad_resume_is_one_line_exit_2(tmp_path, args, message):
+    run = tmp_path / "cifar_sweep" / "run"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps(
+        {"status": "interrupted", "options": {"sweep": "cifar_sweep"}}))
+    before = (run / "run.json").read_text()
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.run",
+         *[a.format(tmp=tmp_path, run=run) for a in args]],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
+    assert (run / "run.json").read_text() == before
+
+
+def test_resuming_a_finished_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(
+        {"status": "finished", "options": {"sweep": "cifar_sweep"}}))
+    out = subprocess.run([sys.executable, "-m", "pipelines.run", "--resume", str(run)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "already finished; nothing to resume" in out.stderr
