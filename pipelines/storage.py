@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from pipelines.errors import UsageError
@@ -102,7 +103,7 @@ def resolve(where: str, flag: str = "--storage") -> Location:
         return Location(pafs.LocalFileSystem(), path.as_posix(), str(path))
     try:
         fs, path = pafs.FileSystem.from_uri(where)
-    except (pafs.ArrowException, OSError, ValueError) as e:  # ArrowInvalid is a ValueError
+    except (pa.ArrowException, OSError, ValueError) as e:  # ArrowInvalid is a ValueError
         raise UsageError(f"{flag} {where}: cannot open it ({_first_line(e)}); check the "
                          f"scheme (s3://, gs://, file://) and credentials") from None
     if isinstance(fs, pafs.LocalFileSystem):  # file:// URIs
