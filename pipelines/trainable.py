@@ -29,8 +29,13 @@ def _restore_state() -> dict | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as d:
-        # weights_only: tensors and plain containers only, nothing is unpickled
-        return torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+        return load_state(Path(d) / CHECKPOINT_FILE)
+
+
+def load_state(path: Path) -> dict:
+    """A trial's saved state. weights_only: tensors and plain containers only; a
+    checkpoint holding any other object (code, on unpickling) is refused."""
+    return torch.load(path, weights_only=True, map_location="cpu")
 
 
 def _report(metrics: dict, state: dict, *, node_id: str) -> None:

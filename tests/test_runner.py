@@ -20,7 +20,8 @@ TINY = dict(sweep="cifar_sweep", quick=True, max_epochs=2, grace_period=1, train
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray of its own, whatever else runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -8,6 +8,7 @@ import torch
 from pipelines.config import TrainConfig
 from pipelines.optim import OPTIMIZERS, effective_lr
 from pipelines.schedules import SCHEDULES
+from pipelines.trainable import load_state
 from pipelines.trainer import train
 
 TINY = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
@@ -101,7 +102,7 @@ def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
             torch.save(state, tmp_path / "state.pt")
 
     train(cfg, tiny_data, report=save_first_epoch)
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    state = load_state(tmp_path / "state.pt")  # what a restored trial loads
     resumed = []
     train(cfg, tiny_data, report=lambda m, s: resumed.append(m), resume_state=state)
     assert [m["epoch"] for m in resumed] == [2, 3]
