@@ -1,5 +1,7 @@
 """The exceptions the CLI turns into a one-line message and an exit code."""
 
+import shlex
+
 
 class UsageError(Exception):
     """Bad input from the user: the message names the problem and the fix."""
@@ -11,5 +13,5 @@ class RunInterrupted(Exception):
 
     def __init__(self, run_dir):
         super().__init__(f"interrupted: the trials that finished are in {run_dir}; "
-                         f"finish the run with --resume {run_dir}")
+                         f"finish the run with --resume {shlex.quote(str(run_dir))}")
         self.run_dir = run_dir

@@ -49,7 +49,7 @@ class TrialRecord:
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     node_ip: str | None = None  # where its latest epoch ran (Tune fills it in)
     node_id: str | None = None  # Ray's node id: unique even for nodes sharing an IP
-    failures: int = 0  # worker or node deaths this trial was retried after
+    failures: int = 0  # failed attempts (exceptions, dead workers or nodes): Tune's count
 
     def add_epoch(self, result: dict[str, Any]) -> None:
         row = {name: result.get(name) for name in EPOCH_COLUMNS}

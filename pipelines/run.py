@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the split, search and trials")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="finish a stopped or crashed run (<storage>/<sweep>/<run>): finished "
-                        "trials are kept, the others continue from their last checkpoint")
+                        "and failed trials are kept, unfinished ones continue from their "
+                        "last checkpoint")
     return p
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -20,8 +19,10 @@ import pandas as pd
 from ray import tune
 
 from pipelines import results as res
+from pipelines import resume as resume_checks
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import RunInterrupted, UsageError
+from pipelines.resume import TUNE_DIR
 from pipelines.run_record import (
     command_line,
     create_run_dir,
@@ -40,7 +41,6 @@ CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is be
 # Tune saves its experiment state (trials, searcher, our recorder) at most this often.
 # Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
 EXPERIMENT_STATE_EVERY_S = "2"
-TUNE_DIR = "tune"  # Ray Tune's experiment directory inside a run directory
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,10 @@ def _check_resources(options: RunOptions) -> None:
         raise UsageError(f"--cpus-per-trial must be > 0, got {options.cpus_per_trial}")
     if options.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial must be >= 0, got {options.gpus_per_trial}")
+    if (options.address or "").startswith("ray://"):
+        raise UsageError(f"--address {options.address}: Ray Client (ray://) is not supported, "
+                         f"the driver must run in the cluster; use `ray job submit ... -- "
+                         f"python -m pipelines.run ... --address auto`")
     if options.max_failures < 0:
         raise UsageError(f"--max-failures must be >= 0, got {options.max_failures}")
     if options.gpus_per_trial > 0 and not _joins_cluster(options):
@@ -189,18 +193,21 @@ def resume(options: RunOptions) -> Location:
     searcher and our result records from the run's last saved experiment state;
     finished trials are not run again."""
     run_dir = resolve(options.resume, "--resume")
-    metadata = read_run_metadata(run_dir)
-    stored = RunOptions(**metadata["options"])
+    metadata = resume_checks.read_run_metadata(run_dir)
+    known = {f.name for f in dataclasses.fields(RunOptions)}
+    stored = RunOptions(**resume_checks.stored_options(metadata, known, run_dir))
     if options.sweep and options.sweep != stored.sweep:
         raise UsageError(f"{run_dir} is a run of {stored.sweep!r}, not {options.sweep!r}; "
                          f"drop the sweep name or resume the right directory")
     if metadata["status"] == "finished":
         raise UsageError(f"{run_dir} already finished; nothing to resume")
-    _check_no_live_driver(metadata, run_dir)
+    resume_checks.check_no_live_driver(metadata, run_dir)
+    resume_checks.check_tune_state(run_dir)
     # the cluster and the data may have moved since: --address and --data-dir win
     the_plan = plan(dataclasses.replace(
-        stored, address=options.address, data_dir=options.data_dir or stored.data_dir,
-        storage=_root_of(run_dir)))
+        stored, address=options.address or stored.address,
+        data_dir=options.data_dir or stored.data_dir,
+        storage=resume_checks.storage_root(run_dir)))
     data = _prepare_data(the_plan)
     started_ray = _start_ray(the_plan.options)
     try:
@@ -209,34 +216,6 @@ def resume(options: RunOptions) -> Location:
     finally:
         _stop_ray(started_ray)
     return run_dir
-
-
-def read_run_metadata(run_dir: Location) -> dict:
-    """run.json of a run directory; a UsageError if `run_dir` is not one."""
-    if not (run_dir / "run.json").is_file():
-        raise UsageError(f"{run_dir} is not a results directory (no run.json); pass "
-                         f"<storage>/<sweep>/<run>, as printed by the run")
-    return res.read_json(run_dir / "run.json")
-
-
-def _check_no_live_driver(metadata: dict, run_dir: Location) -> None:
-    driver = metadata.get("driver") or {}
-    if metadata["status"] != "running" or driver.get("host") != socket.gethostname():
-        return  # another host's driver cannot be checked; its run.json says "running"
-    try:
-        os.kill(driver["pid"], 0)
-    except (ProcessLookupError, KeyError, TypeError):
-        return
-    except PermissionError:  # alive, another user's
-        pass
-    raise UsageError(f"{run_dir} is still being run by process {driver['pid']} on this "
-                     f"machine; stop it (Ctrl-C) or wait for it before --resume")
-
-
-def _root_of(run_dir: Location) -> str:
-    """The --storage a run directory <storage>/<sweep>/<run> was created under."""
-    base, sep, query = run_dir.uri.partition("?")
-    return base.rstrip("/").rsplit("/", 2)[0] + sep + query
 
 
 def _prepare_data(p: RunPlan) -> DataSpec:
@@ -254,8 +233,9 @@ def _stop_ray(started_ray: bool) -> None:
 
 
 def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
-    options = {**dataclasses.asdict(p.options), "resume": None,
-               "storage": resolve(p.options.storage).uri}
+    options = {**dataclasses.asdict(p.options), "resume": None,  # absolute, for --resume
+               "storage": resolve(p.options.storage).uri,
+               "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}
     return {
         "sweep": p.options.sweep, "algorithm": p.algo, "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
@@ -279,7 +259,8 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
+    if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
     budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
 
     def persist() -> None:
@@ -290,7 +271,14 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
                           run_dir / "trials.parquet")
         res.write_parquet(res.epochs_frame(records), run_dir / "epochs.parquet")
 
-    recorder = ResultRecorder(persist)
+    def persist_or_warn() -> None:
+        try:  # a storage hiccup mid-run must not end the sweep: the next write retries
+            persist()
+        except OSError as e:
+            print(f"warning: could not write results to {run_dir} ({e}); retrying with the "
+                  f"next result", file=sys.stderr, flush=True)
+
+    recorder = ResultRecorder(persist_or_warn)
     total = p.num_samples * math.prod(len(v["grid_search"]) for v in p.param_space.values()
                                       if isinstance(v, dict) and "grid_search" in v)
     printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
@@ -301,7 +289,7 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
           file=sys.stderr, flush=True)
     tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer], restore=restore)
     metadata = {**metadata, "status": "running", "end_time": None,
-                "driver": {"host": socket.gethostname(), "pid": os.getpid()}}
+                "driver": resume_checks.driver_record()}
     res.write_json(metadata, run_dir / "run.json")
     status = "failed"
     try:
@@ -314,9 +302,11 @@ def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
         status = "interrupted"
         raise RunInterrupted(run_dir) from None
     finally:
-        persist()
-        res.write_json({**metadata, "end_time": now_iso(), "status": status},
-                       run_dir / "run.json")
+        try:
+            persist()
+        finally:  # run.json must not say "running" after this driver is gone
+            res.write_json({**metadata, "end_time": now_iso(), "status": status},
+                           run_dir / "run.json")
     print_leaderboard(run_dir, p)
     if status == "interrupted":
         raise RunInterrupted(run_dir)
@@ -358,11 +348,7 @@ def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list, resto
 
 
 def _restored_tuner(run_dir: Location, trainable, callbacks: list, filesystem):
-    tune_dir = run_dir / TUNE_DIR
-    if not tune.Tuner.can_restore(tune_dir.path, storage_filesystem=filesystem):
-        raise UsageError(f"{run_dir} has no Ray Tune state to resume (its driver stopped "
-                         f"before the first trial started); start a new run instead")
-    tuner = tune.Tuner.restore(tune_dir.path, trainable, resume_unfinished=True,
+    tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable, resume_unfinished=True,
                                resume_errored=False, restart_errored=False,
                                storage_filesystem=filesystem)
     # Tune restores the run config pickled at the start, callbacks included; ours are

@@ -31,9 +31,11 @@ class Location:
     uri: str
 
     def __truediv__(self, name: str) -> Location:
+        path = f"{self.path.rstrip('/')}/{name}"
+        if self.is_local:  # a local path may contain "?"
+            return Location(self.fs, path, path)
         base, sep, query = self.uri.partition("?")  # s3://b/p?endpoint_override=...
-        return Location(self.fs, f"{self.path.rstrip('/')}/{name}",
-                        f"{base.rstrip('/')}/{name}{sep}{query}")
+        return Location(self.fs, path, f"{base.rstrip('/')}/{name}{sep}{query}")
 
     def __str__(self) -> str:
         return self.uri
@@ -104,7 +106,7 @@ def resolve(where: str, flag: str = "--storage") -> Location:
     try:
         fs, path = pafs.FileSystem.from_uri(where)
     except (pa.ArrowException, OSError, ValueError) as e:  # ArrowInvalid is a ValueError
-        raise UsageError(f"{flag} {where}: cannot open it ({_first_line(e)}); check the "
+        raise UsageError(f"{flag} {where}: cannot open it ({first_line(e)}); check the "
                          f"scheme (s3://, gs://, file://) and credentials") from None
     if isinstance(fs, pafs.LocalFileSystem):  # file:// URIs
         return Location(fs, path, path)
@@ -125,7 +127,7 @@ def check_writable(root: Location) -> None:
         probe.write_bytes(b"")
         root.fs.delete_file(probe.path)
     except OSError as e:
-        raise UsageError(f"--storage {root.uri} is not writable ({_first_line(e)}); check the "
+        raise UsageError(f"--storage {root.uri} is not writable ({first_line(e)}); check the "
                          f"bucket, path and credentials") from None
 
 
@@ -150,6 +152,6 @@ def parquet_bytes(frame) -> bytes:
     return buffer.getvalue()
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

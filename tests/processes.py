@@ -1,10 +1,12 @@
 """Processes the tests start, and stop again by their own handles.
 
 Each Ray node or CLI run starts in a new session (`start_new_session=True`).
-Everything it spawns (GCS, raylet, workers, job drivers) inherits that
-session, even the workers Ray puts in process groups of their own; so killing
-the session stops exactly what the test started, and never another Ray
-running on the same machine (no `ray stop`, no `pkill`).
+Everything it spawns (GCS, raylet, workers) inherits that session, even the
+workers Ray puts in process groups of their own; so killing the session stops
+exactly what the test started, and never another Ray running on the same
+machine (no `ray stop`, no `pkill`). Ray starts job drivers in sessions of
+their own; it stops them itself when their job supervisor (a worker in the
+node's session) dies.
 """
 
 from __future__ import annotations
@@ -55,17 +57,25 @@ def live_session_pids(session: int) -> list[int]:
     return live
 
 
-def kill_session(session: int, grace_s: float = 10.0) -> None:
-    """SIGTERM every process of the session, then SIGKILL what is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in live_session_pids(session):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + grace_s
-        while live_session_pids(session) and time.time() < deadline:
-            time.sleep(0.2)
+def kill_session(session: int, grace_s: float = 5.0, give_up_s: float = 30.0) -> None:
+    """SIGTERM every process of the session; after `grace_s`, SIGKILL whatever is
+    left, again and again (a dying parent may still fork), until none is."""
+    _signal_all(session, signal.SIGTERM)
+    deadline = time.time() + grace_s
+    while live_session_pids(session) and time.time() < deadline:
+        time.sleep(0.2)
+    deadline = time.time() + give_up_s
+    while live_session_pids(session) and time.time() < deadline:
+        _signal_all(session, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def _signal_all(session: int, sig: int) -> None:
+    for pid in live_session_pids(session):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def start(args: list[str], env: dict, log: Path, **kwargs) -> subprocess.Popen:
@@ -76,6 +86,10 @@ def start(args: list[str], env: dict, log: Path, **kwargs) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Stop the process and its session, once: after it was reaped, its pid (and so
+    its session id) may belong to someone else."""
+    if process.returncode is not None and not live_session_pids(process.pid):
+        return
     kill_session(process.pid)
     try:
         process.wait(timeout=10)
@@ -152,6 +166,8 @@ def http_get(url: str, token: str | None = None) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except OSError as e:  # not listening yet, or too busy to answer in time
+        return 0, str(e)
 
 
 def alive_node_ids(dashboard: str, token: str) -> set[str]:
@@ -160,3 +176,12 @@ def alive_node_ids(dashboard: str, token: str) -> set[str]:
         return set()
     nodes = json.loads(body)["data"]["result"]["result"]
     return {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
+
+
+def ctrl_c_after_first_result(driver: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C (SIGINT to the driver alone) once a trial has reported; its output."""
+    for line in driver.stderr:
+        if "best val_acc" in line:
+            break
+    driver.send_signal(signal.SIGINT)
+    return driver.communicate(timeout=120)

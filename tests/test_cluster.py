@@ -33,18 +33,28 @@ class Cluster:
              "--port", str(self.gcs_port), "--dashboard-port", str(dashboard_port),
              "--ray-client-server-port", str(proc.free_port()), "--num-cpus", "1",
              "--object-store-memory", OBJECT_STORE_BYTES], self.env, tmp / "head.log")
-        self.head_id = proc.wait_for(lambda: proc.alive_node_ids(self.dashboard, self.token),
-                                     60, "the head node").pop()
+        try:
+            self.head_id = proc.wait_for(lambda: self.alive_nodes(), 60, "the head node").pop()
+        except BaseException:
+            self.head.stop()
+            raise
+
+    def alive_nodes(self) -> set[str]:
+        return proc.alive_node_ids(self.dashboard, self.token)
 
     def add_worker(self, name: str) -> tuple[proc.RayNode, str]:
         """A second node of one CPU; returns it and its Ray node id."""
+        before = self.alive_nodes()
         node = proc.start_node(
             ["--address", f"127.0.0.1:{self.gcs_port}", "--node-ip-address", "127.0.0.1",
              "--num-cpus", "1", "--object-store-memory", OBJECT_STORE_BYTES],
             self.env, self.tmp / f"{name}.log")
-        ids = proc.wait_for(lambda: proc.alive_node_ids(self.dashboard, self.token) - {
-            self.head_id}, 60, f"node {name} to join")
-        return node, ids.pop()
+        try:
+            new = proc.wait_for(lambda: self.alive_nodes() - before, 60, f"node {name}")
+        except BaseException:
+            node.stop()
+            raise
+        return node, new.pop()
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +66,11 @@ def cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     yield c
     c.head.stop()
-    if before is not None:
+    ours = address_file.exists() and str(c.gcs_port) in address_file.read_text()
+    if ours and before is not None:
         address_file.write_text(before)
-    else:
-        address_file.unlink(missing_ok=True)
+    elif ours:
+        address_file.unlink()
 
 
 @pytest.fixture
@@ -79,7 +90,7 @@ def test_jobs_api_needs_the_token(cluster):
 def test_sweep_submitted_as_a_job_runs_on_both_nodes(cluster, worker, tmp_path):
     submit = subprocess.run(
         [proc.RAY, "job", "submit", "--address", cluster.dashboard, "--working-dir", str(REPO),
-         "--", "python", "-m", "pipelines.run", *SWEEP, "--num-samples", "4",
+         "--", sys.executable, "-m", "pipelines.run", *SWEEP, "--num-samples", "4",
          "--max-epochs", "2", "--train-size", "1000", "--address", "auto",
          "--storage", str(tmp_path), "--name", "job"],
         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=400)

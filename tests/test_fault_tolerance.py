@@ -43,6 +43,11 @@ def assert_each_trial_and_epoch_once(run_dir: Path, trials_expected: int, epochs
     return trials
 
 
+def last_result(run_dir: Path, trial: str) -> dict:
+    lines = (run_dir / "tune" / trial / "result.json").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
 def trial_workers(session: int) -> list[int]:
     pids = []
     for pid in proc.live_session_pids(session):
@@ -60,19 +65,20 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
                                   "--train-size", "3000"), dict(os.environ),
                         tmp_path / "driver.log")
     try:
-        proc.wait_for(lambda: any(len(e) >= 2 for e in reported_epochs(run_dir).values()),
-                      180, "a trial's second epoch")
-        victim = proc.wait_for(lambda: trial_workers(driver.pid), 30, "a trial worker")[0]
+        trial = proc.wait_for(lambda: next((t for t, e in reported_epochs(run_dir).items()
+                                             if len(e) >= 2), None), 180, "a second epoch")
+        victim = last_result(run_dir, trial)["pid"]  # the worker running that trial
+        assert victim in trial_workers(driver.pid)
         os.kill(victim, signal.SIGKILL)
         assert driver.wait(timeout=300) == 0, (tmp_path / "driver.log").read_text()[-3000:]
     finally:
         proc.stop(driver)
     trials = assert_each_trial_and_epoch_once(run_dir, 2, 5).set_index("trial_id")
-    hit = trials.index[trials["failures"] > 0]
-    assert len(hit) == 1, trials["failures"]
+    assert trials["failures"].to_dict() == {t: int(t == trial) for t in trials.index}
     # restored from its checkpoint: Tune's log continues where it stopped (a restart
-    # from scratch would report epoch 1 again)
-    assert reported_epochs(run_dir)[hit[0]] == [1, 2, 3, 4, 5]
+    # from scratch would report epoch 1 again), in a new worker process
+    assert reported_epochs(run_dir)[trial] == [1, 2, 3, 4, 5]
+    assert last_result(run_dir, trial)["pid"] != victim
 
 
 def test_killed_driver_then_resume_finishes_the_run(tmp_path):
@@ -118,12 +124,12 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     run_dir = tmp_path / "cifar_sweep" / "run"
     driver = subprocess.Popen(
         sweep_cmd(tmp_path, "--num-samples", "6", "--max-epochs", "2", "--train-size", "2000"),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in driver.stderr:  # wait until trials have reported
-        if "best val_acc" in line:
-            break
-    driver.send_signal(signal.SIGINT)
-    out, err = driver.communicate(timeout=120)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # so that proc.stop can clean up its Ray if a check fails
+    try:
+        out, err = proc.ctrl_c_after_first_result(driver)
+    finally:
+        proc.stop(driver)
     assert driver.returncode == 130, err
     assert f"finish the run with --resume {run_dir}" in err
     assert out.strip().splitlines()[-1] == f"results: {run_dir}"
@@ -133,35 +139,44 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     assert 1 <= len(trials) and len(epochs) >= 1
     assert set(epochs["trial_id"]) <= set(trials["trial_id"])
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--resume", str(run_dir),
-         "--data-dir", str(data_dir())], cwd=REPO, capture_output=True, text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = proc.start([sys.executable, "-m", "pipelines.run", "cifar_sweep", "--resume",
+                          str(run_dir), "--data-dir", str(data_dir())], dict(os.environ),
+                         tmp_path / "resume.log")
+    try:
+        assert resumed.wait(timeout=400) == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    finally:
+        proc.stop(resumed)
     assert_each_trial_and_epoch_once(run_dir, 6, 2)
 
 
-RESUME_ERRORS = [
-    (["--resume", "{tmp}"], "is not a results directory (no run.json)"),
-    (["--resume", "{run}", "--algo", "grid"], "--resume continues the run as it was started; "
-                                              "drop --algo"),
-    (["other_sweep", "--resume", "{run}"], "is a run of 'cifar_sweep', not 'other_sweep'"),
+GOOD_RUN_JSON = json.dumps({"status": "interrupted", "options": {"sweep": "cifar_sweep"}})
+RESUME_ERRORS = [  # (arguments, run.json, message)
+    (["--resume", "{tmp}"], GOOD_RUN_JSON, "is not a results directory (no run.json)"),
+    (["--resume", "{run}", "--algo", "grid"], GOOD_RUN_JSON,
+     "--resume continues the run as it was started; drop --algo"),
+    (["other_sweep", "--resume", "{run}"], GOOD_RUN_JSON,
+     "is a run of 'cifar_sweep', not 'other_sweep'"),
+    (["--resume", "{run}"], GOOD_RUN_JSON, "has no saved Ray Tune state"),
+    (["--resume", "{run}"], "{not json", "cannot read"),
+    (["--resume", "{run}"], json.dumps({"status": "running"}), "has no run options"),
+    (["--resume", "{run}"], json.dumps({"status": "running", "options": {"lr_x": 1}}),
+     "has options this raysweep does not know (lr_x)"),
 ]
 
 
-@pytest.mark.parametrize("args,message", RESUME_ERRORS)
-def test_bad_resume_is_one_line_exit_2(tmp_path, args, message):
+@pytest.mark.parametrize("args,run_json,message", RESUME_ERRORS)
+def test_bad_resume_is_one_line_exit_2(tmp_path, args, run_json, message):
     run = tmp_path / "cifar_sweep" / "run"
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps(
-        {"status": "interrupted", "options": {"sweep": "cifar_sweep"}}))
-    before = (run / "run.json").read_text()
+    (run / "run.json").write_text(run_json)
     out = subprocess.run(
         [sys.executable, "-m", "pipelines.run",
          *[a.format(tmp=tmp_path, run=run) for a in args]],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert message in out.stderr
-    assert (run / "run.json").read_text() == before
+    assert (run / "run.json").read_text() == run_json
+    assert [p.name for p in run.iterdir()] == ["run.json"]
 
 
 def test_resuming_a_finished_run_is_refused(tmp_path):

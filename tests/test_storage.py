@@ -5,7 +5,6 @@ and experiment state all go there, and a stopped run resumes from there."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from pipelines.errors import UsageError
+from pipelines.resume import storage_root
 from pipelines.storage import Location, check_writable, resolve
 from tests import processes as proc
 from tests.conftest import REPO, data_dir
@@ -32,10 +32,18 @@ def test_file_uris_are_local_paths(tmp_path):
 
 
 def test_children_keep_the_uri_query():
-    where = Location(pafs.LocalFileSystem(), "b/p", "s3://b/p?endpoint_override=h:1")
+    s3 = pafs.S3FileSystem(anonymous=True, region="us-east-1")  # no request is made
+    where = Location(s3, "b/p", "s3://b/p?endpoint_override=h:1")
     child = where / "sweep" / "run"
     assert child.path == "b/p/sweep/run" and child.name == "run"
     assert child.uri == "s3://b/p/sweep/run?endpoint_override=h:1"
+    assert storage_root(child) == "s3://b/p?endpoint_override=h:1"
+
+
+def test_local_paths_may_contain_a_question_mark(tmp_path):
+    child = resolve(str(tmp_path / "what?x")) / "cifar_sweep" / "run"
+    assert child.uri == child.path == str(tmp_path / "what?x" / "cifar_sweep" / "run")
+    assert storage_root(child) == str(tmp_path / "what?x")
 
 
 def test_unknown_scheme_is_a_usage_error():
@@ -102,20 +110,22 @@ def test_sweep_to_s3_stops_and_resumes_there(s3, tmp_path):
          "--scheduler", "none", "--num-samples", "4", "--max-epochs", "2", "--train-size",
          "2000", "--val-size", "300", "--data-dir", str(data_dir()), "--storage", storage,
          "--name", "s3run"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in driver.stderr:
-        if "best val_acc" in line:
-            break
-    driver.send_signal(signal.SIGINT)
-    out, err = driver.communicate(timeout=120)
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        out, err = proc.ctrl_c_after_first_result(driver)
+    finally:
+        proc.stop(driver)
     run_uri = f"s3://sweeps/results/cifar_sweep/s3run?{query}"
     assert driver.returncode == 130, err
     assert out.strip().splitlines()[-1] == f"results: {run_uri}"
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "--resume", run_uri, "--data-dir",
-         str(data_dir())], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = proc.start([sys.executable, "-m", "pipelines.run", "--resume", run_uri,
+                          "--data-dir", str(data_dir())], env, tmp_path / "resume.log")
+    try:
+        assert resumed.wait(timeout=400) == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    finally:
+        proc.stop(resumed)
     run = "sweeps/results/cifar_sweep/s3run"
     trials = pd.read_parquet(f"{run}/trials.parquet", filesystem=fs)
     epochs = pd.read_parquet(f"{run}/epochs.parquet", filesystem=fs)
