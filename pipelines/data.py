@@ -124,12 +124,15 @@ def locate(root: Path) -> tuple[str, Path]:
     )
 
 
-def _decode_parquet(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+SPLITS = ("train", "test")  # the test split is read by pipelines.evaluate alone
+
+
+def _decode_parquet(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.parquet as pq
     from PIL import Image
 
     images, labels = [], []
-    for path in sorted(directory.glob("train-*.parquet")):
+    for path in sorted(directory.glob(f"{split}-*.parquet")):
         table = pq.read_table(path, columns=["img", "label"])
         labels.append(table.column("label").to_numpy().astype(np.int64))
         for cell in table.column("img").to_pylist():
@@ -138,18 +141,29 @@ def _decode_parquet(directory: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.concatenate(labels)
 
 
-def _decode_batches(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+def _batch_files(directory: Path, split: str) -> list[Path]:
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    return [directory / n for n in names]
+
+
+def _decode_batches(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
-    for i in range(1, 6):
-        with open(directory / f"data_batch_{i}", "rb") as f:
+    for path in _batch_files(directory, split):
+        with open(path, "rb") as f:
             batch = pickle.load(f, encoding="latin1")  # the official CIFAR-10 format
         images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch["labels"], np.int64))
     return np.concatenate(images).transpose(0, 2, 3, 1).copy(), np.concatenate(labels)
 
 
-def _fingerprint(kind: str, directory: Path) -> str:
-    files = sorted(directory.glob("train-*.parquet" if kind == "parquet" else "data_batch_*"))
+def _split_files(kind: str, directory: Path, split: str) -> list[Path]:
+    if kind == "parquet":
+        return sorted(directory.glob(f"{split}-*.parquet"))
+    return [f for f in _batch_files(directory, split) if f.is_file()]
+
+
+def _fingerprint(kind: str, directory: Path, split: str) -> str:
+    files = _split_files(kind, directory, split)
     h = hashlib.sha256(kind.encode())
     for f in files:
         st = f.stat()
@@ -168,19 +182,24 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def ensure_cache(root: Path) -> tuple[CachedSplit, str]:
-    """Decode the training pool once per machine; return the cache and its source."""
+def ensure_cache(root: Path, split: str = "train") -> tuple[CachedSplit, str]:
+    """Decode a split (the training pool by default) once per machine; return the
+    cache and its source."""
     kind, directory = locate(root)
-    target = cache_root() / f"cifar10-train-{_fingerprint(kind, directory)}"
-    split = CachedSplit(str(target / "images.npy"), str(target / "labels.npy"))
-    if not split.exists():
-        print(f"decoding CIFAR-10 from {directory} into {target} (once per machine)...",
-              file=sys.stderr, flush=True)
-        images, labels = (_decode_parquet if kind == "parquet" else _decode_batches)(directory)
+    if not _split_files(kind, directory, split):
+        raise UsageError(f"no CIFAR-10 {split} split in {directory}; it needs "
+                         f"{split}-*.parquet or the {split} batches beside the training ones")
+    target = cache_root() / f"cifar10-{split}-{_fingerprint(kind, directory, split)}"
+    cached = CachedSplit(str(target / "images.npy"), str(target / "labels.npy"))
+    if not cached.exists():
+        print(f"decoding CIFAR-10 {split} from {directory} into {target} (once per "
+              f"machine)...", file=sys.stderr, flush=True)
+        decode = _decode_parquet if kind == "parquet" else _decode_batches
+        images, labels = decode(directory, split)
         target.mkdir(parents=True, exist_ok=True)
-        _save_atomic(Path(split.labels_path), labels)
-        _save_atomic(Path(split.images_path), images)  # written last: marks the cache done
-    return split, f"{kind}:{directory}"
+        _save_atomic(Path(cached.labels_path), labels)
+        _save_atomic(Path(cached.images_path), images)  # written last: marks the cache done
+    return cached, f"{kind}:{directory}"
 
 
 def stratified_split(labels: np.ndarray, train_size: int, val_size: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ EPOCH_COLUMNS = {  # name -> pandas dtype
     "trial_id": "string", "epoch": "int64", "train_loss": "float64", "val_loss": "float64",
     "val_acc": "float64", "lr": "float64", "epoch_s": "float64", "images_per_s": "float64",
     "node_id": "string",  # the Ray node the epoch ran on: a retried trial may move
+    "ended_at": "float64",  # unix time the driver received the epoch: orders epochs in time
 }
 STOP_REASONS = ("completed", "early_stopped", "diverged", "error")
 CONFIG_PREFIX = "config/"
@@ -54,6 +56,7 @@ class TrialRecord:
     def add_epoch(self, result: dict[str, Any]) -> None:
         row = {name: result.get(name) for name in EPOCH_COLUMNS}
         row["trial_id"] = self.trial_id
+        row["ended_at"] = time.time()
         self.epochs[int(result["epoch"])] = row
         self.diverged = self.diverged or bool(result.get("diverged"))
         self.node_ip = result.get("node_ip", self.node_ip)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from pipelines import results as res
 from pipelines.errors import UsageError
+from pipelines.run_record import read_run_json
 from pipelines.storage import Location, first_line
 
 TUNE_DIR = "tune"  # Ray Tune's experiment directory inside a run directory
@@ -19,20 +19,11 @@ TUNE_STATE_PREFIX = "experiment_state-"  # Tune's snapshot files: experiment_sta
 
 
 def read_run_metadata(run_dir: Location) -> dict:
-    """run.json of a run directory; a UsageError if `run_dir` is not a readable one."""
-    where = run_dir / "run.json"
-    try:
-        if not where.is_file():
-            raise UsageError(f"{run_dir} is not a results directory (no run.json); pass "
-                             f"<storage>/<sweep>/<run>, as printed by the run")
-        metadata = res.read_json(where)
-    except (OSError, ValueError) as e:  # unreachable storage, corrupt JSON
-        raise UsageError(f"cannot read {where} ({first_line(e)}); check the path and "
-                         f"credentials") from None
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("options"), dict) \
-            or "status" not in metadata:
-        raise UsageError(f"{where} has no run options to resume from (written by a raysweep "
-                         f"without --resume, or edited); start a new run")
+    """run.json of a run that --resume can continue; a UsageError otherwise."""
+    metadata = read_run_json(run_dir)
+    if not isinstance(metadata.get("options"), dict) or "status" not in metadata:
+        raise UsageError(f"{run_dir / 'run.json'} has no run options to resume from (written "
+                         f"by a raysweep without --resume, or edited); start a new run")
     return metadata
 
 

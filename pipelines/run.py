@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"${STORAGE_ENV} or ./{DEFAULT_STORAGE})")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, search and trials")
+    p.add_argument("--final", metavar="RUN_DIR",
+                   help="retrain the run's best configuration on every training image "
+                        "(or --train-size of them, for --max-epochs) and score it once on "
+                        "the test split; the score goes into the run directory")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="finish a stopped or crashed run (<storage>/<sweep>/<run>): finished "
                         "and failed trials are kept, unfinished ones continue from their "
@@ -61,15 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 # A resumed run is the run as it was started; only where it runs may change.
 RESUME_MAY_CHANGE = {"sweep", "resume", "address", "data_dir"}
+FINAL_MAY_CHANGE = {"sweep", "final", "data_dir", "train_size", "max_epochs", "cpus_per_trial"}
 
 
-def _check_resume_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: str,
+                 allowed: set[str], why: str) -> None:
     changed = sorted(k for k, v in vars(args).items()
-                     if k not in RESUME_MAY_CHANGE and v != parser.get_default(k))
+                     if k not in allowed and v != parser.get_default(k))
     if changed:
         flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise UsageError(f"--resume continues the run as it was started; drop {flags} "
-                         f"(only --address and --data-dir may change)")
+        raise UsageError(f"--{mode} {why}; drop {flags}")
+
+
+def _final(args: argparse.Namespace) -> int:
+    from pipelines.evaluate import FinalOptions, final
+
+    score = final(FinalOptions(args.final, data_dir=args.data_dir, train_size=args.train_size,
+                               max_epochs=args.max_epochs,
+                               threads=max(1, int(args.cpus_per_trial))))
+    print(f"test_acc {score['test_acc']:.4f}, test_loss {score['test_loss']:.4f} "
+          f"(trial {score['trial_id']}, {score['epochs']} epochs on {score['train_size']} "
+          f"training images)")
+    print(f"results: {args.final}")
+    return 0
 
 
 def _list_sweeps() -> None:
@@ -86,14 +104,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             _list_sweeps()
             return 0
+        if args.final and args.resume:
+            raise UsageError("--final and --resume do not go together; --resume the run "
+                             "first, then --final it")
+        if args.final:
+            _check_flags(parser, args, "final", FINAL_MAY_CHANGE,
+                         "takes only --data-dir, --train-size, --max-epochs and "
+                         "--cpus-per-trial")
+            return _final(args)
         if args.resume:
-            _check_resume_flags(parser, args)
+            _check_flags(parser, args, "resume", RESUME_MAY_CHANGE,
+                         "continues the run as it was started (only --address and "
+                         "--data-dir may change)")
         elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
         from pipelines.runner import RunOptions, run
 
-        options = RunOptions(**{k: v for k, v in vars(args).items() if k != "list"})
+        options = RunOptions(**{k: v for k, v in vars(args).items()
+                                if k not in ("list", "final")})
         run_dir = run(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ produced them (sweep, algorithm, space, command line, versions, commit, times)."
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipelines.errors import UsageError
-from pipelines.storage import Location
+from pipelines.storage import Location, first_line
 
 PACKAGES = ("ray", "torch", "torchvision", "optuna", "hyperopt", "pyarrow", "pandas", "numpy")
 
@@ -35,6 +36,22 @@ def create_run_dir(storage: Location, sweep: str, name: str | None, algo: str) -
         if (parent / (stamp + suffix)).make_new_dir():
             return parent / (stamp + suffix)
     raise UsageError(f"could not create a new run directory under {parent}; pass --name")
+
+
+def read_run_json(run_dir: Location) -> dict:
+    """A run directory's run.json; a UsageError if `run_dir` is not a readable run."""
+    where = run_dir / "run.json"
+    try:
+        if not where.is_file():
+            raise UsageError(f"{run_dir} is not a results directory (no run.json); pass "
+                             f"<storage>/<sweep>/<run>, as printed by the run")
+        metadata = json.loads(where.read_bytes())
+    except (OSError, ValueError) as e:  # unreachable storage, corrupt JSON
+        raise UsageError(f"cannot read {where} ({first_line(e)}); check the path and "
+                         f"credentials") from None
+    if not isinstance(metadata, dict) or not {"metric", "mode"} <= set(metadata):
+        raise UsageError(f"{where} is not a raysweep run record (no metric and mode)")
+    return metadata
 
 
 def package_versions() -> dict[str, str | None]:

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from ray import tune
 
 from pipelines import results as res
 from pipelines import resume as resume_checks
+from pipelines.analysis import leaderboard
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import RunInterrupted, UsageError
 from pipelines.resume import TUNE_DIR
@@ -355,13 +355,6 @@ def _restored_tuner(run_dir: Location, trainable, callbacks: list, filesystem):
     # this driver's (they write to this run_dir), and get their state from the snapshot.
     tuner._local_tuner.get_run_config().callbacks = callbacks
     return tuner
-
-
-def leaderboard(trials: pd.DataFrame, metric: str, mode: str,
-                n: int = LEADERBOARD_SIZE) -> pd.DataFrame:
-    """The top `n` trials by their best score."""
-    return trials.sort_values(f"best_{metric}", ascending=mode == "min",
-                              na_position="last").head(n)
 
 
 def print_leaderboard(run_dir: Location, p: RunPlan, stream=sys.stdout) -> None:

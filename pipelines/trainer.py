@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -32,9 +32,10 @@ EVAL_BATCH = 1024
 @dataclass(frozen=True)
 class TrainResult:
     epochs: int
-    best_val_acc: float
+    best_val_acc: float  # 0 when trained without a validation split
     last_val_acc: float
     diverged: bool
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
 
 def default_device() -> torch.device:
@@ -64,7 +65,9 @@ def _batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: TrainValData,
              device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the validation split."""
+    """Mean cross-entropy and accuracy on the validation split (NaN if it is empty)."""
+    if len(data.val_idx) == 0:
+        return math.nan, math.nan
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -87,7 +90,9 @@ def _state(model, opt, schedule, epoch, best, generator) -> dict:
 def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
           resume_state: dict | None = None, device: torch.device | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
-    once if the loss becomes NaN or infinite."""
+    once if the loss becomes NaN or infinite. With an empty validation split
+    (a final training run on every training image) the validation metrics are
+    NaN and a plateau schedule follows the training loss."""
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     torch.manual_seed(cfg.seed)
@@ -110,8 +115,8 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
         train_loss, seen, epoch_s, diverged, lr = _train_epoch(
             model, opt, schedule, cfg, data, device, generator)
         val_loss, val_acc = evaluate(model, data, device)
-        schedule.after_epoch(val_loss)
-        best = max(best, val_acc)
+        schedule.after_epoch(train_loss if math.isnan(val_loss) else val_loss)
+        best = max(best, val_acc)  # max(0.0, nan) is 0.0: no validation, no best
         metrics = {
             "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
             "lr": lr, "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
@@ -119,8 +124,8 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
         if report is not None:
             report(metrics, _state(model, opt, schedule, epoch, best, generator))
         if diverged:
-            return TrainResult(epoch, best, val_acc, True)
-    return TrainResult(cfg.epochs, best, val_acc, False)
+            return TrainResult(epoch, best, val_acc, True, model)
+    return TrainResult(cfg.epochs, best, val_acc, False, model)
 
 
 def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,

@@ -149,17 +149,21 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     assert_each_trial_and_epoch_once(run_dir, 6, 2)
 
 
-GOOD_RUN_JSON = json.dumps({"status": "interrupted", "options": {"sweep": "cifar_sweep"}})
+GOOD_RUN_JSON = json.dumps({"status": "interrupted", "metric": "val_acc", "mode": "max",
+                            "options": {"sweep": "cifar_sweep"}})
 RESUME_ERRORS = [  # (arguments, run.json, message)
     (["--resume", "{tmp}"], GOOD_RUN_JSON, "is not a results directory (no run.json)"),
     (["--resume", "{run}", "--algo", "grid"], GOOD_RUN_JSON,
-     "--resume continues the run as it was started; drop --algo"),
+     "--resume continues the run as it was started (only --address and --data-dir may "
+     "change); drop --algo"),
     (["other_sweep", "--resume", "{run}"], GOOD_RUN_JSON,
      "is a run of 'cifar_sweep', not 'other_sweep'"),
     (["--resume", "{run}"], GOOD_RUN_JSON, "has no saved Ray Tune state"),
     (["--resume", "{run}"], "{not json", "cannot read"),
-    (["--resume", "{run}"], json.dumps({"status": "running"}), "has no run options"),
-    (["--resume", "{run}"], json.dumps({"status": "running", "options": {"lr_x": 1}}),
+    (["--resume", "{run}"], json.dumps({"status": "running", "metric": "m", "mode": "max"}),
+     "has no run options"),
+    (["--resume", "{run}"], json.dumps({"status": "running", "metric": "m", "mode": "max",
+                                        "options": {"lr_x": 1}}),
      "has options this raysweep does not know (lr_x)"),
 ]
 
@@ -183,7 +187,8 @@ def test_resuming_a_finished_run_is_refused(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps(
-        {"status": "finished", "options": {"sweep": "cifar_sweep"}}))
+        {"status": "finished", "metric": "val_acc", "mode": "max",
+         "options": {"sweep": "cifar_sweep"}}))
     out = subprocess.run([sys.executable, "-m", "pipelines.run", "--resume", str(run)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "already finished; nothing to resume" in out.stderr

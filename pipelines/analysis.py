@@ -1,0 +1,252 @@
+"""Analyse runs from their Parquet files alone: load one or several runs, rank
+trials, take the best configuration, estimate hyperparameter importance with
+Optuna's evaluators, and trace the best score found against the budget spent.
+
+Everything here reads what `pipelines.run` wrote (see pipelines.results for
+the schema); nothing needs Ray, the original Optuna study or the trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines import results as res
+from pipelines.errors import UsageError
+from pipelines.run_record import read_run_json
+from pipelines.storage import Location, resolve
+
+IMPORTANCE_EVALUATORS = ("fanova", "ped_anova")
+MIN_TRIALS_FOR_IMPORTANCE = 4  # fewer finished trials say nothing about importance
+
+
+@dataclass
+class Run:
+    """One run directory: its trials, epochs and run.json."""
+
+    location: Location
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        return self.location.name
+
+    @property
+    def metric(self) -> str:
+        return self.meta["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.meta["mode"]
+
+    @property
+    def space(self) -> dict:
+        """{parameter: description} as pipelines.space.describe wrote it."""
+        return self.meta.get("space", {})
+
+
+def load_run(path: str) -> Run:
+    """A run directory (local path or URI); a UsageError if it is not one. A run
+    still in progress loads too: the Parquet files are always whole."""
+    where = resolve(path, "results directory")
+    meta = read_run_json(where)
+    if not (where / "trials.parquet").is_file():  # a run stopped before any trial ended
+        trials = pd.DataFrame(columns=list(res.trial_columns(meta["metric"])))
+        epochs = pd.DataFrame(columns=list(res.EPOCH_COLUMNS))
+        return Run(where, trials, epochs, meta)
+    return Run(where, res.read_parquet(where / "trials.parquet"),
+               res.read_parquet(where / "epochs.parquet"), meta)
+
+
+def load_runs(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Several runs' trials and epochs, concatenated with a `run` column, to compare
+    algorithms; runs must share a metric."""
+    runs = [load_run(p) for p in paths]
+    metrics = {r.metric for r in runs}
+    if len(metrics) > 1:
+        raise UsageError(f"the runs optimise different metrics ({', '.join(sorted(metrics))}); "
+                         f"compare runs of one sweep")
+    trials = pd.concat([r.trials.assign(run=r.name) for r in runs], ignore_index=True)
+    epochs = pd.concat([r.epochs.assign(run=r.name) for r in runs], ignore_index=True)
+    return trials, epochs
+
+
+def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
+    """The top `n` trials by their best score (trials without one last)."""
+    return trials.sort_values(f"best_{metric}", ascending=mode == "min",
+                              na_position="last").head(n)
+
+
+def config_of(row: pd.Series) -> dict:
+    """A trial row's configuration, as the trainer received it."""
+    return {k.removeprefix(res.CONFIG_PREFIX): _plain(v) for k, v in row.items()
+            if k.startswith(res.CONFIG_PREFIX) and not _missing(v)}
+
+
+def best_config(run: Run) -> dict:
+    """The configuration of the trial with the best score."""
+    scored = run.trials.dropna(subset=[f"best_{run.metric}"])
+    if scored.empty:
+        raise UsageError(f"{run.location} has no scored trial yet; wait for one to report")
+    return config_of(leaderboard(scored, run.metric, run.mode, n=1).iloc[0])
+
+
+def importance(run: Run, evaluator: str = "fanova", seed: int = 0) -> pd.Series:
+    """Each searched hyperparameter's share of the variance of the score (Optuna's
+    fANOVA or PED-ANOVA, on a study rebuilt from the Parquet), largest first.
+
+    Scores are compared at one budget: with early stopping, a trial stopped at
+    epoch 1 is not worse than one trained for 30, only shorter. The budget is the
+    deepest epoch that at least half of the scored trials (and at least 4)
+    reached; each of those trials scores its best up to that epoch. The Series'
+    `attrs` say which epoch and how many trials; it is empty if too few trials
+    were scored.
+    """
+    import optuna
+
+    if evaluator not in IMPORTANCE_EVALUATORS:
+        raise UsageError(f"unknown importance evaluator {evaluator!r}; choose one of "
+                         f"{', '.join(IMPORTANCE_EVALUATORS)}")
+    epoch, scores = scores_at_common_budget(run)
+    empty = pd.Series(dtype="float64", name="importance")
+    if len(scores) < MIN_TRIALS_FOR_IMPORTANCE:
+        return empty
+    study = study_from_scores(run, scores)
+    if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
+        return empty
+    evaluators = {
+        "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=seed),
+        "ped_anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+    }
+    shares = optuna.importance.get_param_importances(
+        study, evaluator=evaluators[evaluator](), normalize=True)
+    out = pd.Series(shares, name="importance", dtype="float64").sort_values(ascending=False)
+    out.attrs.update(epoch=epoch, trials=len(study.trials), evaluator=evaluator)
+    return out
+
+
+def scores_at_common_budget(run: Run) -> tuple[int, dict[str, float]]:
+    """(epoch E, {trial_id: best score up to E}) for the trials that reached E, the
+    deepest epoch reached by at least half of the scored trials (and at least 4)."""
+    e = run.epochs.dropna(subset=[run.metric])
+    e = e[np.isfinite(e[run.metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
+    if e.empty:
+        return 0, {}
+    reached = e.groupby("trial_id")["epoch"].max()
+    needed = max(MIN_TRIALS_FOR_IMPORTANCE, math.ceil(len(reached) / 2))
+    depths = sorted(reached.unique(), reverse=True)
+    epoch = next((d for d in depths if (reached >= d).sum() >= needed), depths[-1])
+    upto = e[e["trial_id"].isin(reached.index[reached >= epoch]) & (e["epoch"] <= epoch)]
+    by_trial = upto.groupby("trial_id")[run.metric]
+    best = by_trial.max() if run.mode == "max" else by_trial.min()
+    return int(epoch), best.astype(float).to_dict()
+
+
+def study_from_scores(run: Run, scores: dict[str, float]):
+    """An in-memory Optuna study: each scored trial's searched parameters
+    (distributions from run.json's space) with its score."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {name: _distribution(spec) for name, spec in run.space.items()}
+    direction = "maximize" if run.mode == "max" else "minimize"
+    study = optuna.create_study(direction=direction)
+    for _, row in run.trials[run.trials["trial_id"].isin(list(scores))].iterrows():
+        params = {name: _param_value(row.get(res.CONFIG_PREFIX + name), dist)
+                  for name, dist in distributions.items()}
+        if any(v is None for v in params.values()):
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, value=scores[row["trial_id"]]))
+    return study
+
+
+def _distribution(spec: dict):
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    kind = spec["type"]
+    if kind == "Choice":
+        return CategoricalDistribution(tuple(spec["options"]))
+    if kind == "IntUniform":
+        return IntDistribution(spec["low"], spec["high"], log=spec.get("log", False))
+    return FloatDistribution(spec["low"], spec["high"], log=kind == "LogUniform")
+
+
+def _param_value(value, distribution):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if _missing(value):
+        return None
+    if isinstance(distribution, CategoricalDistribution):
+        matches = [c for c in distribution.choices if c == _plain(value)]
+        return matches[0] if matches else None
+    value = int(value) if isinstance(distribution, IntDistribution) else float(value)
+    return value if distribution.low <= value <= distribution.high else None
+
+
+def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
+                mode: str) -> pd.DataFrame:
+    """The best score found so far against cumulative training epochs and wall
+    time since the run's first epoch began, one curve per run (a `run` column,
+    if present, keeps runs apart). Epochs count in the order they ended, so
+    concurrent trials interleave as they ran; an epoch whose training diverged
+    does not count as a score."""
+    frames = []
+    runs = epochs["run"].unique() if "run" in epochs else [None]
+    for run in runs:
+        e = epochs if run is None else epochs[epochs["run"] == run]
+        frames.append(_best_so_far_one(e, metric, mode).assign(run=run))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out if "run" in epochs else out.drop(columns="run")
+
+
+def compare_runs(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: algorithm, trials, epochs trained, the best score, and the
+    training epochs it took to first reach that score."""
+    rows = []
+    for r in runs:
+        curve = best_so_far(r.trials, r.epochs, r.metric, r.mode)
+        best_col = f"best_{r.metric}"
+        best = curve[best_col].iloc[-1] if len(curve) else math.nan
+        reached = curve.loc[curve[best_col] == best, "epochs"]
+        rows.append({"run": r.name, "algorithm": r.meta.get("algorithm"),
+                     "trials": len(r.trials), "epochs_trained": len(r.epochs), best_col: best,
+                     "epochs_to_best": int(reached.iloc[0]) if len(reached) else None})
+    return pd.DataFrame(rows)
+
+
+def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    columns = ["epochs", "wall_s", f"best_{metric}", "trial_id"]
+    e = epochs.dropna(subset=[metric])
+    e = e[np.isfinite(e[metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
+    if e.empty:
+        return pd.DataFrame(columns=columns)
+    if "ended_at" in e and e["ended_at"].notna().all():
+        e = e.sort_values("ended_at", kind="stable")
+        start = (e["ended_at"] - e["epoch_s"]).min()  # the run's first epoch began
+        wall = e["ended_at"] - start
+    else:  # runs written before epochs had `ended_at`: as if the trials ran one by one
+        e = e.sort_values(["trial_id", "epoch"], kind="stable")
+        wall = e["epoch_s"].cumsum()
+    best = e[metric].cummax() if mode == "max" else e[metric].cummin()
+    return pd.DataFrame({"epochs": np.arange(1, len(e) + 1), "wall_s": wall.to_numpy(),
+                         f"best_{metric}": best.to_numpy(),
+                         "trial_id": e["trial_id"].to_numpy()}, columns=columns)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _plain(value):
+    """numpy scalars to Python ones, so configs compare and serialise cleanly."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,128 @@
+"""CLI: `python -m pipelines.analyze <run dir> [<more run dirs>]`.
+
+Prints the leaderboard and the hyperparameter importances of the first run
+(and a comparison when several are given), and writes `report.html` with its
+PNG figures into the first run's directory (or --out). Bad input is one line
+on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import UsageError
+
+EXIT_USAGE = 2
+SHOWN_CONFIG_COLUMNS = 8
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m pipelines.analyze",
+                description="Leaderboard, hyperparameter importance and an HTML report of "
+                            "sweep runs, from their Parquet files.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="results directories (<storage>/<sweep>/<run>); the first is reported, "
+                        "the others are compared with it")
+    p.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    p.add_argument("--out", help="where report.html and its PNGs go (default: the first run's "
+                                 "directory; required for runs on object stores)")
+    p.add_argument("--no-report", action="store_true", help="print only; write no files")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return analyze(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def analyze(args: argparse.Namespace) -> int:
+    from pipelines.analysis import (
+        IMPORTANCE_EVALUATORS,
+        compare_runs,
+        importance,
+        leaderboard,
+        load_run,
+    )
+
+    if args.top < 1:
+        raise UsageError(f"--top must be >= 1, got {args.top}")
+    runs = [load_run(path) for path in args.runs]
+    if len({r.metric for r in runs}) > 1:
+        raise UsageError("the runs optimise different metrics; compare runs of one sweep")
+    out = _output_dir(runs[0], args)
+    run = runs[0]
+    print(_header(run))
+    print(_table(leaderboard(run.trials, run.metric, run.mode, args.top), run))
+    importances = {name: importance(run, name) for name in IMPORTANCE_EVALUATORS}
+    for name, scores in importances.items():
+        if not len(scores):
+            print(f"\nimportance ({name}): needs at least 4 scored trials")
+            continue
+        print(f"\nimportance ({name}), of the best {run.metric} up to epoch "
+              f"{scores.attrs['epoch']}, over the {scores.attrs['trials']} trials that got there:")
+        for param, share in scores.items():
+            print(f"  {param:20s} {share:6.3f}")
+    final = run.meta.get("final")
+    if final:
+        print(f"\nfinal test score: test_acc {final['test_acc']:.4f} (trial {final['trial_id']}, "
+              f"{final['epochs']} epochs on {final['train_size']} training images)")
+    if len(runs) > 1:
+        print("\n" + compare_runs(runs).to_string(index=False))
+    if out is not None:
+        from pipelines.report import write_report
+
+        report = write_report(runs, out, importances=importances, final=final)
+        print(f"\nreport: {report}")
+    return 0
+
+
+def _output_dir(run, args) -> Path | None:
+    if args.no_report:
+        return None
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    if not run.location.is_local:
+        raise UsageError(f"{run.location} is on an object store; pass --out DIR for the report")
+    return Path(run.location.path)
+
+
+def _header(run) -> str:
+    counts = run.trials["stop_reason"].fillna("running").value_counts().to_dict()
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no trial ended yet"
+    meta = run.meta
+    return (f"{meta.get('sweep')} / {run.name}: {meta.get('algorithm')} search, "
+            f"{meta.get('scheduler')} scheduler, status {meta.get('status')}; "
+            f"{len(run.trials)} trials ({reasons})")
+
+
+def _table(top: pd.DataFrame, run) -> str:
+    from pipelines.results import CONFIG_PREFIX
+
+    metric = run.metric
+    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
+    shown += [CONFIG_PREFIX + k for k in list(run.space)[:SHOWN_CONFIG_COLUMNS]]
+    shown = [c for c in shown if c in top]
+    table = top[shown].rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX))
+    title = f"\ntop {len(top)} of {len(run.trials)} trials by {metric}:"
+    if table.empty:
+        return title + "\n  (no trial has reported yet)"
+    return title + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

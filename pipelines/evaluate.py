@@ -1,0 +1,114 @@
+"""The final score of a sweep: retrain its best configuration on every training
+image and evaluate it once on the test split. This is the only code path that
+reads the test split; the sweep itself selects on a validation split.
+
+Written into the run directory: `final.parquet` (one row: the test score, the
+configuration, the training budget) and a `final` entry in `run.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines import results as res
+from pipelines.analysis import Run, best_config, leaderboard, load_run
+from pipelines.config import TrainConfig
+from pipelines.data import TrainValData, ensure_cache, resolve_data_dir
+from pipelines.errors import UsageError
+from pipelines.run_record import now_iso
+from pipelines.trainer import default_device, evaluate, train
+
+FINAL_FILE = "final.parquet"
+
+
+@dataclass(frozen=True)
+class FinalOptions:
+    run_dir: str
+    data_dir: str | None = None  # None: the directory the sweep used
+    train_size: int | None = None  # None: every training image
+    max_epochs: int | None = None  # None: the sweep's epochs per trial
+    threads: int | None = None  # torch threads; None: torch's default
+
+
+def final(options: FinalOptions) -> dict:
+    """Retrain the best trial's configuration, test it once, record the score."""
+    run = load_run(options.run_dir)
+    if run.meta.get("status") == "running":
+        raise UsageError(f"{run.location} is still running (run.json says so); wait for it, "
+                         f"or --resume it if its driver died, before --final")
+    config = _final_config(run, options)
+    root = resolve_data_dir(options.data_dir or run.meta.get("options", {}).get("data_dir"))
+    train_data = _training_images(root, options.train_size, config.seed)
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    trial_id = leaderboard(run.trials, run.metric, run.mode, n=1)["trial_id"].iloc[0]
+    print(f"final: retraining trial {trial_id}'s configuration on {len(train_data.train_idx)} "
+          f"training images for {config.epochs} epochs, then testing once", file=sys.stderr,
+          flush=True)
+    start = time.time()
+    result = train(config, train_data, report=_print_epoch)
+    if result.diverged:
+        raise UsageError(f"the best configuration (trial {trial_id}) diverged when retrained "
+                         f"on {len(train_data.train_idx)} images; nothing was tested")
+    test_loss, test_acc = evaluate(result.model, _test_images(root), default_device())
+    score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
+             "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
+             "train_s": time.time() - start, "finished_at": now_iso(),
+             "config": {k: v for k, v in vars(config).items()}}
+    _record(run, score)
+    return score
+
+
+def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
+    config = best_config(run)
+    if options.max_epochs is not None:
+        if options.max_epochs < 1:
+            raise UsageError(f"--max-epochs must be >= 1, got {options.max_epochs}")
+        config["epochs"] = options.max_epochs
+    try:
+        return TrainConfig.from_dict(config)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
+
+
+def _training_images(root, train_size: int | None, seed: int) -> TrainValData:
+    cache, _ = ensure_cache(root, "train")
+    images, labels = cache.open()
+    idx = np.arange(len(labels))
+    if train_size is not None:
+        if not 1 <= train_size <= len(labels):
+            raise UsageError(f"--train-size {train_size} must be 1..{len(labels)}")
+        idx = np.sort(np.random.default_rng(seed).permutation(idx)[:train_size])
+    return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
+
+
+def _test_images(root) -> TrainValData:
+    cache, _ = ensure_cache(root, "test")
+    images, labels = cache.open()
+    return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))
+
+
+def _print_epoch(metrics: dict, state: dict) -> None:
+    print(f"  epoch {metrics['epoch']}: train_loss {metrics['train_loss']:.4f}, "
+          f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
+
+
+def _record(run: Run, score: dict) -> None:
+    row = {k: v for k, v in score.items() if k != "config"}
+    row.update({res.CONFIG_PREFIX + k: v for k, v in score["config"].items()})
+    res.write_parquet(pd.DataFrame([row]), run.location / FINAL_FILE)
+    # re-read: the run.json on disk is the newest (a --resume may have rewritten it)
+    meta = res.read_json(run.location / "run.json")
+    res.write_json({**meta, "final": score}, run.location / "run.json")
+
+
+def load_final(run: Run) -> dict | None:
+    """The run's final test score, if `--final` has been run."""
+    return run.meta.get("final")
