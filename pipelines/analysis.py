@@ -78,7 +78,7 @@ def load_runs(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
     """The top `n` trials by their best score (trials without one last)."""
-    return trials.sort_values(f"best_{metric}", ascending=mode == "min",
+    return trials.sort_values(f"best_{metric}", ascending=mode == "min", kind="stable",
                               na_position="last").head(n)
 
 
@@ -197,9 +197,10 @@ def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
                 mode: str) -> pd.DataFrame:
     """The best score found so far against cumulative training epochs and wall
     time since the run's first epoch began, one curve per run (a `run` column,
-    if present, keeps runs apart). Epochs count in the order they ended, so
-    concurrent trials interleave as they ran; an epoch whose training diverged
-    does not count as a score."""
+    if present, keeps runs apart). Every epoch trained counts as budget, in the
+    order epochs ended, so concurrent trials interleave as they ran; an epoch
+    whose training diverged counts as budget but not as a score.
+    `best_trial_id` is the trial holding the best score at that point."""
     frames = []
     runs = epochs["run"].unique() if "run" in epochs else [None]
     for run in runs:
@@ -210,37 +211,41 @@ def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
 
 
 def compare_runs(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: algorithm, trials, epochs trained, the best score, and the
-    training epochs it took to first reach that score."""
+    """One row per run: algorithm, scheduler, trials, epochs trained, the best
+    score, and the training epochs and wall time it took to first reach it."""
     rows = []
     for r in runs:
         curve = best_so_far(r.trials, r.epochs, r.metric, r.mode)
         best_col = f"best_{r.metric}"
-        best = curve[best_col].iloc[-1] if len(curve) else math.nan
-        reached = curve.loc[curve[best_col] == best, "epochs"]
+        first = curve[curve[best_col] == curve[best_col].iloc[-1]].iloc[0] if len(curve) else None
         rows.append({"run": r.name, "algorithm": r.meta.get("algorithm"),
-                     "trials": len(r.trials), "epochs_trained": len(r.epochs), best_col: best,
-                     "epochs_to_best": int(reached.iloc[0]) if len(reached) else None})
+                     "scheduler": r.meta.get("scheduler"), "trials": len(r.trials),
+                     "epochs_trained": len(r.epochs),
+                     best_col: first[best_col] if first is not None else math.nan,
+                     "epochs_to_best": int(first["epochs"]) if first is not None else None,
+                     "wall_s_to_best": first["wall_s"] if first is not None else math.nan})
     return pd.DataFrame(rows)
 
 
 def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
-    columns = ["epochs", "wall_s", f"best_{metric}", "trial_id"]
-    e = epochs.dropna(subset=[metric])
-    e = e[np.isfinite(e[metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
-    if e.empty:
+    columns = ["epochs", "wall_s", f"best_{metric}", "best_trial_id"]
+    if epochs.empty:
         return pd.DataFrame(columns=columns)
-    if "ended_at" in e and e["ended_at"].notna().all():
-        e = e.sort_values("ended_at", kind="stable")
-        start = (e["ended_at"] - e["epoch_s"]).min()  # the run's first epoch began
-        wall = e["ended_at"] - start
-    else:  # runs written before epochs had `ended_at`: as if the trials ran one by one
-        e = e.sort_values(["trial_id", "epoch"], kind="stable")
+    if "ended_at" in epochs and epochs["ended_at"].notna().all():
+        e = epochs.sort_values("ended_at", kind="stable")
+        wall = e["ended_at"] - (e["ended_at"] - e["epoch_s"]).min()  # since the first began
+    else:  # runs written before epochs had `ended_at`: trials one by one, in creation order
+        e = epochs
         wall = e["epoch_s"].cumsum()
-    best = e[metric].cummax() if mode == "max" else e[metric].cummin()
-    return pd.DataFrame({"epochs": np.arange(1, len(e) + 1), "wall_s": wall.to_numpy(),
-                         f"best_{metric}": best.to_numpy(),
-                         "trial_id": e["trial_id"].to_numpy()}, columns=columns)
+    score = e[metric].astype(float)
+    scored = np.isfinite(score) & np.isfinite(e["train_loss"].astype(float))
+    score = score.where(scored)  # every epoch counts as budget spent, scored or not
+    best = (score.cummax() if mode == "max" else score.cummin()).ffill()
+    holder = e["trial_id"].where(scored & (score == best)).ffill()
+    out = pd.DataFrame({"epochs": np.arange(1, len(e) + 1), "wall_s": wall.to_numpy(),
+                        f"best_{metric}": best.to_numpy(), "best_trial_id": holder.to_numpy()},
+                       columns=columns)
+    return out.dropna(subset=[f"best_{metric}"])  # before the first score there is no best
 
 
 def _missing(value) -> bool:

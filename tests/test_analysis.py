@@ -114,9 +114,10 @@ def test_best_so_far_is_monotone_and_skips_diverged_epochs(tmp_path):
               {"config": {"lr": 0.1}, "scores": [0.4, 0.6, 0.55]}]
     run = load_run(write_run(tmp_path / "run", trials))
     curve = best_so_far(run.trials, run.epochs, run.metric, run.mode)
-    assert list(curve["epochs"]) == [1, 2, 3, 4, 5]
+    assert list(curve["epochs"]) == [1, 2, 3, 4, 5, 6]  # the diverged epoch was spent too
     assert curve["best_val_acc"].is_monotonic_increasing
     assert curve["best_val_acc"].iloc[-1] == 0.6  # not the diverged 0.99
+    assert curve["best_trial_id"].iloc[-1] == "t002"
     assert curve["wall_s"].is_monotonic_increasing
 
 

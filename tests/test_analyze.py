@@ -1,0 +1,108 @@
+"""The analysis CLI and --final on a real sweep: a tiny sweep on real CIFAR-10,
+then `python -m pipelines.analyze`, then `--final`, as a user runs them."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, data_dir
+
+
+def cli(module: str, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    storage = tmp_path_factory.mktemp("analyze")
+    out = cli("pipelines.run", "cifar_sweep", "--quick", "--algo", "random", "--num-samples",
+              "6", "--max-epochs", "3", "--grace-period", "1", "--train-size", "1000",
+              "--val-size", "300", "--storage", str(storage), "--data-dir", str(data_dir()),
+              "--name", "run")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return storage / "cifar_sweep" / "run"
+
+
+def referenced_files(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', html)
+
+
+@pytest.mark.integration
+def test_analyze_prints_and_writes_a_self_contained_report(real_run):
+    out = cli("pipelines.analyze", str(real_run))
+    assert out.returncode == 0, out.stderr
+    assert "top 6 of 6 trials by val_acc" in out.stdout
+    assert "importance (fanova)" in out.stdout and "importance (ped_anova)" in out.stdout
+    report = real_run / "report.html"
+    assert out.stdout.strip().endswith(f"report: {report}")
+    html = report.read_text()
+    refs = referenced_files(html)
+    assert refs and all("://" not in r and not r.startswith("/") for r in refs)
+    for ref in refs:  # only files it wrote, and every PNG decodes
+        assert (real_run / ref).is_file(), ref
+        if ref.endswith(".png"):
+            with Image.open(real_run / ref) as image:
+                image.verify()
+    best = pd.read_parquet(real_run / "trials.parquet").sort_values(
+        "best_val_acc", ascending=False)["trial_id"].iloc[0]
+    assert best in html
+
+
+@pytest.mark.integration
+def test_final_scores_the_best_config_once_on_the_test_split(real_run, tmp_path):
+    out = cli("pipelines.run", "cifar_sweep", "--final", str(real_run), "--data-dir",
+              str(data_dir()), "--train-size", "2000", "--max-epochs", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    final = pd.read_parquet(real_run / "final.parquet")
+    meta = json.loads((real_run / "run.json").read_text())
+    trials = pd.read_parquet(real_run / "trials.parquet")
+    best = trials.sort_values("best_val_acc", ascending=False).iloc[0]
+    assert len(final) == 1 and final["trial_id"].iloc[0] == best["trial_id"]
+    assert final["config/lr"].iloc[0] == best["config/lr"]
+    assert 0.15 < final["test_acc"].iloc[0] <= 1.0  # above chance: it really trained
+    assert meta["final"]["test_acc"] == final["test_acc"].iloc[0]
+    assert meta["final"]["train_size"] == 2000 and meta["status"] == "finished"
+    assert f"test_acc {final['test_acc'].iloc[0]:.4f}" in out.stdout
+
+    report = cli("pipelines.analyze", str(real_run), "--out", str(tmp_path))
+    assert report.returncode == 0, report.stderr
+    assert "final test score" in report.stdout
+    assert "Final test score" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["/nonexistent/run"], "is not a results directory"),
+    (["{run}", "--top", "0"], "--top must be >= 1"),
+    ([], "the following arguments are required: RUN_DIR"),
+])
+def test_bad_analyze_input_is_one_line_exit_2(tmp_path, args, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"metric": "val_acc", "mode": "max"}))
+    out = cli("pipelines.analyze", *[a.format(run=run) for a in args], timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]  # nothing written
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--final", "{run}", "--algo", "grid"], "--final takes only"),
+    (["--final", "{run}", "--resume", "{run}"], "--final and --resume do not go together"),
+    (["--final", "{run}"], "still running"),
+])
+def test_bad_final_input_is_one_line_exit_2(tmp_path, args, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"metric": "val_acc", "mode": "max",
+                                              "status": "running"}))
+    out = cli("pipelines.run", "cifar_sweep", *[a.format(run=run) for a in args], timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
