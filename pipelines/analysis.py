@@ -8,6 +8,7 @@ the schema); nothing needs Ray, the original Optuna study or the trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import pandas as pd
 from pipelines import results as res
 from pipelines.errors import UsageError
 from pipelines.run_record import read_run_json
-from pipelines.storage import Location, resolve
+from pipelines.storage import Location, first_line, resolve
 
 IMPORTANCE_EVALUATORS = ("fanova", "ped_anova")
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fewer finished trials say nothing about importance
@@ -51,28 +52,58 @@ class Run:
 
 
 def load_run(path: str) -> Run:
-    """A run directory (local path or URI); a UsageError if it is not one. A run
-    still in progress loads too: the Parquet files are always whole."""
+    """A run directory (local path or URI); a UsageError if it is not a readable
+    one. A run still in progress loads too: the Parquet files are always whole."""
     where = resolve(path, "results directory")
-    meta = read_run_json(where)
-    if not (where / "trials.parquet").is_file():  # a run stopped before any trial ended
-        trials = pd.DataFrame(columns=list(res.trial_columns(meta["metric"])))
-        epochs = pd.DataFrame(columns=list(res.EPOCH_COLUMNS))
-        return Run(where, trials, epochs, meta)
-    return Run(where, res.read_parquet(where / "trials.parquet"),
-               res.read_parquet(where / "epochs.parquet"), meta)
+    meta = _checked_meta(read_run_json(where), where)
+    trials = _read_or_empty(where / "trials.parquet", res.trial_columns(meta["metric"]))
+    epochs = _read_or_empty(where / "epochs.parquet", res.EPOCH_COLUMNS)
+    if f"best_{meta['metric']}" not in trials:
+        raise UsageError(f"{where / 'trials.parquet'} has no best_{meta['metric']} column, "
+                         f"though run.json names {meta['metric']!r} as the metric")
+    return Run(where, trials, epochs, meta)
+
+
+def _checked_meta(meta: dict, where: Location) -> dict:
+    if meta["mode"] not in ("min", "max"):
+        raise UsageError(f"{where}/run.json: mode must be 'min' or 'max', not {meta['mode']!r}")
+    space = meta.get("space", {})
+    if not isinstance(space, dict) or not all(
+            isinstance(v, dict) and "type" in v for v in space.values()):
+        raise UsageError(f"{where}/run.json: 'space' is not a {{parameter: {{type, ...}}}} "
+                         f"mapping as pipelines.run writes it")
+    return meta
+
+
+def _read_or_empty(where: Location, columns: dict) -> pd.DataFrame:
+    """A results file, or an empty frame of its schema if no trial has ended yet."""
+    try:
+        if not where.is_file():
+            return pd.DataFrame(columns=list(columns)).astype(columns)
+        return res.read_parquet(where)
+    except (OSError, ValueError) as e:  # pyarrow's errors are OSError or ValueError
+        raise UsageError(f"cannot read {where} ({first_line(e)})") from None
+
+
+def run_names(runs: list[Run]) -> list[str]:
+    """Short unique labels: the run directory's name, with its sweep if names repeat."""
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):
+        names = [f"{r.meta.get('sweep', '?')}/{r.name}" for r in runs]
+    return [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
 
 
 def load_runs(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Several runs' trials and epochs, concatenated with a `run` column, to compare
-    algorithms; runs must share a metric."""
+    """Several runs' trials and epochs, concatenated with a `run` column (unique
+    labels from run_names), to compare algorithms; runs must share a metric."""
     runs = [load_run(p) for p in paths]
     metrics = {r.metric for r in runs}
     if len(metrics) > 1:
         raise UsageError(f"the runs optimise different metrics ({', '.join(sorted(metrics))}); "
                          f"compare runs of one sweep")
-    trials = pd.concat([r.trials.assign(run=r.name) for r in runs], ignore_index=True)
-    epochs = pd.concat([r.epochs.assign(run=r.name) for r in runs], ignore_index=True)
+    names = run_names(runs)
+    trials = pd.concat([r.trials.assign(run=n) for r, n in zip(runs, names)], ignore_index=True)
+    epochs = pd.concat([r.epochs.assign(run=n) for r, n in zip(runs, names)], ignore_index=True)
     return trials, epochs
 
 
@@ -83,9 +114,23 @@ def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.
 
 
 def config_of(row: pd.Series) -> dict:
-    """A trial row's configuration, as the trainer received it."""
-    return {k.removeprefix(res.CONFIG_PREFIX): _plain(v) for k, v in row.items()
-            if k.startswith(res.CONFIG_PREFIX) and not _missing(v)}
+    """A trial row's configuration, as the trainer received it: a Parquet column
+    that mixed ints with missing values reads back as floats, so integral floats
+    of integer fields are ints again."""
+    from pipelines.config import TrainConfig
+
+    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    config = {}
+    for column, value in row.items():
+        if not column.startswith(res.CONFIG_PREFIX) or _missing(value):
+            continue
+        key = column.removeprefix(res.CONFIG_PREFIX)
+        value = _plain(value)
+        if types.get(key, "").startswith("int") and isinstance(value, float) \
+                and value.is_integer():
+            value = int(value)
+        config[key] = value
+    return config
 
 
 def best_config(run: Run) -> dict:
@@ -96,26 +141,25 @@ def best_config(run: Run) -> dict:
     return config_of(leaderboard(scored, run.metric, run.mode, n=1).iloc[0])
 
 
-def importance(run: Run, evaluator: str = "fanova", seed: int = 0) -> pd.Series:
+def importance(run: Run, evaluator: str = "fanova", seed: int = 0,
+               budget: int | None = None) -> pd.Series:
     """Each searched hyperparameter's share of the variance of the score (Optuna's
     fANOVA or PED-ANOVA, on a study rebuilt from the Parquet), largest first.
 
-    Scores are compared at one budget: with early stopping, a trial stopped at
-    epoch 1 is not worse than one trained for 30, only shorter. The budget is the
-    deepest epoch that at least half of the scored trials (and at least 4)
-    reached; each of those trials scores its best up to that epoch. The Series'
-    `attrs` say which epoch and how many trials; it is empty if too few trials
-    were scored.
+    Scores are compared at one budget, `budget` epochs (default: the deepest
+    epoch every scored trial reached; under ASHA, its first rung): comparing a
+    trial's score after 1 epoch with another's after 8 would mostly measure
+    how long each was trained. Every trial that reached the budget counts with
+    its best score up to it. The Series' `attrs` give the epoch, the number of
+    trials and the evaluator; it is empty if fewer than 4 trials were scored.
     """
     import optuna
 
     if evaluator not in IMPORTANCE_EVALUATORS:
         raise UsageError(f"unknown importance evaluator {evaluator!r}; choose one of "
                          f"{', '.join(IMPORTANCE_EVALUATORS)}")
-    epoch, scores = scores_at_common_budget(run)
+    epoch, scores = scores_at_budget(run, budget)
     empty = pd.Series(dtype="float64", name="importance")
-    if len(scores) < MIN_TRIALS_FOR_IMPORTANCE:
-        return empty
     study = study_from_scores(run, scores)
     if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
         return empty
@@ -130,21 +174,19 @@ def importance(run: Run, evaluator: str = "fanova", seed: int = 0) -> pd.Series:
     return out
 
 
-def scores_at_common_budget(run: Run) -> tuple[int, dict[str, float]]:
-    """(epoch E, {trial_id: best score up to E}) for the trials that reached E, the
-    deepest epoch reached by at least half of the scored trials (and at least 4)."""
+def scores_at_budget(run: Run, budget: int | None = None) -> tuple[int, dict[str, float]]:
+    """(epoch E, {trial_id: best score up to E}) for the trials that reached E;
+    E is `budget`, or by default the deepest epoch every scored trial reached."""
     e = run.epochs.dropna(subset=[run.metric])
     e = e[np.isfinite(e[run.metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
     if e.empty:
         return 0, {}
     reached = e.groupby("trial_id")["epoch"].max()
-    needed = max(MIN_TRIALS_FOR_IMPORTANCE, math.ceil(len(reached) / 2))
-    depths = sorted(reached.unique(), reverse=True)
-    epoch = next((d for d in depths if (reached >= d).sum() >= needed), depths[-1])
+    epoch = int(reached.min()) if budget is None else budget
     upto = e[e["trial_id"].isin(reached.index[reached >= epoch]) & (e["epoch"] <= epoch)]
     by_trial = upto.groupby("trial_id")[run.metric]
     best = by_trial.max() if run.mode == "max" else by_trial.min()
-    return int(epoch), best.astype(float).to_dict()
+    return epoch, best.astype(float).to_dict()
 
 
 def study_from_scores(run: Run, scores: dict[str, float]):
@@ -159,7 +201,7 @@ def study_from_scores(run: Run, scores: dict[str, float]):
     for _, row in run.trials[run.trials["trial_id"].isin(list(scores))].iterrows():
         params = {name: _param_value(row.get(res.CONFIG_PREFIX + name), dist)
                   for name, dist in distributions.items()}
-        if any(v is None for v in params.values()):
+        if any(v is _UNUSABLE for v in params.values()):
             continue
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=distributions, value=scores[row["trial_id"]]))
@@ -181,16 +223,20 @@ def _distribution(spec: dict):
     return FloatDistribution(spec["low"], spec["high"], log=kind == "LogUniform")
 
 
+_UNUSABLE = object()  # a value outside its distribution: the trial is left out
+
+
 def _param_value(value, distribution):
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
-    if _missing(value):
-        return None
     if isinstance(distribution, CategoricalDistribution):
-        matches = [c for c in distribution.choices if c == _plain(value)]
-        return matches[0] if matches else None
+        value = None if _missing(value) else _plain(value)  # None may be a choice
+        matches = [c for c in distribution.choices if c == value]
+        return matches[0] if matches else _UNUSABLE
+    if _missing(value):
+        return _UNUSABLE
     value = int(value) if isinstance(distribution, IntDistribution) else float(value)
-    return value if distribution.low <= value <= distribution.high else None
+    return value if distribution.low <= value <= distribution.high else _UNUSABLE
 
 
 def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
@@ -214,11 +260,11 @@ def compare_runs(runs: list[Run]) -> pd.DataFrame:
     """One row per run: algorithm, scheduler, trials, epochs trained, the best
     score, and the training epochs and wall time it took to first reach it."""
     rows = []
-    for r in runs:
+    for r, name in zip(runs, run_names(runs)):
         curve = best_so_far(r.trials, r.epochs, r.metric, r.mode)
         best_col = f"best_{r.metric}"
         first = curve[curve[best_col] == curve[best_col].iloc[-1]].iloc[0] if len(curve) else None
-        rows.append({"run": r.name, "algorithm": r.meta.get("algorithm"),
+        rows.append({"run": name, "algorithm": r.meta.get("algorithm"),
                      "scheduler": r.meta.get("scheduler"), "trials": len(r.trials),
                      "epochs_trained": len(r.epochs),
                      best_col: first[best_col] if first is not None else math.nan,
@@ -241,7 +287,8 @@ def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFra
     scored = np.isfinite(score) & np.isfinite(e["train_loss"].astype(float))
     score = score.where(scored)  # every epoch counts as budget spent, scored or not
     best = (score.cummax() if mode == "max" else score.cummin()).ffill()
-    holder = e["trial_id"].where(scored & (score == best)).ffill()
+    improved = scored & (score == best) & (best != best.shift())  # ties keep the first
+    holder = e["trial_id"].where(improved).ffill()
     out = pd.DataFrame({"epochs": np.arange(1, len(e) + 1), "wall_s": wall.to_numpy(),
                         f"best_{metric}": best.to_numpy(), "best_trial_id": holder.to_numpy()},
                        columns=columns)

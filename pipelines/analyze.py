@@ -84,7 +84,11 @@ def analyze(args: argparse.Namespace) -> int:
     if out is not None:
         from pipelines.report import write_report
 
-        report = write_report(runs, out, importances=importances, final=final)
+        try:
+            report = write_report(runs, out, importances=importances, final=final)
+        except OSError as e:
+            raise UsageError(f"cannot write the report to {out} ({e.strerror or e}); pass "
+                             f"--out DIR, a writable directory") from None
         print(f"\nreport: {report}")
     return 0
 
@@ -94,7 +98,11 @@ def _output_dir(run, args) -> Path | None:
         return None
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot create it ({e.strerror or e}); pass a "
+                             f"writable directory") from None
         return out
     if not run.location.is_local:
         raise UsageError(f"{run.location} is on an object store; pass --out DIR for the report")
@@ -118,6 +126,8 @@ def _table(top: pd.DataFrame, run) -> str:
     shown += [CONFIG_PREFIX + k for k in list(run.space)[:SHOWN_CONFIG_COLUMNS]]
     shown = [c for c in shown if c in top]
     table = top[shown].rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX))
+    if "stop_reason" in table:  # no reason yet: still running
+        table["stop_reason"] = table["stop_reason"].astype(object).fillna("running")
     title = f"\ntop {len(top)} of {len(run.trials)} trials by {metric}:"
     if table.empty:
         return title + "\n  (no trial has reported yet)"

@@ -185,6 +185,8 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 def ensure_cache(root: Path, split: str = "train") -> tuple[CachedSplit, str]:
     """Decode a split (the training pool by default) once per machine; return the
     cache and its source."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
     kind, directory = locate(root)
     if not _split_files(kind, directory, split):
         raise UsageError(f"no CIFAR-10 {split} split in {directory}; it needs "

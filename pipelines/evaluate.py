@@ -2,8 +2,10 @@
 image and evaluate it once on the test split. This is the only code path that
 reads the test split; the sweep itself selects on a validation split.
 
-Written into the run directory: `final.parquet` (one row: the test score, the
-configuration, the training budget) and a `final` entry in `run.json`.
+Written into the run directory: `final.parquet` (a row per evaluation: the test
+score, the configuration, the training budget) and a `final` entry in
+`run.json` (the latest). Every evaluation stays on record: scoring the test
+split again and again, and keeping the best, would be selecting on it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipelines.config import TrainConfig
 from pipelines.data import TrainValData, ensure_cache, resolve_data_dir
 from pipelines.errors import UsageError
 from pipelines.run_record import now_iso
+from pipelines.storage import first_line
 from pipelines.trainer import default_device, evaluate, train
 
 FINAL_FILE = "final.parquet"
@@ -29,6 +32,7 @@ FINAL_FILE = "final.parquet"
 @dataclass(frozen=True)
 class FinalOptions:
     run_dir: str
+    sweep: str | None = None  # if given, the run must be of this sweep
     data_dir: str | None = None  # None: the directory the sweep used
     train_size: int | None = None  # None: every training image
     max_epochs: int | None = None  # None: the sweep's epochs per trial
@@ -38,11 +42,10 @@ class FinalOptions:
 def final(options: FinalOptions) -> dict:
     """Retrain the best trial's configuration, test it once, record the score."""
     run = load_run(options.run_dir)
-    if run.meta.get("status") == "running":
-        raise UsageError(f"{run.location} is still running (run.json says so); wait for it, "
-                         f"or --resume it if its driver died, before --final")
+    _check_run(run, options)
     config = _final_config(run, options)
     root = resolve_data_dir(options.data_dir or run.meta.get("options", {}).get("data_dir"))
+    test_cache, _ = ensure_cache(root, "test")  # missing test data fails before hours of training
     train_data = _training_images(root, options.train_size, config.seed)
     if options.threads:
         import torch
@@ -53,17 +56,30 @@ def final(options: FinalOptions) -> dict:
           f"training images for {config.epochs} epochs, then testing once", file=sys.stderr,
           flush=True)
     start = time.time()
-    result = train(config, train_data, report=_print_epoch)
+    try:
+        result = train(config, train_data, report=_print_epoch)
+    except (TypeError, ValueError) as e:  # a config the sweep's code took, this one not
+        raise UsageError(f"the best configuration (trial {trial_id}) does not train here "
+                         f"({first_line(e)})") from None
     if result.diverged:
         raise UsageError(f"the best configuration (trial {trial_id}) diverged when retrained "
                          f"on {len(train_data.train_idx)} images; nothing was tested")
-    test_loss, test_acc = evaluate(result.model, _test_images(root), default_device())
+    test_loss, test_acc = evaluate(result.model, _test_images(test_cache), default_device())
     score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
              "train_s": time.time() - start, "finished_at": now_iso(),
              "config": {k: v for k, v in vars(config).items()}}
-    _record(run, score)
-    return score
+    return _record(run, score)
+
+
+def _check_run(run: Run, options: FinalOptions) -> None:
+    if options.sweep and options.sweep != run.meta.get("sweep"):
+        raise UsageError(f"{run.location} is a run of {run.meta.get('sweep')!r}, not "
+                         f"{options.sweep!r}; drop the sweep name or pick the right run")
+    status = run.meta.get("status")
+    if status != "finished":
+        raise UsageError(f"{run.location} is {status}, not finished: its best trial may still "
+                         f"change; finish it (--resume) before --final")
 
 
 def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
@@ -89,8 +105,7 @@ def _training_images(root, train_size: int | None, seed: int) -> TrainValData:
     return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
 
 
-def _test_images(root) -> TrainValData:
-    cache, _ = ensure_cache(root, "test")
+def _test_images(cache) -> TrainValData:
     images, labels = cache.open()
     return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))
 
@@ -100,15 +115,19 @@ def _print_epoch(metrics: dict, state: dict) -> None:
           f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
 
 
-def _record(run: Run, score: dict) -> None:
+def _record(run: Run, score: dict) -> dict:
+    """Append the evaluation to final.parquet and put it in run.json; returns the
+    score with the number of evaluations so far."""
+    meta = res.read_json(run.location / "run.json")  # the newest, not the one read at start
+    if meta.get("status") != "finished" or meta.get("resumed") != run.meta.get("resumed"):
+        raise UsageError(f"{run.location} changed while --final was training (it was "
+                         f"resumed); run --final again on the finished run")
     row = {k: v for k, v in score.items() if k != "config"}
     row.update({res.CONFIG_PREFIX + k: v for k, v in score["config"].items()})
-    res.write_parquet(pd.DataFrame([row]), run.location / FINAL_FILE)
-    # re-read: the run.json on disk is the newest (a --resume may have rewritten it)
-    meta = res.read_json(run.location / "run.json")
+    where = run.location / FINAL_FILE
+    earlier = res.read_parquet(where) if where.is_file() else pd.DataFrame()
+    history = pd.concat([earlier, pd.DataFrame([row])], ignore_index=True)
+    res.write_parquet(history, where)
+    score = {**score, "evaluations": len(history)}
     res.write_json({**meta, "final": score}, run.location / "run.json")
-
-
-def load_final(run: Run) -> dict | None:
-    """The run's final test score, if `--final` has been run."""
-    return run.meta.get("final")
+    return score

@@ -11,7 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines import plots
-from pipelines.analysis import Run, best_config, best_so_far, compare_runs, leaderboard
+from pipelines.analysis import (
+    Run,
+    best_config,
+    best_so_far,
+    compare_runs,
+    leaderboard,
+    run_names,
+)
 from pipelines.errors import UsageError
 from pipelines.results import CONFIG_PREFIX
 from pipelines.storage import resolve
@@ -132,7 +139,7 @@ def _final_section(final: dict) -> str:
 
 
 def _comparison_section(runs: list[Run]) -> str:
-    table = compare_runs(runs).assign(run=_run_names(runs)).rename(columns={
+    table = compare_runs(runs).rename(columns={
         "epochs_trained": "epochs trained", f"best_{runs[0].metric}": "best score",
         "epochs_to_best": "epochs to reach it", "wall_s_to_best": "wall time to reach it (s)"})
     return "<h2>Runs compared</h2>\n" + _table(table)
@@ -211,8 +218,8 @@ def _importance_caption(importances: dict[str, pd.Series], run: Run) -> str:
     names = " and ".join(plots.EVALUATOR_NAMES.get(k, k) for k in importances)
     attrs = next((v.attrs for v in importances.values() if v is not None and len(v)), {})
     basis = (f"the best {run.metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
-             f"trials that trained that long (one budget for all: a trial stopped early is "
-             f"shorter, not worse)" if attrs else f"best {run.metric}")
+             f"trials that trained that long (one budget for all, so that training length "
+             f"does not pass for a hyperparameter's effect)" if attrs else f"best {run.metric}")
     return (f"Share of the variation in {basis} that {names} attribute to each "
             f"hyperparameter. With few trials these are rough estimates, and evaluators can "
             f"disagree.")
@@ -221,7 +228,7 @@ def _importance_caption(importances: dict[str, pd.Series], run: Run) -> str:
 def _best_so_far_caption(runs: list[Run]) -> str:
     text = (f"The best {runs[0].metric} found so far against the training epochs of all "
             f"trials together, and against wall time since the run's first epoch began.")
-    untimed = [n for n, r in zip(_run_names(runs), runs) if not _timed(r.epochs)]
+    untimed = [n for n, r in zip(run_names(runs), runs) if not _timed(r.epochs)]
     if untimed:
         text += (f" {', '.join(untimed)}: written before epochs carried timestamps, so its "
                  f"epochs are ordered by trial id, not by time, and its wall time adds "
@@ -236,7 +243,7 @@ def _best_so_far(runs: list[Run]) -> pd.DataFrame:
     if len(runs) == 1:
         r = runs[0]
         return best_so_far(r.trials, r.epochs, r.metric, r.mode)
-    names = _run_names(runs)
+    names = run_names(runs)
     trials = pd.concat([r.trials.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
     epochs = pd.concat([r.epochs.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
     return best_so_far(trials, epochs, runs[0].metric, runs[0].mode)
@@ -245,12 +252,6 @@ def _best_so_far(runs: list[Run]) -> pd.DataFrame:
 def _timed(epochs: pd.DataFrame) -> bool:
     """Whether every epoch carries its end time (runs before `ended_at` do not)."""
     return epochs.empty or ("ended_at" in epochs and bool(epochs["ended_at"].notna().all()))
-
-
-def _run_names(runs: list[Run]) -> list[str]:
-    """Run names, made unique (two sweeps may hold runs of the same name)."""
-    names = [r.name for r in runs]
-    return [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
 
 
 def _stop_reasons(trials: pd.DataFrame) -> str:

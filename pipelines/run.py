@@ -77,15 +77,21 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode
         raise UsageError(f"--{mode} {why}; drop {flags}")
 
 
-def _final(args: argparse.Namespace) -> int:
+def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from pipelines.evaluate import FinalOptions, final
 
-    score = final(FinalOptions(args.final, data_dir=args.data_dir, train_size=args.train_size,
-                               max_epochs=args.max_epochs,
-                               threads=max(1, int(args.cpus_per_trial))))
+    threads = None if args.cpus_per_trial == parser.get_default("cpus_per_trial") else \
+        max(1, int(args.cpus_per_trial))  # unset: torch's default, every core
+    score = final(FinalOptions(args.final, sweep=args.sweep, data_dir=args.data_dir,
+                               train_size=args.train_size, max_epochs=args.max_epochs,
+                               threads=threads))
     print(f"test_acc {score['test_acc']:.4f}, test_loss {score['test_loss']:.4f} "
           f"(trial {score['trial_id']}, {score['epochs']} epochs on {score['train_size']} "
           f"training images)")
+    if score["evaluations"] > 1:
+        print(f"note: this run's test split has now been scored {score['evaluations']} times "
+              f"(all in final.parquet); choosing among them would be selecting on the test "
+              f"split", file=sys.stderr)
     print(f"results: {args.final}")
     return 0
 
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             _check_flags(parser, args, "final", FINAL_MAY_CHANGE,
                          "takes only --data-dir, --train-size, --max-epochs and "
                          "--cpus-per-trial")
-            return _final(args)
+            return _final(parser, args)
         if args.resume:
             _check_flags(parser, args, "resume", RESUME_MAY_CHANGE,
                          "continues the run as it was started (only --address and "

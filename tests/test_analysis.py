@@ -16,7 +16,7 @@ from pipelines.analysis import (
     importance,
     load_run,
     load_runs,
-    scores_at_common_budget,
+    scores_at_budget,
 )
 from pipelines.errors import UsageError
 from pipelines.storage import resolve
@@ -73,23 +73,33 @@ def test_importance_ranks_the_only_parameter_that_matters_first(tmp_path, evalua
     shares = importance(run, evaluator)
     assert shares.index[0] == "lr", shares
     assert shares["lr"] > 0.5 and math.isclose(shares.sum(), 1.0, rel_tol=1e-6)
-    assert shares.attrs["epoch"] == 2 and shares.attrs["trials"] == 40
+    assert shares.attrs == {"epoch": 2, "trials": 40, "evaluator": evaluator}
 
 
 def test_importance_compares_trials_at_one_budget(tmp_path):
-    # 6 trials stopped at epoch 1 with high scores, 6 that ran 3 epochs
+    # 6 trials stopped at epoch 1, 6 that ran 3 epochs
     trials = [{"config": {"lr": 0.01, "dropout": 0.1, "optimizer": "sgd", "width": 8},
-               "scores": [0.9]} for _ in range(6)]
+               "scores": [0.5]} for _ in range(6)]
     trials += [{"config": {"lr": 0.1, "dropout": 0.1, "optimizer": "sgd", "width": 8},
-                "scores": [0.2, 0.3, 0.4]} for _ in range(6)]
+                "scores": [0.2, 0.3, 0.9]} for _ in range(6)]
     run = load_run(write_run(tmp_path / "r", trials))
-    epoch, scores = scores_at_common_budget(run)
-    assert epoch == 3 and len(scores) == 6  # half the trials got to epoch 3
-    assert max(scores.values()) == 0.4  # the epoch-1 scores are not compared with them
-    # with one more trial stopped early, fewer than half reach epoch 3: compare at 1
-    trials.append(trials[0])
-    epoch, scores = scores_at_common_budget(load_run(write_run(tmp_path / "r2", trials)))
-    assert epoch == 1 and len(scores) == 13 and max(scores.values()) == 0.9
+    epoch, scores = scores_at_budget(run)  # default: the epoch every trial reached
+    assert epoch == 1 and len(scores) == 12 and max(scores.values()) == 0.5
+    epoch, scores = scores_at_budget(run, budget=3)  # only the trials that got there
+    assert epoch == 3 and len(scores) == 6 and set(scores.values()) == {0.9}
+
+
+def test_none_among_choices_and_ints_read_back_as_floats(tmp_path, monkeypatch):
+    monkeypatch.setitem(SPACE, "depth", {"type": "Choice", "options": [None, 2, 4]})
+    trials = [{"config": {"lr": 0.01 * (i + 1), "dropout": 0.1, "optimizer": "sgd",
+                         "width": 8, "depth": [None, 2, 4][i % 3]},
+               "scores": [0.1 * (i + 1)]} for i in range(6)]
+    run = load_run(write_run(tmp_path / "r", trials))
+    assert run.trials["config/depth"].dtype == "float64"  # Parquet: ints with NaN
+    best = best_config(run)
+    assert best["depth"] == 4 and isinstance(best["depth"], int)  # trial 5: depth 4
+    assert isinstance(best["width"], int)
+    assert importance(run).attrs["trials"] == 6  # trials with depth None count too
 
 
 def test_importance_needs_enough_trials(tmp_path):
@@ -139,7 +149,18 @@ def test_load_runs_compares_runs(tmp_path):
     curves = best_so_far(trials, epochs, "val_acc", "max")
     assert curves.groupby("run")["epochs"].max().to_dict() == {"a": 10, "b": 14}
     table = compare_runs([load_run(a), load_run(b)])
-    assert list(table["trials"]) == [5, 7] and (table["epochs_to_best"] >= 1).all()
+    assert list(table["trials"]) == [5, 7]
+    for run, row in zip((a, b), table.itertuples()):
+        t = pd.read_parquet(f"{run}/epochs.parquet").sort_values("ended_at", kind="stable")
+        in_end_order = t["val_acc"].to_list()
+        assert row.epochs_to_best == in_end_order.index(max(in_end_order)) + 1
+
+
+def test_runs_with_the_same_name_stay_apart(tmp_path):
+    a = write_run(tmp_path / "sweep_a" / "run", only_lr_matters(n=3, seed=1))
+    b = write_run(tmp_path / "sweep_b" / "run", only_lr_matters(n=4, seed=2))
+    trials, _ = load_runs([a, b])
+    assert trials.groupby("run").size().to_list() == [3, 4]
 
 
 def test_runs_of_different_metrics_are_not_compared(tmp_path):

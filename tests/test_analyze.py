@@ -2,6 +2,7 @@
 then `python -m pipelines.analyze`, then `--final`, as a user runs them."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,27 +12,71 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipelines.analysis import (
+    best_config,
+    best_so_far,
+    importance,
+    leaderboard,
+    load_run,
+    load_runs,
+)
+from pipelines.config import TrainConfig
+from pipelines.data import CACHE_DIR_ENV
 from tests.conftest import REPO, data_dir
 
 
-def cli(module: str, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+def cli(module: str, *args: str, timeout: int = 400, cache=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, CACHE_DIR_ENV: str(cache)} if cache else None
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> Path:
+def cache(tmp_path_factory) -> Path:
+    """A data cache of this module's own, to see which splits get decoded."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, cache) -> Path:
     storage = tmp_path_factory.mktemp("analyze")
     out = cli("pipelines.run", "cifar_sweep", "--quick", "--algo", "random", "--num-samples",
               "6", "--max-epochs", "3", "--grace-period", "1", "--train-size", "1000",
               "--val-size", "300", "--storage", str(storage), "--data-dir", str(data_dir()),
-              "--name", "run")
+              "--name", "run", cache=cache)
     assert out.returncode == 0, out.stderr[-3000:]
     return storage / "cifar_sweep" / "run"
 
 
+@pytest.mark.integration
+def test_the_sweep_never_reads_the_test_split(real_run, cache):
+    decoded = sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir())
+    assert decoded == ["cifar10-train"]
+
+
 def referenced_files(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="([^"]+)"', html)
+
+
+@pytest.mark.integration
+def test_the_api_on_a_real_sweep(real_run):
+    run = load_run(str(real_run))
+    assert len(run.trials) == 6 and run.metric == "val_acc" and run.mode == "max"
+    top = leaderboard(run.trials, run.metric, run.mode, n=1).iloc[0]
+    config = best_config(run)
+    assert config["lr"] == top["config/lr"] and config["model"] == "simple_cnn"
+    TrainConfig.from_dict(config)  # what --final will train
+    curve = best_so_far(run.trials, run.epochs, run.metric, run.mode)
+    assert len(curve) == len(run.epochs) == run.trials["epochs"].sum()
+    assert curve["best_val_acc"].is_monotonic_increasing
+    assert curve["best_val_acc"].iloc[-1] == top["best_val_acc"]
+    for evaluator in ("fanova", "ped_anova"):
+        shares = importance(run, evaluator)
+        assert len(shares) and set(shares.index) <= set(run.space)
+        assert abs(shares.sum() - 1) < 1e-6
+        assert shares.attrs["trials"] >= 4
+    trials, epochs = load_runs([str(real_run), str(real_run)])
+    assert len(trials) == 12 and trials["run"].nunique() == 2  # same name, kept apart
 
 
 @pytest.mark.integration
@@ -51,15 +96,16 @@ def test_analyze_prints_and_writes_a_self_contained_report(real_run):
             with Image.open(real_run / ref) as image:
                 image.verify()
     best = pd.read_parquet(real_run / "trials.parquet").sort_values(
-        "best_val_acc", ascending=False)["trial_id"].iloc[0]
-    assert best in html
+        "best_val_acc", ascending=False, kind="stable")["trial_id"].iloc[0]
+    assert f"Trial {best}: best val_acc" in html  # the best-configuration section
 
 
 @pytest.mark.integration
-def test_final_scores_the_best_config_once_on_the_test_split(real_run, tmp_path):
+def test_final_scores_the_best_config_once_on_the_test_split(real_run, cache, tmp_path):
     out = cli("pipelines.run", "cifar_sweep", "--final", str(real_run), "--data-dir",
-              str(data_dir()), "--train-size", "2000", "--max-epochs", "2")
+              str(data_dir()), "--train-size", "2000", "--max-epochs", "2", cache=cache)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert any(p.name.startswith("cifar10-test-") for p in cache.iterdir())
     final = pd.read_parquet(real_run / "final.parquet")
     meta = json.loads((real_run / "run.json").read_text())
     trials = pd.read_parquet(real_run / "trials.parquet")
@@ -75,6 +121,12 @@ def test_final_scores_the_best_config_once_on_the_test_split(real_run, tmp_path)
     assert report.returncode == 0, report.stderr
     assert "final test score" in report.stdout
     assert "Final test score" in (tmp_path / "report.html").read_text()
+
+    again = cli("pipelines.run", "cifar_sweep", "--final", str(real_run), "--data-dir",
+                str(data_dir()), "--train-size", "500", "--max-epochs", "1", cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "scored 2 times" in again.stderr  # every look at the test split is on record
+    assert len(pd.read_parquet(real_run / "final.parquet")) == 2
 
 
 @pytest.mark.parametrize("args,message", [
@@ -95,13 +147,14 @@ def test_bad_analyze_input_is_one_line_exit_2(tmp_path, args, message):
 @pytest.mark.parametrize("args,message", [
     (["--final", "{run}", "--algo", "grid"], "--final takes only"),
     (["--final", "{run}", "--resume", "{run}"], "--final and --resume do not go together"),
-    (["--final", "{run}"], "still running"),
+    (["--final", "{run}"], "is running, not finished"),
+    (["--final", "{run}", "--name", "x"], "--final takes only"),
 ])
 def test_bad_final_input_is_one_line_exit_2(tmp_path, args, message):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"metric": "val_acc", "mode": "max",
-                                              "status": "running"}))
+                                              "status": "running", "sweep": "cifar_sweep"}))
     out = cli("pipelines.run", "cifar_sweep", *[a.format(run=run) for a in args], timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert message in out.stderr
