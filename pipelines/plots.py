@@ -258,6 +258,29 @@ def plot_best_so_far(curves: pd.DataFrame, metric: str, path: str | Path) -> Pat
 # ---- helpers other modules use ------------------------------------------------------
 
 
+def plot_lr_range(curve: pd.DataFrame, steepest: float | None, valley: float | None,
+                  title: str, path: str | Path) -> Path:
+    """The LR range test: loss against learning rate (log axis), raw and smoothed,
+    with the suggestions marked, or a note that there is none."""
+    fig, (ax,) = _figure(8, 4.6)
+    ax.set_title(f"Learning-rate range test, {title}")
+    if curve.empty:
+        _note(ax, "no steps recorded")
+        return _save(fig, path)
+    ax.plot(curve["lr"], curve["loss"], color="0.75", lw=0.8, label="loss per step")
+    ax.plot(curve["lr"], curve["smoothed_loss"], color="C0", lw=2, label="smoothed loss")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (per 256 examples)", ylabel="training loss (cross-entropy)")
+    _robust_ylim(ax, curve["smoothed_loss"])
+    for lr, name, color in ((steepest, "steepest descent", "C3"), (valley, "valley", "C2")):
+        if lr is not None:
+            ax.axvline(lr, color=color, ls="--", lw=1.2, label=f"{name}: {lr:.3g}")
+    if steepest is None and valley is None:
+        ax.text(0.02, 0.04, "no suggestion: the loss did not fall", transform=ax.transAxes)
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
 def rung_epochs(meta: dict) -> list[int]:
     """The epochs at which ASHA compares trials (grace, grace*rf, grace*rf^2, ...
     below max_epochs); for HyperBand, those of its most aggressive bracket (Ray's

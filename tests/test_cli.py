@@ -64,7 +64,9 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUT)
-def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_nothing_written(cifar_cache, tmp_path, args, message):
+    # cifar_cache: decoded beforehand, so no "decoding CIFAR-10 ..." progress line precedes
+    # the error when this test happens to be the first to need the data
     out = cli(*args, storage=tmp_path / "results")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
