@@ -18,6 +18,9 @@ from pipelines.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_NO_SUGGESTION = 1
+EXIT_INTERRUPTED = 130
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_OPTIMIZER = "sgd"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep name: a module in search_spaces/")
     p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
     p.add_argument("--model", help="model from the registry (default: the sweep's)")
-    p.add_argument("--batch-size", type=int, default=128, help="examples per step")
-    p.add_argument("--optimizer", default="sgd", help="sgd | adam | adamw")
+    p.add_argument("--batch-size", type=int, help="examples per step (default: the sweep's "
+                                                  "fixed value, else 128)")
+    p.add_argument("--optimizer", help="sgd | adam | adamw (default: the sweep's, else sgd)")
     p.add_argument("--start-lr", type=float, default=1e-7, help="per 256 examples")
     p.add_argument("--end-lr", type=float, default=10.0, help="per 256 examples")
     p.add_argument("--num-iter", type=int, default=300, help="steps at most")
@@ -52,31 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # the results directory is created only at the end
+        print("interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def find(args: argparse.Namespace) -> int:
-    from pipelines import results as res
-    from pipelines.config import TrainConfig
     from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-    from pipelines.lr_range import RangeTest, range_test
-    from pipelines.plots import plot_lr_range
-    from pipelines.run_record import create_run_dir
+    from pipelines.lr_range import range_test
     from pipelines.storage import check_writable, resolve
     from pipelines.sweep import load_sweep
 
     sweep = load_sweep(args.sweep)
     budget = sweep.quick if args.quick else sweep.full
-    test = _range_test(args, RangeTest)
-    values = {**sweep.fixed, **budget.fixed, "optimizer": args.optimizer,
-              "batch_size": args.batch_size, "seed": args.seed}
-    if args.model:
-        values["model"] = args.model
-    try:
-        cfg = TrainConfig.from_dict(values)
-        cfg.validate()
-    except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    train_size = args.train_size or budget.train_size
+    test = _range_test(args)
+    cfg, model = _config_and_model(args, sweep, budget)
+    train_size = budget.train_size if args.train_size is None else args.train_size
+    if train_size < 1:
+        raise UsageError(f"--train-size must be >= 1, got {train_size}")
     storage = resolve(args.storage)
     check_writable(storage)
     cache, source = ensure_cache(resolve_data_dir(args.data_dir))
@@ -84,17 +81,8 @@ def find(args: argparse.Namespace) -> int:
     print(f"lr range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}, lr "
           f"{test.start_lr:g} to {test.end_lr:g} over at most {test.num_iter} steps",
           file=sys.stderr, flush=True)
-    result = range_test(cfg, data, test)
-    out = create_run_dir(storage, args.sweep, None, "lr_range")  # after the test: no empty dir
-    res.write_parquet(result.curve, out / "curve.parquet")
-    title = f"{args.sweep}: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}"
-    plot_lr_range(result.curve, result.steepest, result.valley, title, str(out / "lr_range.png"))
-    summary = {"sweep": args.sweep, "config": dataclasses.asdict(cfg),
-               "test": dataclasses.asdict(test), "steps": len(result.curve),
-               "stopped": result.stopped, "steepest": result.steepest,
-               "valley": result.valley, "suggestion": result.suggestion,
-               "why_no_suggestion": result.why_no_suggestion}
-    res.write_json(summary, out / "lr_range.json")
+    result = range_test(cfg, data, test, model=model)
+    out = _write(result, cfg, test, args.sweep, storage)
     if result.suggestion is None:
         print(f"no learning rate to suggest: {result.why_no_suggestion}", file=sys.stderr)
         print(f"results: {out}")
@@ -105,15 +93,71 @@ def find(args: argparse.Namespace) -> int:
     return 0
 
 
-def _range_test(args, range_test_class):
-    if not 0 < args.start_lr < args.end_lr:
-        raise UsageError(f"need 0 < --start-lr < --end-lr, got {args.start_lr:g} and "
-                         f"{args.end_lr:g}")
-    if args.num_iter < 20:
-        raise UsageError(f"--num-iter must be >= 20, got {args.num_iter}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    return range_test_class(start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)
+def _range_test(args):
+    from pipelines.lr_range import RangeTest
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    try:
+        return RangeTest(start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter)
+    except ValueError as e:
+        raise UsageError(str(e).replace("start_lr", "--start-lr").replace("end_lr", "--end-lr")
+                         .replace("num_iter", "--num-iter")) from None
+
+
+def _config_and_model(args, sweep, budget):
+    """The sweep's fixed values with the flags on top, and the model built from them
+    (a bad combination, e.g. --model simple_cnn with the full budget's depth, is a
+    UsageError here, not a traceback later)."""
+    from models import build_model
+    from pipelines.config import TrainConfig
+    from pipelines.data import NUM_CLASSES
+
+    values = {**sweep.fixed, **budget.fixed, "seed": args.seed}
+    if args.model:
+        values.pop("depth", None)  # the budget's depth belongs to the budget's model
+        values["model"] = args.model
+    values.setdefault("optimizer", DEFAULT_OPTIMIZER)
+    values.setdefault("batch_size", DEFAULT_BATCH_SIZE)
+    if args.optimizer:
+        values["optimizer"] = args.optimizer
+    if args.batch_size is not None:
+        values["batch_size"] = args.batch_size
+    try:
+        cfg = TrainConfig.from_dict(values)
+        cfg.validate()
+        model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width,
+                            depth=cfg.depth, dropout=cfg.dropout)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UsageError(str(e).strip("'\"")) from None
+    return cfg, model
+
+
+def _write(result, cfg, test, sweep: str, storage):
+    """curve.parquet, lr_range.png and lr_range.json in a new directory; on a failed
+    write, the directory is removed again (nothing half-written)."""
+
+    from pipelines import results as res
+    from pipelines.plots import plot_lr_range
+    from pipelines.run_record import create_run_dir
+
+    out = create_run_dir(storage, sweep, None, "lr_range")
+    try:
+        res.write_parquet(result.curve, out / "curve.parquet")
+        title = f"{sweep}: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}"
+        plot_lr_range(result.curve, result.steepest, result.valley, title,
+                      str(out / "lr_range.png"), note=result.why_no_suggestion)
+        res.write_json({"sweep": sweep, "model": cfg.model, "optimizer": cfg.optimizer,
+                        "batch_size": cfg.batch_size, "test": dataclasses.asdict(test),
+                        "steps": len(result.curve), "stopped": result.stopped,
+                        "steepest": result.steepest, "valley": result.valley,
+                        "suggestion": result.suggestion,
+                        "why_no_suggestion": result.why_no_suggestion},
+                       out / "lr_range.json")
+    except BaseException:
+        out.fs.delete_dir(out.path)
+        raise
+    return out
 
 
 if __name__ == "__main__":

@@ -23,17 +23,27 @@ from pipelines.augment import augment
 from pipelines.config import TrainConfig
 from pipelines.data import NUM_CLASSES, TrainValData
 from pipelines.optim import build_optimizer, effective_lr
+from pipelines.results import LR_CURVE_COLUMNS
 from pipelines.trainer import _batches, default_device
+
+MIN_ITER = 50  # fewer steps: the smoothed loss lags most of the range
 
 
 @dataclass(frozen=True)
 class RangeTest:
     start_lr: float = 1e-7  # per 256 examples
     end_lr: float = 10.0
-    num_iter: int = 300  # steps at most (~8 s for simple_cnn on one CPU thread)
+    num_iter: int = 300  # steps at most (~10 s for simple_cnn on 5,000 images, 2 threads)
     smoothing: float = 0.95  # exponential moving average of the loss (bias-corrected)
     diverge_factor: float = 4.0  # stop once the smoothed loss exceeds this x its minimum
     min_drop: float = 0.1  # the smoothed loss must fall 10% below its start to suggest
+
+    def __post_init__(self):
+        if not (0 < self.start_lr < self.end_lr and math.isfinite(self.end_lr)):
+            raise ValueError(f"need 0 < start_lr < end_lr < inf, got {self.start_lr:g} and "
+                             f"{self.end_lr:g}")
+        if self.num_iter < MIN_ITER:
+            raise ValueError(f"num_iter must be >= {MIN_ITER}, got {self.num_iter}")
 
 
 @dataclass
@@ -41,13 +51,13 @@ class RangeResult:
     curve: pd.DataFrame  # step, lr, effective_lr, loss, smoothed_loss
     steepest: float | None  # lr at the steepest descent of the smoothed loss
     valley: float | None  # lr halfway down the longest descent (fastai's "valley" rule)
-    stopped: str  # "diverged" | "end_lr" | "non-finite loss"
+    stopped: str  # "diverged" | "reached end_lr" | "became non-finite"
     why_no_suggestion: str | None = None
 
     @property
     def suggestion(self) -> float | None:
-        """Smith's rule: where the loss falls fastest. The valley rule is more
-        conservative (lower); both are recorded."""
+        """Smith's rule: where the loss falls fastest. The valley rule (usually more
+        conservative) is recorded beside it."""
         return self.steepest
 
 
@@ -59,22 +69,20 @@ def lr_at(step: int, test: RangeTest) -> float:
 def range_test(cfg: TrainConfig, data: TrainValData, test: RangeTest = RangeTest(),
                device: torch.device | None = None,
                model: torch.nn.Module | None = None) -> RangeResult:
-    """Run the test on `cfg`'s model (or `model`, whose weights are restored after)."""
+    """Run the test on `cfg`'s model, or on a copy of `model`: the caller's model
+    (weights, device, mode) is left as it was, and the optimizer is the test's own."""
     device = device or default_device()
-    torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     if model is None:
-        model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width,
-                            depth=cfg.depth, dropout=cfg.dropout)
+        with torch.random.fork_rng(devices=[]):  # seed the weights, not the caller's RNG
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width,
+                                depth=cfg.depth, dropout=cfg.dropout)
+    else:
+        model = copy.deepcopy(model)
     model = model.to(device)
-    saved_model = copy.deepcopy(model.state_dict())
     opt = build_optimizer(model.parameters(), cfg)
-    saved_opt = copy.deepcopy(opt.state_dict())
-    try:
-        rows, stopped = _run(model, opt, cfg, data, test, device, generator)
-    finally:  # the test leaves the model and optimizer as it found them
-        model.load_state_dict(saved_model)
-        opt.load_state_dict(saved_opt)
+    rows, stopped = _run(model, opt, cfg, data, test, device, generator)
     return suggest(pd.DataFrame(rows), stopped, test)
 
 
@@ -83,7 +91,7 @@ def _run(model, opt, cfg, data, test, device, generator):
     rows, avg, best = [], 0.0, math.inf
     for step, (x, y) in enumerate(_endless_batches(data, cfg.batch_size, device, generator)):
         if step >= test.num_iter:
-            return rows, "end_lr"
+            return rows, "reached end_lr"
         lr = lr_at(step, test)
         for group in opt.param_groups:
             group["lr"] = effective_lr(lr, cfg.batch_size)
@@ -92,7 +100,7 @@ def _run(model, opt, cfg, data, test, device, generator):
         loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):
-            return rows, "non-finite loss"
+            return rows, "became non-finite"
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -103,7 +111,7 @@ def _run(model, opt, cfg, data, test, device, generator):
         best = min(best, smoothed)
         if smoothed > test.diverge_factor * best:
             return rows, "diverged"
-    return rows, "end_lr"
+    return rows, "reached end_lr"
 
 
 def _endless_batches(data: TrainValData, batch_size: int, device, generator):
@@ -116,23 +124,26 @@ def suggest(curve: pd.DataFrame, stopped: str, test: RangeTest = RangeTest()) ->
     """Suggestions from a curve, or the reason there is none: a loss that never
     fell (by `min_drop`) below where it started means no learning rate in the
     range trains this model."""
-    columns = ["step", "lr", "effective_lr", "loss", "smoothed_loss"]
-    curve = curve.reindex(columns=columns)
-    if len(curve) < 20:
+    curve = curve.reindex(columns=list(LR_CURVE_COLUMNS)).astype(LR_CURVE_COLUMNS)
+    last_lr = curve["lr"].iloc[-1] if len(curve) else test.start_lr
+    if len(curve) < MIN_ITER // 2:
         return RangeResult(curve, None, None, stopped,
-                           f"the loss {'diverged' if stopped != 'end_lr' else 'stopped'} "
-                           f"within {len(curve)} steps, from lr {test.start_lr:g}")
+                           f"the loss {stopped} after {len(curve)} steps, at lr {last_lr:.3g}; "
+                           f"lower the start lr or take more steps")
     smoothed = curve["smoothed_loss"].to_numpy()
     start = smoothed[: max(3, len(smoothed) // 20)].mean()
     if smoothed.min() > (1 - test.min_drop) * start:
         return RangeResult(curve, None, None, stopped,
                            f"the smoothed loss never fell {test.min_drop:.0%} below its start "
-                           f"({start:.3g}) between lr {test.start_lr:g} and "
-                           f"{curve['lr'].iloc[-1]:.3g}")
-    # as fastai does: skip the first tenth (the average is still warming up) and the
-    # last five points (the blow-up), where the slope says nothing
-    usable = slice(len(curve) // 10, len(curve) - 5)
-    lrs, losses = curve["lr"].to_numpy()[usable], smoothed[usable]
+                           f"({start:.3g}) between lr {test.start_lr:g} and {last_lr:.3g}")
+    # Like fastai, skip the first tenth (noisy) and the last five points (the blow-up);
+    # and look only up to the lowest loss: past it, nothing descends.
+    lo, hi = len(curve) // 10, min(len(curve) - 5, int(np.argmin(smoothed)) + 1)
+    if hi - lo < 5:
+        return RangeResult(curve, None, None, stopped,
+                           f"the loss fell only in the first {hi} steps (lr up to "
+                           f"{curve['lr'].iloc[max(hi - 1, 0)]:.3g}); lower the start lr")
+    lrs, losses = curve["lr"].to_numpy()[lo:hi], smoothed[lo:hi]
     slope = np.gradient(losses, np.log10(lrs))
     return RangeResult(curve, float(lrs[int(np.argmin(slope))]), float(lrs[_valley(losses)]),
                        stopped)
@@ -151,4 +162,4 @@ def _valley(losses: np.ndarray) -> int:
         if longest[i] > longest[end]:
             end, start = i, i - longest[i]
     third = (end - start) / 3
-    return min(n - 1, start + int(third) + int(third / 2))
+    return max(0, start + int(third) + int(third / 2))  # start is -1 if it falls from 0

@@ -255,11 +255,8 @@ def plot_best_so_far(curves: pd.DataFrame, metric: str, path: str | Path) -> Pat
     return _save(fig, path)
 
 
-# ---- helpers other modules use ------------------------------------------------------
-
-
 def plot_lr_range(curve: pd.DataFrame, steepest: float | None, valley: float | None,
-                  title: str, path: str | Path) -> Path:
+                  title: str, path: str | Path, note: str | None = None) -> Path:
     """The LR range test: loss against learning rate (log axis), raw and smoothed,
     with the suggestions marked, or a note that there is none."""
     fig, (ax,) = _figure(8, 4.6)
@@ -276,9 +273,13 @@ def plot_lr_range(curve: pd.DataFrame, steepest: float | None, valley: float | N
         if lr is not None:
             ax.axvline(lr, color=color, ls="--", lw=1.2, label=f"{name}: {lr:.3g}")
     if steepest is None and valley is None:
-        ax.text(0.02, 0.04, "no suggestion: the loss did not fall", transform=ax.transAxes)
+        ax.text(0.02, 0.04, f"no suggestion: {note or 'the loss did not fall'}",
+                transform=ax.transAxes, fontsize="small", wrap=True)
     ax.legend(loc="upper left", fontsize="small")
     return _save(fig, path)
+
+
+# ---- helpers other modules use ------------------------------------------------------
 
 
 def rung_epochs(meta: dict) -> list[int]:

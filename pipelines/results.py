@@ -24,6 +24,10 @@ EPOCH_COLUMNS = {  # name -> pandas dtype
     "node_id": "string",  # the Ray node the epoch ran on: a retried trial may move
     "ended_at": "float64",  # unix time the driver received the epoch: orders epochs in time
 }
+LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
+    "step": "int64", "lr": "float64", "effective_lr": "float64", "loss": "float64",
+    "smoothed_loss": "float64",
+}
 STOP_REASONS = ("completed", "early_stopped", "diverged", "error")
 CONFIG_PREFIX = "config/"
 
