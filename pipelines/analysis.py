@@ -113,6 +113,15 @@ def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.
                               na_position="last").head(n)
 
 
+def leaderboard_table(top: pd.DataFrame, metric: str, config_keys) -> pd.DataFrame:
+    """The leaderboard as shown on a terminal: id, score, epochs, stop reason and the
+    given config keys (those present), without the `config/` prefix."""
+    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
+    shown += [res.CONFIG_PREFIX + k for k in config_keys]
+    shown = [c for c in shown if c in top]  # no config columns before any trial ran
+    return top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
+
+
 def config_of(row: pd.Series) -> dict:
     """A trial row's configuration, as the trainer received it: a Parquet column
     that mixed ints with missing values reads back as floats, so integral floats

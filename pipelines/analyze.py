@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.cli import EXIT_USAGE, OneLineParser
 from pipelines.errors import UsageError
 
-EXIT_USAGE = 2
 SHOWN_CONFIG_COLUMNS = 8
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not argparse's usage block
-        raise UsageError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pipelines.analyze",
-                description="Leaderboard, hyperparameter importance and an HTML report of "
-                            "sweep runs, from their Parquet files.")
+    p = OneLineParser(prog="python -m pipelines.analyze",
+                      description="Leaderboard, hyperparameter importance and an HTML report of "
+                                  "sweep runs, from their Parquet files.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="results directories (<storage>/<sweep>/<run>); the first is reported, "
                         "the others are compared with it")
@@ -119,13 +114,10 @@ def _header(run) -> str:
 
 
 def _table(top: pd.DataFrame, run) -> str:
-    from pipelines.results import CONFIG_PREFIX
+    from pipelines.analysis import leaderboard_table
 
     metric = run.metric
-    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
-    shown += [CONFIG_PREFIX + k for k in list(run.space)[:SHOWN_CONFIG_COLUMNS]]
-    shown = [c for c in shown if c in top]
-    table = top[shown].rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX))
+    table = leaderboard_table(top, metric, list(run.space)[:SHOWN_CONFIG_COLUMNS])
     if "stop_reason" in table:  # no reason yet: still running
         table["stop_reason"] = table["stop_reason"].astype(object).fillna("running")
     title = f"\ntop {len(top)} of {len(run.trials)} trials by {metric}:"

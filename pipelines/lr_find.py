@@ -14,25 +14,20 @@ import argparse
 import dataclasses
 import sys
 
+from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser
 from pipelines.errors import UsageError
 
-EXIT_USAGE = 2
 EXIT_NO_SUGGESTION = 1
-EXIT_INTERRUPTED = 130
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_OPTIMIZER = "sgd"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.storage import default_storage
 
-    p = _Parser(prog="python -m pipelines.lr_find",
-                description="Learning-rate range test (Smith 2017) on a sweep's model and data.")
+    p = OneLineParser(prog="python -m pipelines.lr_find",
+                      description="Learning-rate range test (Smith 2017) on a sweep's model "
+                                  "and data.")
     p.add_argument("sweep", help="sweep name: a module in search_spaces/")
     p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
     p.add_argument("--model", help="model from the registry (default: the sweep's)")

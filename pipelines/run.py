@@ -6,25 +6,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser
 from pipelines.errors import RunInterrupted, UsageError
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not argparse's usage block
-        raise UsageError(f"{message} (see --help)")
-
 
 
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.data import DATA_DIR_ENV, DEFAULT_DATA_DIR
     from pipelines.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
 
-    p = _Parser(prog="python -m pipelines.run",
-                description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
-                            "results land in <storage>/<sweep>/<run>/ as Parquet.")
+    p = OneLineParser(prog="python -m pipelines.run",
+                      description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
+                                  "results land in <storage>/<sweep>/<run>/ as Parquet.")
     p.add_argument("sweep", nargs="?", help="sweep name: a module in search_spaces/")
     p.add_argument("--list", action="store_true", help="list the sweeps and exit")
     p.add_argument("--quick", action="store_true",

@@ -19,7 +19,7 @@ from ray import tune
 
 from pipelines import results as res
 from pipelines import resume as resume_checks
-from pipelines.analysis import leaderboard
+from pipelines.analysis import leaderboard, leaderboard_table
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import RunInterrupted, UsageError
 from pipelines.resume import TUNE_DIR
@@ -361,10 +361,7 @@ def print_leaderboard(run_dir: Location, p: RunPlan, stream=sys.stdout) -> None:
     trials = res.read_parquet(run_dir / "trials.parquet")
     metric = p.sweep.metric
     top = leaderboard(trials, metric, p.sweep.mode)
-    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
-    shown += [res.CONFIG_PREFIX + k for k in p.sweep.space]
-    shown = [c for c in shown if c in top]  # no config columns before any trial ran
-    table = top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
+    table = leaderboard_table(top, metric, p.sweep.space)
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:", file=stream)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), file=stream)
     counts = trials["stop_reason"].value_counts().to_dict()

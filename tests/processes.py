@@ -97,6 +97,16 @@ def stop(process: subprocess.Popen) -> None:
         pass
 
 
+def run_to_completion(args: list[str], env: dict, log: Path, timeout_s: float = 400) -> None:
+    """Run a command in its own session and assert it exits 0 (its log tail if not);
+    whatever it leaves running is stopped, pass or fail."""
+    process = start(args, env, log)
+    try:
+        assert process.wait(timeout=timeout_s) == 0, log.read_text()[-3000:]
+    finally:
+        stop(process)
+
+
 def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.3):
     deadline = time.time() + timeout_s
     while time.time() < deadline:
