@@ -10,6 +10,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+LR_REFERENCE_BATCH = 256  # `TrainConfig.lr` is the learning rate per 256 examples
+
+
+def effective_lr(lr_per_256: float, batch_size: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017), applied here and nowhere else:
+    the optimizer's learning rate grows with the batch size, so a sweep searches
+    lr in batch-independent units and batch size separately."""
+    return lr_per_256 * batch_size / LR_REFERENCE_BATCH
+
 
 @dataclass(frozen=True)
 class TrainConfig:

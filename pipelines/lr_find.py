@@ -129,31 +129,36 @@ def _config_and_model(args, sweep, budget):
 
 
 def _write(result, cfg, test, sweep: str, storage):
-    """curve.parquet, lr_range.png and lr_range.json in a new directory; on a failed
-    write, the directory is removed again (nothing half-written)."""
-
-    from pipelines import results as res
-    from pipelines.plots import plot_lr_range
+    """The test's files in a new directory; on a failed write, the directory is
+    removed again (nothing half-written)."""
     from pipelines.run_record import create_run_dir
 
     out = create_run_dir(storage, sweep, None, "lr_range")
     try:
-        res.write_parquet(result.curve, out / "curve.parquet")
-        title = f"{sweep}: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}"
-        plot_lr_range(result.curve, result.steepest, result.valley, title,
-                      str(out / "lr_range.png"), note=result.why_no_suggestion)
-        res.write_json({"sweep": sweep, "model": cfg.model, "optimizer": cfg.optimizer,
-                        "batch_size": cfg.batch_size, "test": dataclasses.asdict(test),
-                        "steps": len(result.curve), "stopped": result.stopped,
-                        "steepest": result.steepest, "valley": result.valley,
-                        "suggestion": result.suggestion,
-                        "why_no_suggestion": result.why_no_suggestion},
-                       out / "lr_range.json")
+        write_range_test(out, result, cfg, test, sweep)
     except BaseException:
         out.fs.delete_dir(out.path)
         raise
     return out
 
+
+def write_range_test(out, result, cfg, test, sweep: str) -> dict:
+    """curve.parquet, lr_range.png and lr_range.json in `out`; returns the JSON."""
+    from pipelines import results as res
+    from pipelines.plots import plot_lr_range
+
+    res.write_parquet(result.curve, out / "curve.parquet")
+    title = f"{sweep}: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}"
+    plot_lr_range(result.curve, result.steepest, result.valley, title,
+                  str(out / "lr_range.png"), note=result.why_no_suggestion)
+    summary = {"sweep": sweep, "model": cfg.model, "optimizer": cfg.optimizer,
+               "batch_size": cfg.batch_size, "test": dataclasses.asdict(test),
+               "steps": len(result.curve), "stopped": result.stopped,
+               "steepest": result.steepest, "valley": result.valley,
+               "suggestion": result.suggestion,
+               "why_no_suggestion": result.why_no_suggestion}
+    res.write_json(summary, out / "lr_range.json")
+    return summary
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Optimizers by name, and the one place where the linear scaling rule lives."""
+"""Optimizers by name; each gets the effective learning rate (config.effective_lr)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ from typing import Callable
 
 import torch
 
-from pipelines.config import TrainConfig
+from pipelines.config import LR_REFERENCE_BATCH, TrainConfig, effective_lr
 
-LR_REFERENCE_BATCH = 256  # `TrainConfig.lr` is the learning rate per 256 examples
-
-
-def effective_lr(lr_per_256: float, batch_size: int) -> float:
-    """Linear scaling rule (Goyal et al. 2017): lr grows with the batch size."""
-    return lr_per_256 * batch_size / LR_REFERENCE_BATCH
-
+__all__ = ["LR_REFERENCE_BATCH", "OPTIMIZERS", "build_optimizer", "effective_lr"]
 
 def _sgd(params, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,

@@ -23,14 +23,17 @@ class ResultRecorder(tune.Callback):
     the records from the same snapshot as the trials: no epoch lost or doubled.
     """
 
-    def __init__(self, on_change: Callable[[], None]):
+    def __init__(self, on_change: Callable[[], None],
+                 expand: Callable[[dict], dict] = dict):
         self.records: dict[str, TrialRecord] = {}
         self._on_change = on_change
+        self._expand = expand  # Tune's config -> the trainer's (see sweep.with_carried)
         self._persisted = 0.0
 
     def _record(self, trial) -> TrialRecord:
         if trial.trial_id not in self.records:
-            self.records[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config),
+            self.records[trial.trial_id] = TrialRecord(trial.trial_id,
+                                                       self._expand(dict(trial.config)),
                                                        started=time.time())
         record = self.records[trial.trial_id]
         record.failures = trial.num_failures

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.config import TrainConfig, effective_lr
 from pipelines.storage import Location, parquet_bytes
 
 EPOCH_COLUMNS = {  # name -> pandas dtype
@@ -37,6 +38,8 @@ def trial_columns(metric: str) -> dict[str, str]:
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
         "wall_s": "float64", "node_ip": "string", "node_id": "string", "failures": "int64",
+        # the optimizer's peak lr: config/lr (per 256 examples) * config/batch_size / 256
+        "effective_lr": "float64",
     }
 
 
@@ -92,9 +95,16 @@ class TrialRecord:
             f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
             "node_id": self.node_id, "failures": self.failures,
+            "effective_lr": _effective_lr(self.config),
         }
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
+
+
+def _effective_lr(config: dict[str, Any]) -> float:
+    defaults = TrainConfig()
+    return effective_lr(config.get("lr", defaults.lr),
+                        config.get("batch_size", defaults.batch_size))
 
 
 def _finite(value) -> bool:

@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int, help="training images (stratified subset)")
     p.add_argument("--val-size", type=int, help="validation images held out of training")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--epoch-budget", type=int,
+                   help="stop the search once its trials have trained this many epochs in "
+                        "total (set --num-samples high enough for it to bind)")
+    p.add_argument("--joint", action="store_true",
+                   help="a staged sweep's whole space searched at once, its stages ignored")
+    p.add_argument("--lr-range", choices=["auto"],
+                   help="auto: run an LR range test first and narrow the lr domain around "
+                        "its suggestion (see the README)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0,
                    help="Ray CPUs and torch threads per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed")

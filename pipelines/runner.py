@@ -8,21 +8,16 @@ Validation comes first so that bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray import tune
-
-from pipelines import results as res
+from pipelines import lr_auto, staged
 from pipelines import resume as resume_checks
-from pipelines.analysis import leaderboard, leaderboard_table
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-from pipelines.errors import RunInterrupted, UsageError
-from pipelines.resume import TUNE_DIR
+from pipelines.errors import UsageError
+from pipelines.experiment import execute_experiment
 from pipelines.run_record import (
     command_line,
     create_run_dir,
@@ -32,15 +27,9 @@ from pipelines.run_record import (
 )
 from pipelines.schedulers import SCHEDULERS
 from pipelines.searchers import SEARCHERS
-from pipelines.space import describe, to_tune
+from pipelines.space import compile_space, describe, to_tune
 from pipelines.storage import Location, check_writable, default_storage, resolve
 from pipelines.sweep import Budget, Sweep, load_sweep
-
-LEADERBOARD_SIZE = 5
-CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
-# Tune saves its experiment state (trials, searcher, our recorder) at most this often.
-# Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
-EXPERIMENT_STATE_EVERY_S = "2"
 
 
 @dataclass(frozen=True)
@@ -65,6 +54,9 @@ class RunOptions:
     name: str | None = None
     seed: int = 0
     resume: str | None = None  # a run directory to finish; everything else comes from it
+    joint: bool = False  # a staged sweep's space searched all at once, stages ignored
+    epoch_budget: int | None = None  # stop the search once its trials ran this many epochs
+    lr_range: str | None = None  # "auto": narrow the lr domain by a range test first
 
 
 @dataclass(frozen=True)
@@ -76,11 +68,20 @@ class RunPlan:
     num_samples: int
     param_space: dict
     fixed: dict
+    carried: tuple[dict, ...] = ()  # staged: the configurations a stage builds on
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.sweep.stages)
 
 
-def plan(options: RunOptions) -> RunPlan:
-    """Resolve and validate the sweep, budget and space; create nothing."""
-    sweep = load_sweep(options.sweep)
+def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
+    """Resolve and validate the sweep (the named one, or `sweep`: e.g. with a
+    narrowed lr domain), its budget and space; create nothing."""
+    if sweep is None:
+        sweep = load_sweep(options.sweep)
+    else:
+        sweep.check()
     algo = options.algo or sweep.default_algo
     if algo not in SEARCHERS:
         raise UsageError(f"unknown --algo {algo!r}; choose one of {', '.join(SEARCHERS)}")
@@ -88,13 +89,21 @@ def plan(options: RunOptions) -> RunPlan:
         raise UsageError(f"unknown --scheduler {options.scheduler!r}; choose one of "
                          f"{', '.join(SCHEDULERS)}")
     budget = _budget(sweep.quick if options.quick else sweep.full, options)
+    if options.joint or not sweep.stages:
+        sweep = dataclasses.replace(sweep, stages=())
+    else:
+        _check_staged(options)
     fixed = {**sweep.fixed, **budget.fixed, "epochs": budget.max_epochs, "seed": options.seed}
-    param_space = to_tune(sweep.space, algo, fixed)
-    num_samples = options.num_samples or (1 if algo == "grid" else budget.num_samples)
-    if algo == "grid" and num_samples > 1:
-        # repeats of the grid differ by seed; identical repeats would teach nothing
-        param_space["seed"] = tune.grid_search([options.seed + i for i in range(num_samples)])
-        num_samples = 1
+    if sweep.stages:  # each stage compiles its own space (pipelines.staged)
+        for stage in sweep.stages:
+            to_tune({k: sweep.space[k] for k in stage.params}, stage.algo or algo, fixed)
+        param_space, num_samples = {}, 0
+    else:
+        param_space, num_samples = compile_space(sweep.space, algo, fixed, options.num_samples
+                                                 or budget.num_samples, options.seed,
+                                                 grid_passes=options.num_samples or 1)
+    if options.lr_range not in (None, "auto"):
+        raise UsageError(f"--lr-range {options.lr_range!r}: the only mode is 'auto'")
     _check_resources(options)
     if options.name is not None and (not options.name or Path(options.name).name != options.name
                                      or options.name in (".", "..")):
@@ -104,6 +113,15 @@ def plan(options: RunOptions) -> RunPlan:
     return RunPlan(options, sweep, algo, budget, num_samples, param_space, fixed)
 
 
+def _check_staged(options: RunOptions) -> None:
+    for flag, value in (("--num-samples", options.num_samples),
+                        ("--epoch-budget", options.epoch_budget)):
+        if value is not None:
+            raise UsageError(f"{flag}: {options.sweep} runs in stages, each with its own "
+                             f"number of trials; drop {flag}, or add --joint to search its "
+                             f"whole space at once")
+
+
 def _budget(base: Budget, options: RunOptions) -> Budget:
     overrides = {k: getattr(options, k) for k in
                  ("max_epochs", "grace_period", "reduction_factor", "train_size", "val_size")
@@ -111,7 +129,8 @@ def _budget(base: Budget, options: RunOptions) -> Budget:
     budget = dataclasses.replace(base, **overrides)
     positive = {"--num-samples": options.num_samples, "--max-epochs": budget.max_epochs,
                 "--grace-period": budget.grace_period, "--train-size": budget.train_size,
-                "--val-size": budget.val_size, "--max-concurrent": options.max_concurrent}
+                "--val-size": budget.val_size, "--max-concurrent": options.max_concurrent,
+                "--epoch-budget": options.epoch_budget}
     for flag, value in positive.items():
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
@@ -178,11 +197,17 @@ def run(options: RunOptions) -> Location:
         return resume(options)
     the_plan = plan(options)
     data = _prepare_data(the_plan)
+    narrowing = None
+    if options.lr_range:  # before Ray starts: the range test has the machine to itself
+        the_plan, narrowing = lr_auto.narrow(the_plan, data)
     started_ray = _start_ray(options)
     try:
         run_dir = create_run_dir(resolve(options.storage), options.sweep, options.name,
-                                 the_plan.algo)
-        _execute(the_plan, data, run_dir, _run_metadata(the_plan, data))
+                                 "staged" if the_plan.staged else the_plan.algo)
+        metadata = _run_metadata(the_plan, data)
+        if narrowing:
+            metadata["lr_range"] = lr_auto.write(narrowing, run_dir)
+        _execute(the_plan, data, run_dir, metadata)
     finally:
         _stop_ray(started_ray)
     return run_dir
@@ -202,12 +227,15 @@ def resume(options: RunOptions) -> Location:
     if metadata["status"] == "finished":
         raise UsageError(f"{run_dir} already finished; nothing to resume")
     resume_checks.check_no_live_driver(metadata, run_dir)
-    resume_checks.check_tune_state(run_dir)
     # the cluster and the data may have moved since: --address and --data-dir win
     the_plan = plan(dataclasses.replace(
         stored, address=options.address or stored.address,
         data_dir=options.data_dir or stored.data_dir,
         storage=resume_checks.storage_root(run_dir)))
+    if not the_plan.staged:  # a staged run checks each unfinished stage's own state
+        resume_checks.check_tune_state(run_dir)
+    if metadata.get("lr_range"):  # the narrowed domain, not a second range test
+        the_plan = lr_auto.apply(the_plan, metadata["lr_range"])
     data = _prepare_data(the_plan)
     started_ray = _start_ray(the_plan.options)
     try:
@@ -225,6 +253,14 @@ def _prepare_data(p: RunPlan) -> DataSpec:
     return data
 
 
+def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
+             restore: bool = False) -> None:
+    if p.staged:
+        staged.execute(p, data, run_dir, metadata)
+    else:
+        execute_experiment(p, data, run_dir, metadata, restore=restore)
+
+
 def _stop_ray(started_ray: bool) -> None:
     if started_ray:
         import ray
@@ -240,6 +276,7 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
         "sweep": p.options.sweep, "algorithm": p.algo, "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
         "space": describe(p.sweep.space), "fixed": p.fixed,
+        "stages": [dataclasses.asdict(s) for s in p.sweep.stages],
         "budget": {**dataclasses.asdict(p.budget), "num_samples": p.num_samples},
         "seed": p.options.seed, "data": {"source": data.source, "train_size": data.train_size,
                                          "val_size": data.val_size},
@@ -250,120 +287,3 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
         "command": command_line(), "versions": package_versions(), "git_commit": git_commit(),
         "start_time": now_iso(), "end_time": None, "status": "running",
     }
-
-
-def _execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict,
-             restore: bool = False) -> None:
-    from pipelines.progress import ProgressPrinter, ResultRecorder
-
-    # Ray's newer console output prints an experiment banner whatever the verbosity;
-    # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
-    budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
-
-    def persist() -> None:
-        records = list(recorder.records.values())
-        now = time.time()
-        res.write_parquet(res.trials_frame(records, metric=metric, mode=mode,
-                                           max_epochs=budget.max_epochs, now=now),
-                          run_dir / "trials.parquet")
-        res.write_parquet(res.epochs_frame(records), run_dir / "epochs.parquet")
-
-    def persist_or_warn() -> None:
-        try:  # a storage hiccup mid-run must not end the sweep: the next write retries
-            persist()
-        except OSError as e:
-            print(f"warning: could not write results to {run_dir} ({e}); retrying with the "
-                  f"next result", file=sys.stderr, flush=True)
-
-    recorder = ResultRecorder(persist_or_warn)
-    total = p.num_samples * math.prod(len(v["grid_search"]) for v in p.param_space.values()
-                                      if isinstance(v, dict) and "grid_search" in v)
-    printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
-                              max_epochs=budget.max_epochs)
-    verb = "resuming" if restore else "running"
-    print(f"{p.options.sweep}: {verb} {total} trials, {p.algo} search, {p.options.scheduler} "
-          f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
-          file=sys.stderr, flush=True)
-    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer], restore=restore)
-    metadata = {**metadata, "status": "running", "end_time": None,
-                "driver": resume_checks.driver_record()}
-    res.write_json(metadata, run_dir / "run.json")
-    status = "failed"
-    try:
-        tuner.fit()
-        # Tune turns a first Ctrl-C into a graceful stop and returns normally.
-        unfinished = len(recorder.records) < total or any(
-            r.ended is None for r in recorder.records.values())
-        status = "interrupted" if unfinished else "finished"
-    except KeyboardInterrupt:  # a second Ctrl-C: Tune gave up waiting for trials
-        status = "interrupted"
-        raise RunInterrupted(run_dir) from None
-    finally:
-        try:
-            persist()
-        finally:  # run.json must not say "running" after this driver is gone
-            res.write_json({**metadata, "end_time": now_iso(), "status": status},
-                           run_dir / "run.json")
-    print_leaderboard(run_dir, p)
-    if status == "interrupted":
-        raise RunInterrupted(run_dir)
-
-
-def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list, restore: bool):
-    from pipelines.schedulers import build_scheduler
-    from pipelines.searchers import build_searcher
-    from pipelines.trainable import run_trial
-
-    options, budget = p.options, p.budget
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data, threads=max(1, int(options.cpus_per_trial))),
-        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
-    )
-    storage = run_dir.tune_storage()
-    if restore:
-        return _restored_tuner(run_dir, trainable, callbacks, storage.get("storage_filesystem"))
-    return tune.Tuner(
-        trainable,
-        param_space=p.param_space,
-        tune_config=tune.TuneConfig(
-            metric=p.sweep.metric, mode=p.sweep.mode, num_samples=p.num_samples,
-            reuse_actors=True,
-            search_alg=build_searcher(p.algo, metric=p.sweep.metric, mode=p.sweep.mode,
-                                      seed=options.seed, num_samples=p.num_samples),
-            scheduler=build_scheduler(options.scheduler, max_epochs=budget.max_epochs,
-                                      grace_period=budget.grace_period,
-                                      reduction_factor=budget.reduction_factor),
-            max_concurrent_trials=options.max_concurrent,
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR, **storage, verbose=0, callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            failure_config=tune.FailureConfig(max_failures=options.max_failures),
-        ),
-    )
-
-
-def _restored_tuner(run_dir: Location, trainable, callbacks: list, filesystem):
-    tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable, resume_unfinished=True,
-                               resume_errored=False, restart_errored=False,
-                               storage_filesystem=filesystem)
-    # Tune restores the run config pickled at the start, callbacks included; ours are
-    # this driver's (they write to this run_dir), and get their state from the snapshot.
-    tuner._local_tuner.get_run_config().callbacks = callbacks
-    return tuner
-
-
-def print_leaderboard(run_dir: Location, p: RunPlan, stream=sys.stdout) -> None:
-    trials = res.read_parquet(run_dir / "trials.parquet")
-    metric = p.sweep.metric
-    top = leaderboard(trials, metric, p.sweep.mode)
-    table = leaderboard_table(top, metric, p.sweep.space)
-    print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:", file=stream)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), file=stream)
-    counts = trials["stop_reason"].value_counts().to_dict()
-    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-          file=stream)

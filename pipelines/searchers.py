@@ -19,6 +19,7 @@ def _optuna(*, metric: str, mode: str, seed: int, num_samples: int) -> Searcher:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study
     startup = max(2, min(MAX_RANDOM_STARTUP, num_samples // 2))
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     return OptunaSearch(metric=metric, mode=mode, sampler=sampler)

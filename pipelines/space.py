@@ -143,6 +143,19 @@ def to_tune(space: Mapping[str, Domain], algo: str, fixed: Mapping[str, Any]) ->
     return compiled
 
 
+def compile_space(space, algo: str, fixed: dict, num_samples: int, seed: int,
+                  grid_passes: int | None = None) -> tuple[dict, int]:
+    """Tune's param_space and num_samples; grid search runs `grid_passes` passes
+    (default `num_samples`) over its grid, each with its own trial seed."""
+    param_space = to_tune(space, algo, fixed)
+    if algo != "grid":
+        return param_space, num_samples
+    passes = grid_passes or num_samples
+    if passes > 1:  # identical repeats would teach nothing
+        param_space["seed"] = tune.grid_search([seed + i for i in range(passes)])
+    return param_space, 1
+
+
 def describe(space: Mapping[str, Domain]) -> dict[str, dict]:
     """A JSON-friendly description of the space, for run.json."""
     return {name: {"type": type(d).__name__, **{k: list(v) if isinstance(v, tuple) else v

@@ -14,6 +14,19 @@ from pipelines.errors import UsageError
 from pipelines.space import Domain, candidate_values, check_space
 
 SWEEP_PACKAGE = "search_spaces"
+# Staged tuning's default order (the practitioners' one): a group's parameters are
+# tuned together, with every earlier group fixed at its best.
+DEFAULT_STAGE_ORDER = (
+    ("lr", ("lr",)),
+    ("batch_size", ("batch_size",)),
+    ("optimizer", ("optimizer", "momentum", "nesterov")),
+    ("schedule", ("schedule", "warmup_epochs", "label_smoothing")),
+    ("architecture", ("model", "width", "depth")),
+    ("regularisation", ("dropout", "weight_decay", "crop_padding", "flip_prob")),
+)
+# The carried configuration a trial of a stage builds on, when a stage carries
+# more than one (top_k > 1): searched like any other parameter, never a config key.
+CARRIED_KEY = "carried"
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,69 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One step of staged tuning: search `params` (keys of the sweep's space) with
+    the earlier stages' best values fixed; parameters not yet tuned keep their
+    TrainConfig defaults. A parameter may come back in a later stage (e.g. lr
+    again after the optimizer changed)."""
+
+    name: str
+    params: tuple[str, ...]
+    num_samples: int  # trials with the full budget (grid: passes over the grid)
+    quick_num_samples: int  # with --quick
+    algo: str | None = None  # None: --algo, else the sweep's default_algo
+    top_k: int = 1  # best configurations so far carried into the next stage
+
+    def check(self, space: Mapping[str, Domain]) -> None:
+        where = f"stage {self.name!r}"
+        if not self.name.isidentifier():
+            raise UsageError(f"{where}: a stage name must be an identifier (it names a "
+                             f"directory), e.g. 'batch_size'")
+        if not self.params:
+            raise UsageError(f"{where} searches no parameter; give it params=(...)")
+        unknown = [p for p in self.params if p not in space]
+        if unknown:
+            raise UsageError(f"{where}: {unknown} not in the sweep's space; stages search "
+                             f"keys of the space: {', '.join(space)}")
+        if min(self.num_samples, self.quick_num_samples, self.top_k) < 1:
+            raise UsageError(f"{where}: num_samples, quick_num_samples and top_k must be >= 1")
+        from pipelines.searchers import SEARCHERS
+
+        if self.algo is not None and self.algo not in SEARCHERS:
+            raise UsageError(f"{where}: unknown algo {self.algo!r}; choose one of "
+                             f"{', '.join(SEARCHERS)}")
+
+
+def default_stages(space: Mapping[str, Domain], num_samples: int,
+                   quick_num_samples: int) -> tuple[Stage, ...]:
+    """Stages in DEFAULT_STAGE_ORDER over the parameters `space` has, each with the
+    same number of trials."""
+    stages = tuple(Stage(name, tuple(p for p in group if p in space), num_samples,
+                         quick_num_samples)
+                   for name, group in DEFAULT_STAGE_ORDER if any(p in space for p in group))
+    grouped = {p for stage in stages for p in stage.params}
+    return stages + ((Stage("other", tuple(p for p in space if p not in grouped),
+                            num_samples, quick_num_samples),)
+                     if set(space) - grouped else ())
+
+
+def start_values(space) -> dict:
+    """Every parameter's value before a stage tunes it: the trainer's default."""
+    defaults = TrainConfig()
+    return {name: getattr(defaults, name) for name in space}
+
+
+def with_carried(config: dict, carried: tuple[dict, ...]) -> dict:
+    """A stage trial's full configuration: the carried configuration it builds on
+    (chosen by CARRIED_KEY when there are several), with its own values on top."""
+    if not carried:
+        return config
+    own = dict(config)
+    base = carried[own.pop(CARRIED_KEY, 0)]
+    return {**base, **own}
+
+
+@dataclass(frozen=True)
 class Sweep:
     description: str  # one line, shown by --list
     space: Mapping[str, Domain]
@@ -39,6 +115,7 @@ class Sweep:
     metric: str = "val_acc"
     mode: str = "max"
     default_algo: str = "optuna"
+    stages: tuple[Stage, ...] = ()  # staged tuning (see Stage); () = one joint search
 
     def check(self) -> None:
         """Every key known, every domain valid, and every value the space can take
@@ -55,6 +132,20 @@ class Sweep:
             for name, domain in self.space.items():
                 for value in candidate_values(domain):
                     _check_config({**fixed, name: value}, f"parameter {name!r} = {value!r}")
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        for stage in self.stages:
+            stage.check(self.space)
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise UsageError(f"stage names must be unique, got {names}")
+        if not self.stages:
+            return
+        untuned = [p for p in self.space if not any(p in s.params for s in self.stages)]
+        if untuned:
+            raise UsageError(f"parameter(s) {untuned} are in no stage; add them to one, or "
+                             f"fix them in fixed={{...}}")
 
 
 def _check_config(values: Mapping[str, Any], what: str) -> None:

@@ -13,6 +13,7 @@ from ray import tune
 
 from pipelines.config import TrainConfig
 from pipelines.data import DataSpec, TrainValData, open_split
+from pipelines.sweep import with_carried
 from pipelines.trainer import train
 
 CHECKPOINT_FILE = "state.pt"
@@ -46,9 +47,10 @@ def _report(metrics: dict, state: dict, *, node_id: str) -> None:
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def run_trial(config: dict, *, data: DataSpec, threads: int) -> None:
-    """Ray Tune entry point for one trial."""
+def run_trial(config: dict, *, data: DataSpec, threads: int,
+              carried: tuple[dict, ...] = ()) -> None:
+    """Ray Tune entry point for one trial; a stage's trial builds on `carried`."""
     torch.set_num_threads(threads)
     report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id())
-    train(TrainConfig.from_dict(config), _data(data), report=report,
+    train(TrainConfig.from_dict(with_carried(config, carried)), _data(data), report=report,
           resume_state=_restore_state())

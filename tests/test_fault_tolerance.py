@@ -95,7 +95,7 @@ def test_killed_driver_then_resume_finishes_the_run(tmp_path):
 
     try:
         done_before = proc.wait_for(finished_trials, 240, "a finished trial")
-        # Tune saves its experiment state every runner.EXPERIMENT_STATE_EVERY_S (2 s):
+        # Tune saves its experiment state every experiment.EXPERIMENT_STATE_EVERY_S (2 s):
         # trials that finished longer ago than that are in the state the resume reads
         time.sleep(3)
         os.kill(driver.pid, signal.SIGKILL)

@@ -1,0 +1,44 @@
+"""CIFAR-10 tuned in stages, in the practitioners' order: learning rate, batch
+size, optimizer, schedule, width, then regularisation. Each stage searches its
+own parameters with the best values so far fixed (see pipelines.staged);
+`--joint` searches the same space all at once, for comparison."""
+
+from pipelines.space import Choice, IntUniform, LogUniform, Uniform
+from pipelines.sweep import Budget, Stage, Sweep
+
+SWEEP = Sweep(
+    description="CIFAR-10 in stages: lr, batch size, optimizer, schedule, width, "
+                "regularisation",
+    space={
+        "lr": LogUniform(1e-3, 1.0, grid=(0.01, 0.05, 0.2)),  # per 256 examples
+        "batch_size": Choice((64, 128, 256)),
+        "optimizer": Choice(("sgd", "adam", "adamw")),
+        "momentum": Uniform(0.8, 0.99, grid=(0.9,)),  # SGD momentum, Adam beta1
+        "schedule": Choice(("onecycle", "cosine")),
+        "width": Choice((8, 16, 32)),  # first-stage channels
+        "weight_decay": LogUniform(1e-5, 1e-1, grid=(5e-4,)),
+        "dropout": Uniform(0.0, 0.5, grid=(0.0,)),
+        "crop_padding": IntUniform(0, 4, grid=(4,)),  # pixels
+        "flip_prob": Uniform(0.0, 0.5, grid=(0.5,)),
+    },
+    stages=(
+        # the two best learning rates go on: the best lr at batch 256 need not be best
+        # at 64 (the scaling rule is a first-order approximation)
+        Stage("lr", ("lr",), num_samples=8, quick_num_samples=5, top_k=2),
+        Stage("batch_size", ("batch_size",), num_samples=1, quick_num_samples=1,
+              algo="grid"),
+        # Adam's good lr is 10-100x below SGD's, so lr is searched again with it
+        Stage("optimizer", ("optimizer", "momentum", "lr"), num_samples=12,
+              quick_num_samples=6),
+        Stage("schedule", ("schedule",), num_samples=1, quick_num_samples=1, algo="grid"),
+        Stage("architecture", ("width",), num_samples=1, quick_num_samples=1, algo="grid"),
+        Stage("regularisation", ("weight_decay", "dropout", "crop_padding", "flip_prob"),
+              num_samples=12, quick_num_samples=6),
+    ),
+    fixed={"warmup_epochs": 1.0},
+    full=Budget(num_samples=64, max_epochs=30, grace_period=3, reduction_factor=3,
+                train_size=45_000, val_size=5_000, fixed={"model": "resnet", "depth": 20}),
+    quick=Budget(num_samples=12, max_epochs=8, grace_period=1, reduction_factor=2,
+                 train_size=10_000, val_size=2_000, fixed={"model": "simple_cnn"}),
+    default_algo="optuna",
+)
