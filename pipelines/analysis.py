@@ -304,6 +304,27 @@ def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFra
     return out.dropna(subset=[f"best_{metric}"])  # before the first score there is no best
 
 
+def stage_table(summaries: list[dict], metric: str) -> pd.DataFrame:
+    """A staged run's per-stage table (run.json's `stage_results`): its trials and
+    epochs, the best score in the stage and so far, and what the stage changed."""
+    rows = [{"stage": f"{s['stage']} {s['name']}", "trials": s["trials"],
+             "epochs": s["epochs"], f"best {metric} (stage)": s["best_in_stage"],
+             f"best {metric} so far": s["best_so_far"],
+             "changed": _changes(s["changed"])} for s in summaries]
+    return pd.DataFrame(rows)
+
+
+def _changes(changed: dict) -> str:
+    if not changed:
+        return "kept"
+    return ", ".join(f"{name} {_short(old)} -> {_short(new)}"
+                     for name, (old, new) in changed.items())
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 

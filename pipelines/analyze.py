@@ -50,6 +50,7 @@ def analyze(args: argparse.Namespace) -> int:
         importance,
         leaderboard,
         load_run,
+        stage_table,
     )
 
     if args.top < 1:
@@ -61,6 +62,9 @@ def analyze(args: argparse.Namespace) -> int:
     run = runs[0]
     print(_header(run))
     print(_table(leaderboard(run.trials, run.metric, run.mode, args.top), run))
+    if run.meta.get("stage_results"):
+        print("\nstages:\n" + stage_table(run.meta["stage_results"], run.metric).to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"))
     importances = {name: importance(run, name) for name in IMPORTANCE_EVALUATORS}
     for name, scores in importances.items():
         if not len(scores):

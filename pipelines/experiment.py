@@ -103,6 +103,8 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
         unfinished = len(recorder.records) < total or any(
             r.ended is None for r in recorder.records.values())
         spent = budget_stop is not None and budget_stop.spent()
+        if spent:  # Tune stopped the trials still running without telling callbacks
+            recorder.end_running_trials()
         status = "interrupted" if unfinished and not spent else "finished"
     except KeyboardInterrupt:  # a second Ctrl-C: Tune gave up waiting for trials
         status = "interrupted"
@@ -169,13 +171,12 @@ def _restored_tuner(run_dir: Location, trainable, callbacks: list, stop, filesys
 
 
 
-def print_leaderboard(run_dir: Location, p: RunPlan, stream=sys.stdout) -> None:
+def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
     trials = res.read_parquet(run_dir / "trials.parquet")
     metric = p.sweep.metric
     top = leaderboard(trials, metric, p.sweep.mode)
     table = leaderboard_table(top, metric, p.sweep.space)
-    print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:", file=stream)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), file=stream)
+    print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     counts = trials["stop_reason"].value_counts().to_dict()
-    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-          file=stream)
+    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -18,6 +18,7 @@ from pipelines.analysis import (
     compare_runs,
     leaderboard,
     run_names,
+    stage_table,
 )
 from pipelines.errors import UsageError
 from pipelines.results import CONFIG_PREFIX
@@ -64,6 +65,7 @@ def write_report(runs: list[Run], out_dir: str | Path,
         _header(run),
         _final_section(final) if final else "",
         _comparison_section(runs) if len(runs) > 1 else "",
+        _stages_section(run),
         _leaderboard_section(run),
         _best_config_section(run),
         _importance_section(importances, run.metric) if importances else "",
@@ -143,6 +145,13 @@ def _comparison_section(runs: list[Run]) -> str:
         "epochs_trained": "epochs trained", f"best_{runs[0].metric}": "best score",
         "epochs_to_best": "epochs to reach it", "wall_s_to_best": "wall time to reach it (s)"})
     return "<h2>Runs compared</h2>\n" + _table(table)
+
+
+def _stages_section(run: Run) -> str:
+    summaries = run.meta.get("stage_results")
+    if not summaries:
+        return ""
+    return "<h2>Stages</h2>\n" + _table(stage_table(summaries, run.metric))
 
 
 def _leaderboard_section(run: Run) -> str:

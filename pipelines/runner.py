@@ -273,7 +273,8 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
                "storage": resolve(p.options.storage).uri,
                "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}
     return {
-        "sweep": p.options.sweep, "algorithm": p.algo, "scheduler": p.options.scheduler,
+        "sweep": p.options.sweep, "algorithm": "staged" if p.staged else p.algo,
+        "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
         "space": describe(p.sweep.space), "fixed": p.fixed,
         "stages": [dataclasses.asdict(s) for s in p.sweep.stages],

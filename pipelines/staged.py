@@ -18,7 +18,7 @@ import pandas as pd
 from ray import tune
 
 from pipelines import results as res
-from pipelines.analysis import config_of, leaderboard
+from pipelines.analysis import config_of, leaderboard, stage_table
 from pipelines.errors import RunInterrupted
 from pipelines.experiment import execute_experiment, print_leaderboard
 from pipelines.resume import driver_record
@@ -129,7 +129,7 @@ def _stage_metadata(metadata: dict, sp: RunPlan, stage: Stage) -> dict:
     return {**{k: v for k, v in metadata.items() if k not in ("stages", "stage_results")},
             "stage": dataclasses.asdict(stage), "algorithm": sp.algo,
             "space": describe(sp.sweep.space), "fixed": sp.fixed,
-            "carried": list(sp.carried),
+            "carried": list(sp.carried), "start_time": now_iso(),
             "budget": {**metadata["budget"], "num_samples": sp.num_samples}}
 
 
@@ -185,27 +185,8 @@ def _summary(index: int, stage: Stage, trials: pd.DataFrame, p: RunPlan,
             "best_config": after[0], "changed": changed}
 
 
-def stage_table(summaries: list[dict], metric: str) -> pd.DataFrame:
-    rows = [{"stage": f"{s['stage']} {s['name']}", "trials": s["trials"],
-             "epochs": s["epochs"], f"best {metric} (stage)": s["best_in_stage"],
-             f"best {metric} so far": s["best_so_far"],
-             "changed": _changes(s["changed"])} for s in summaries]
-    return pd.DataFrame(rows)
-
-
-def _changes(changed: dict) -> str:
-    if not changed:
-        return "kept"
-    return ", ".join(f"{name} {_short(old)} -> {_short(new)}"
-                     for name, (old, new) in changed.items())
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def print_stage_table(summaries: list[dict], metric: str, stream=sys.stdout) -> None:
-    print("\nstages:", file=stream)
+def print_stage_table(summaries: list[dict], metric: str) -> None:
+    print("\nstages:")
     print(stage_table(summaries, metric).to_string(
-        index=False, float_format=lambda v: f"{v:.4g}"), file=stream)
+        index=False, float_format=lambda v: f"{v:.4g}"))
 

@@ -6,7 +6,7 @@ import torch
 from models import build_model, model_names
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", model_names("classification"))
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_forward_backward_finite(name, dropout):
     torch.manual_seed(0)
@@ -40,3 +40,28 @@ def test_unknown_model_lists_known_ones():
 def test_invalid_depth_is_an_error(name, depth):
     with pytest.raises(ValueError, match="depth"):
         build_model(name, num_classes=10, width=8, depth=depth, dropout=0.0)
+
+
+@pytest.mark.parametrize("name", model_names("segmentation"))
+@pytest.mark.parametrize("classes,channels", [(2, 1), (4, 4)])
+@pytest.mark.parametrize("size", [(32, 32), (37, 50), (5, 3)])
+def test_segmentation_logits_match_the_input_size(name, classes, channels, size):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=classes, width=4, depth=3, dropout=0.2,
+                        in_channels=1)
+    x = torch.randn(2, 1, *size)
+    logits = model(x)
+    assert logits.shape == (2, channels, *size)  # binary: one logit per pixel
+    logits.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_unet_depth_and_width_change_the_model():
+    def size(**kw):
+        model = build_model("unet", num_classes=2, dropout=0.0, in_channels=1, **kw)
+        return sum(p.numel() for p in model.parameters())
+
+    assert size(width=8, depth=3) < size(width=8, depth=5) < size(width=16, depth=5)
+    with pytest.raises(ValueError, match="depth"):
+        build_model("unet", num_classes=2, width=8, depth=9, dropout=0.0)

@@ -102,3 +102,13 @@ def test_plan_applies_budget_overrides(tmp_path):
     assert p.budget.max_epochs == 5 and p.num_samples == 7 and p.fixed["epochs"] == 5
     assert p.algo == load_sweep("cifar_sweep").default_algo
     assert p.fixed["model"] == "simple_cnn"
+
+
+def test_an_epoch_budget_stops_the_whole_search(local_ray, tmp_path):
+    run_dir = _run(tmp_path, algo="random", num_samples=50, scheduler="none", max_epochs=2,
+                   epoch_budget=5)
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert 5 <= len(epochs) <= 5 + 2 and len(trials) < 50  # 2 trials run at once
+    assert (trials["status"] == "TERMINATED").all() and trials["stop_reason"].notna().all()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"

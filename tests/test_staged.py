@@ -1,6 +1,7 @@
 """Staged tuning: stage declarations, what each stage carries forward, and a
 real staged run (with --lr-range auto) stopped by Ctrl-C and resumed."""
 
+import dataclasses
 import json
 import os
 import re
@@ -32,8 +33,6 @@ SPACE = {"lr": LogUniform(1e-3, 1.0), "batch_size": Choice((64, 128)),
 
 
 def _sweep(stages):
-    import dataclasses
-
     return dataclasses.replace(load_sweep("cifar_sweep"), space=SPACE, stages=stages)
 
 
@@ -194,3 +193,37 @@ def test_staged_run_with_lr_range_survives_ctrl_c_and_resumes_at_its_stage(tmp_p
             if key not in stage["params"] and not (stage["name"] == "batch_size"
                                                    and key == "lr"):
                 assert (rows[f"config/{key}"] == value).all(), (stage["name"], key)
+
+
+def _suggest(p, suggestions):
+    from pipelines.lr_auto import _narrowed
+
+    return _narrowed(p, suggestions)
+
+
+def test_lr_range_auto_narrows_around_every_optimizers_suggestion(tmp_path):
+    from pipelines.lr_auto import apply
+
+    p = _plan(tmp_path, STAGES)  # lr in [1e-3, 1]
+    after = _suggest(p, {"sgd": 0.1, "adam": 0.002})
+    assert (after["low"], after["high"]) == (pytest.approx(1e-3), pytest.approx(0.3))
+    narrowed = apply(p, {"after": after})
+    assert narrowed.staged and narrowed.sweep.space["lr"].high == pytest.approx(0.3)
+    assert len(narrowed.sweep.space["lr"].grid) == 3
+    joint = apply(_plan(tmp_path, STAGES, joint=True), {"after": after})
+    assert not joint.staged and joint.param_space["lr"].upper == pytest.approx(0.3)
+    with pytest.raises(UsageError, match="outside the sweep's lr domain"):
+        _suggest(p, {"sgd": 50.0})
+
+
+def test_lr_range_auto_fixes_an_unsearched_lr(tmp_path):
+    from pipelines.lr_auto import apply
+
+    space = {k: v for k, v in SPACE.items() if k != "lr"}
+    sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=())
+    p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
+    after = _suggest(p, {"sgd": 0.07})
+    assert after == {"type": "fixed", "value": 0.07}
+    assert apply(p, {"after": after}).fixed["lr"] == 0.07
+    with pytest.raises(UsageError, match="one lr cannot suit them all"):
+        _suggest(p, {"sgd": 0.07, "adam": 0.001})
