@@ -57,7 +57,7 @@ def load_run(path: str) -> Run:
     where = resolve(path, "results directory")
     meta = _checked_meta(read_run_json(where), where)
     trials = _read_or_empty(where / "trials.parquet", res.trial_columns(meta["metric"]))
-    epochs = _read_or_empty(where / "epochs.parquet", res.EPOCH_COLUMNS)
+    epochs = _read_or_empty(where / "epochs.parquet", res.epoch_columns((meta["metric"],)))
     if f"best_{meta['metric']}" not in trials:
         raise UsageError(f"{where / 'trials.parquet'} has no best_{meta['metric']} column, "
                          f"though run.json names {meta['metric']!r} as the metric")
@@ -126,9 +126,9 @@ def config_of(row: pd.Series) -> dict:
     """A trial row's configuration, as the trainer received it: a Parquet column
     that mixed ints with missing values reads back as floats, so integral floats
     of integer fields are ints again."""
-    from pipelines.config import TrainConfig
+    from pipelines.config import CONFIGS
 
-    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    types = {f.name: str(f.type) for cls in CONFIGS.values() for f in dataclasses.fields(cls)}
     config = {}
     for column, value in row.items():
         if not column.startswith(res.CONFIG_PREFIX) or _missing(value):

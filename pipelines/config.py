@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 LR_REFERENCE_BATCH = 256  # `TrainConfig.lr` is the learning rate per 256 examples
 
@@ -21,9 +21,13 @@ def effective_lr(lr_per_256: float, batch_size: int) -> float:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class BaseConfig:
+    """What every task's trainer shares: optimisation, schedule, model size, seed."""
+
+    TASK: ClassVar[str] = ""  # the model registry's task (models/registry.py)
+
     # optimisation
-    lr: float = 0.1  # per 256 examples; effective lr = lr * batch_size / 256 (optim.py)
+    lr: float = 0.1  # per 256 examples; effective lr = lr * batch_size / 256 (above)
     batch_size: int = 256  # examples per step
     optimizer: str = "sgd"  # sgd | adam | adamw (optim.py)
     momentum: float = 0.9  # SGD momentum; beta1 for Adam and AdamW
@@ -31,16 +35,12 @@ class TrainConfig:
     weight_decay: float = 5e-4  # L2 for sgd/adam, decoupled for adamw
     schedule: str = "onecycle"  # onecycle | cosine | step | plateau | constant
     warmup_epochs: float = 1.0  # linear warm-up (cosine); rise phase (onecycle)
-    label_smoothing: float = 0.0
     epochs: int = 10  # the schedule's horizon; ASHA may stop a trial earlier
     # model (models/)
     model: str = "simple_cnn"
     width: int = 16  # channels of the first conv stage
     depth: int | None = None  # model-specific; None = the model's default
-    dropout: float = 0.0  # before the classifier
-    # augmentation, on batched tensors
-    crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
-    flip_prob: float = 0.5  # horizontal flip probability
+    dropout: float = 0.0  # before the classifier; at a U-Net's bottleneck
     seed: int = 0
 
     @classmethod
@@ -48,7 +48,7 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]):
         """Build from a dict (e.g. a Ray Tune trial config); unknown keys are an error."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
@@ -60,21 +60,20 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
-    def validate(self) -> None:
-        checks = [
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.lr > 0, "lr must be > 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.width >= 1, "width must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (self.crop_padding >= 0, "crop_padding must be >= 0"),
-            (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]"),
         ]
-        for ok, message in checks:
+
+    def validate(self) -> None:
+        for ok, message in self.checks():
             if not ok:
                 raise ValueError(message)
         self._validate_names()
@@ -85,10 +84,65 @@ class TrainConfig:
         from pipelines.optim import OPTIMIZERS
         from pipelines.schedules import SCHEDULES
 
-        for key, value, known in (("model", self.model, model_names()),
+        for key, value, known in (("model", self.model, model_names(self.TASK)),
                                   ("optimizer", self.optimizer, list(OPTIMIZERS)),
                                   ("schedule", self.schedule, list(SCHEDULES))):
             if value not in known:
                 raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig(BaseConfig):
+    """Image classification (pipelines/trainer.py)."""
+
+    TASK: ClassVar[str] = "classification"
+
+    label_smoothing: float = 0.0
+    # augmentation, on batched tensors
+    crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
+    flip_prob: float = 0.5  # horizontal flip probability
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+                (self.crop_padding >= 0, "crop_padding must be >= 0"),
+                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]")]
+
+
+SEG_LOSSES = ("bce", "dice", "bce_dice")
+
+
+@dataclass(frozen=True)
+class SegConfig(BaseConfig):
+    """Semantic segmentation (pipelines/seg_trainer.py)."""
+
+    TASK: ClassVar[str] = "segmentation"
+
+    lr: float = 0.03  # per 256 examples (crops): Adam's 1e-3 at batch 8 is 0.032
+    batch_size: int = 8  # crops per step
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    model: str = "unet"
+    depth: int | None = None  # U-Net levels; None = the model's default (4)
+    loss: str = "bce_dice"  # bce | dice | bce_dice (seg_metrics.py)
+    dice_weight: float = 0.5  # bce_dice: (1 - w) * BCE + w * soft Dice
+    crop_size: int = 128  # pixels, square random crops for training
+    flip_prob: float = 0.5  # each of a horizontal and a vertical flip
+    rot90_prob: float = 0.5  # a rotation by 90, 180 or 270 degrees
+    jitter: float = 0.1  # brightness and contrast each scaled by 1 +- up to this
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (self.loss in SEG_LOSSES, f"unknown loss {self.loss!r}; known: "
+                                          f"{', '.join(SEG_LOSSES)}"),
+                (0 <= self.dice_weight <= 1, "dice_weight must be in [0, 1]"),
+                (self.crop_size >= 8, "crop_size must be >= 8 pixels"),
+                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]"),
+                (0 <= self.rot90_prob <= 1, "rot90_prob must be in [0, 1]"),
+                (0 <= self.jitter < 1, "jitter must be in [0, 1)")]
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {"classification": TrainConfig,
+                                        "segmentation": SegConfig}

@@ -175,7 +175,7 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/raysweep").expanduser()
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def save_atomic(path: Path, array: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
     with os.fdopen(fd, "wb") as f:
         np.save(f, array)
@@ -199,8 +199,8 @@ def ensure_cache(root: Path, split: str = "train") -> tuple[CachedSplit, str]:
         decode = _decode_parquet if kind == "parquet" else _decode_batches
         images, labels = decode(directory, split)
         target.mkdir(parents=True, exist_ok=True)
-        _save_atomic(Path(cached.labels_path), labels)
-        _save_atomic(Path(cached.images_path), images)  # written last: marks the cache done
+        save_atomic(Path(cached.labels_path), labels)
+        save_atomic(Path(cached.images_path), images)  # written last: marks the cache done
     return cached, f"{kind}:{directory}"
 
 

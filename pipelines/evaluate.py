@@ -76,6 +76,10 @@ def _check_run(run: Run, options: FinalOptions) -> None:
     if options.sweep and options.sweep != run.meta.get("sweep"):
         raise UsageError(f"{run.location} is a run of {run.meta.get('sweep')!r}, not "
                          f"{options.sweep!r}; drop the sweep name or pick the right run")
+    if run.meta.get("task", "classification") != "classification":
+        raise UsageError(f"--final scores CIFAR-10's test split; {run.location} is a "
+                         f"{run.meta['task']} run, whose held-out score is its validation "
+                         f"images (val_* in trials.parquet)")
     status = run.meta.get("status")
     if status != "finished":
         raise UsageError(f"{run.location} is {status}, not finished: its best trial may still "

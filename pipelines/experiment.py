@@ -69,7 +69,8 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
         res.write_parquet(res.trials_frame(records, metric=metric, mode=mode,
                                            max_epochs=budget.max_epochs, now=now),
                           run_dir / "trials.parquet")
-        res.write_parquet(res.epochs_frame(records), run_dir / "epochs.parquet")
+        res.write_parquet(res.epochs_frame(records, metrics=(metric,)),
+                          run_dir / "epochs.parquet")
         if after_persist:
             after_persist()
 

@@ -63,6 +63,9 @@ def find(args: argparse.Namespace) -> int:
     from pipelines.sweep import load_sweep
 
     sweep = load_sweep(args.sweep)
+    if sweep.task != "classification":
+        raise UsageError(f"the range test runs classification sweeps; {args.sweep} is a "
+                         f"{sweep.task} sweep")
     budget = sweep.quick if args.quick else sweep.full
     test = _range_test(args)
     cfg, model = _config_and_model(args, sweep, budget)

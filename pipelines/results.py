@@ -19,12 +19,26 @@ import pandas as pd
 from pipelines.config import TrainConfig, effective_lr
 from pipelines.storage import Location, parquet_bytes
 
-EPOCH_COLUMNS = {  # name -> pandas dtype
+BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the task's val_* metrics follow val_loss
     "trial_id": "string", "epoch": "int64", "train_loss": "float64", "val_loss": "float64",
-    "val_acc": "float64", "lr": "float64", "epoch_s": "float64", "images_per_s": "float64",
+    "lr": "float64", "epoch_s": "float64", "images_per_s": "float64",
     "node_id": "string",  # the Ray node the epoch ran on: a retried trial may move
     "ended_at": "float64",  # unix time the driver received the epoch: orders epochs in time
 }
+METRIC_PREFIX = "val_"  # a trainer's reported validation metrics (val_acc, val_miou, ...)
+
+
+def epoch_columns(metrics=("val_acc",)) -> dict[str, str]:
+    """epochs.parquet's schema for a task whose trainer reports `metrics`."""
+    columns: dict[str, str] = {}
+    for name, dtype in BASE_EPOCH_COLUMNS.items():
+        columns[name] = dtype
+        if name == "val_loss":
+            columns.update({m: "float64" for m in metrics if m not in BASE_EPOCH_COLUMNS})
+    return columns
+
+
+EPOCH_COLUMNS = epoch_columns()  # classification's
 LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
     "step": "int64", "lr": "float64", "effective_lr": "float64", "loss": "float64",
     "smoothed_loss": "float64",
@@ -61,7 +75,9 @@ class TrialRecord:
     failures: int = 0  # failed attempts (exceptions, dead workers or nodes): Tune's count
 
     def add_epoch(self, result: dict[str, Any]) -> None:
-        row = {name: result.get(name) for name in EPOCH_COLUMNS}
+        row = {name: result.get(name) for name in BASE_EPOCH_COLUMNS}
+        row.update({k: v for k, v in result.items()
+                    if k.startswith(METRIC_PREFIX) and k not in row})
         row["trial_id"] = self.trial_id
         row["ended_at"] = time.time()
         self.epochs[int(result["epoch"])] = row
@@ -126,9 +142,14 @@ def _config_columns(rows: list[dict]) -> list[str]:
     return list(seen)
 
 
-def epochs_frame(records: list[TrialRecord]) -> pd.DataFrame:
+def epochs_frame(records: list[TrialRecord], metrics=("val_acc",)) -> pd.DataFrame:
+    """One row per trial and epoch; `metrics`: the columns an empty frame gets
+    (otherwise the val_* metrics the trials reported)."""
     rows = [row for r in records for _, row in sorted(r.epochs.items())]
-    return pd.DataFrame(rows, columns=list(EPOCH_COLUMNS)).astype(EPOCH_COLUMNS)
+    reported = {k: None for row in rows for k in row
+                if k.startswith(METRIC_PREFIX) and k not in BASE_EPOCH_COLUMNS}
+    columns = epoch_columns(tuple(reported) if rows else metrics)
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 def write_parquet(frame: pd.DataFrame, where: Location) -> None:

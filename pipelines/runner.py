@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import lr_auto, staged
+from pipelines import lr_auto, seg_data, staged
 from pipelines import resume as resume_checks
 from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
 from pipelines.errors import UsageError
@@ -27,6 +27,7 @@ from pipelines.run_record import (
 )
 from pipelines.schedulers import SCHEDULERS
 from pipelines.searchers import SEARCHERS
+from pipelines.seg_data import SegSpec
 from pipelines.space import compile_space, describe, to_tune
 from pipelines.storage import Location, check_writable, default_storage, resolve
 from pipelines.sweep import Budget, Sweep, load_sweep
@@ -104,6 +105,9 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
                                                  grid_passes=options.num_samples or 1)
     if options.lr_range not in (None, "auto"):
         raise UsageError(f"--lr-range {options.lr_range!r}: the only mode is 'auto'")
+    if options.lr_range and sweep.task != "classification":
+        raise UsageError(f"--lr-range auto runs on classification sweeps; {options.sweep} is "
+                         f"a {sweep.task} sweep, so drop --lr-range")
     _check_resources(options)
     if options.name is not None and (not options.name or Path(options.name).name != options.name
                                      or options.name in (".", "..")):
@@ -246,10 +250,26 @@ def resume(options: RunOptions) -> Location:
     return run_dir
 
 
-def _prepare_data(p: RunPlan) -> DataSpec:
+def _prepare_data(p: RunPlan) -> DataSpec | SegSpec:
+    """The trials' data, decoded once per machine; a split that does not fit the
+    data fails here, not in every trial."""
+    if p.sweep.task == "segmentation":
+        return _prepare_segmentation(p)
     cache, source = ensure_cache(resolve_data_dir(p.options.data_dir))
     data = DataSpec(cache, p.budget.train_size, p.budget.val_size, p.options.seed, source)
-    open_split(data)  # a split larger than the data fails here, not in every trial
+    open_split(data)
+    return data
+
+
+def _prepare_segmentation(p: RunPlan) -> SegSpec:
+    folder = seg_data.locate(p.options.data_dir, p.sweep.data)
+    if not folder.is_dir():
+        raise UsageError(f"no {p.sweep.data.folder} in {folder.parent}; point --data-dir at "
+                         f"the directory that holds it")
+    cache = seg_data.ensure_cache(folder, p.sweep.data)
+    data = SegSpec(str(cache), str(folder), p.sweep.data, p.budget.train_size,
+                   p.budget.val_size, p.options.seed)
+    seg_data.open_seg(data)
     return data
 
 
@@ -273,7 +293,8 @@ def _run_metadata(p: RunPlan, data: DataSpec) -> dict:
                "storage": resolve(p.options.storage).uri,
                "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}
     return {
-        "sweep": p.options.sweep, "algorithm": "staged" if p.staged else p.algo,
+        "sweep": p.options.sweep, "task": p.sweep.task,
+        "algorithm": "staged" if p.staged else p.algo,
         "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
         "space": describe(p.sweep.space), "fixed": p.fixed,

@@ -66,7 +66,7 @@ def execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict) -> No
     res.write_json(metadata, run_dir / "run.json")
     status, summaries = "failed", []
     try:
-        carried = (start_values(p.sweep.space),)
+        carried = (start_values(p.sweep.space, p.sweep.config_class),)
         for index, stage in enumerate(p.sweep.stages, start=1):
             where = stage_dir(run_dir, index, stage)
             if _status(where) != "finished":

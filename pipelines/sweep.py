@@ -9,7 +9,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipelines.config import TrainConfig
+from pipelines.config import CONFIGS, BaseConfig, TrainConfig
 from pipelines.errors import UsageError
 from pipelines.space import Domain, candidate_values, check_space
 
@@ -89,9 +89,9 @@ def default_stages(space: Mapping[str, Domain], num_samples: int,
                      if set(space) - grouped else ())
 
 
-def start_values(space) -> dict:
+def start_values(space, config_class: type[BaseConfig] = TrainConfig) -> dict:
     """Every parameter's value before a stage tunes it: the trainer's default."""
-    defaults = TrainConfig()
+    defaults = config_class()
     return {name: getattr(defaults, name) for name in space}
 
 
@@ -116,11 +116,19 @@ class Sweep:
     mode: str = "max"
     default_algo: str = "optuna"
     stages: tuple[Stage, ...] = ()  # staged tuning (see Stage); () = one joint search
+    task: str = "classification"  # classification | segmentation (config.CONFIGS)
+    data: Any = None  # segmentation: a seg_data.SegDataset; classification: CIFAR-10
+
+    @property
+    def config_class(self) -> type[BaseConfig]:
+        return CONFIGS[self.task]
 
     def check(self) -> None:
         """Every key known, every domain valid, and every value the space can take
         (options, grid points, bounds) a valid config with the fixed values."""
-        keys = TrainConfig.field_names()
+        if self.task not in CONFIGS:
+            raise UsageError(f"unknown task {self.task!r}; known: {', '.join(CONFIGS)}")
+        keys = self.config_class.field_names()
         check_space(self.space, keys)
         for budget in (self.full, self.quick):
             fixed = {**self.fixed, **budget.fixed}
@@ -128,10 +136,11 @@ class Sweep:
             if unknown:
                 raise UsageError(f"fixed value(s) for unknown config key(s) {unknown}; "
                                  f"known keys: {', '.join(keys)}")
-            _check_config(fixed, "the fixed values")
+            self._check_config(fixed, "the fixed values")
             for name, domain in self.space.items():
                 for value in candidate_values(domain):
-                    _check_config({**fixed, name: value}, f"parameter {name!r} = {value!r}")
+                    self._check_config({**fixed, name: value},
+                                       f"parameter {name!r} = {value!r}")
         self._check_stages()
 
     def _check_stages(self) -> None:
@@ -148,11 +157,11 @@ class Sweep:
                              f"fix them in fixed={{...}}")
 
 
-def _check_config(values: Mapping[str, Any], what: str) -> None:
-    try:
-        TrainConfig.from_dict(dict(values))
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"{what}: {e}") from None
+    def _check_config(self, values: Mapping[str, Any], what: str) -> None:
+        try:
+            self.config_class.from_dict(dict(values))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{what}: {e}") from None
 
 
 def sweep_names() -> list[str]:

@@ -11,8 +11,10 @@ import ray
 import torch
 from ray import tune
 
-from pipelines.config import TrainConfig
+from pipelines.config import SegConfig, TrainConfig
 from pipelines.data import DataSpec, TrainValData, open_split
+from pipelines.seg_data import SegData, SegSpec, open_seg
+from pipelines.seg_trainer import train_segmentation
 from pipelines.sweep import with_carried
 from pipelines.trainer import train
 
@@ -20,9 +22,9 @@ CHECKPOINT_FILE = "state.pt"
 
 
 @functools.lru_cache(maxsize=2)
-def _data(spec: DataSpec) -> TrainValData:
+def _data(spec: DataSpec | SegSpec) -> TrainValData | SegData:
     # Once per worker process: reused actors keep the memory-mapped split.
-    return open_split(spec)
+    return open_seg(spec) if isinstance(spec, SegSpec) else open_split(spec)
 
 
 def _restore_state() -> dict | None:
@@ -47,10 +49,16 @@ def _report(metrics: dict, state: dict, *, node_id: str) -> None:
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def run_trial(config: dict, *, data: DataSpec, threads: int,
+def run_trial(config: dict, *, data: DataSpec | SegSpec, threads: int,
               carried: tuple[dict, ...] = ()) -> None:
-    """Ray Tune entry point for one trial; a stage's trial builds on `carried`."""
+    """Ray Tune entry point for one trial (classification or segmentation, by its
+    data); a stage's trial builds on `carried`."""
     torch.set_num_threads(threads)
     report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id())
-    train(TrainConfig.from_dict(with_carried(config, carried)), _data(data), report=report,
-          resume_state=_restore_state())
+    config = with_carried(config, carried)
+    if isinstance(data, SegSpec):
+        train_segmentation(SegConfig.from_dict(config), _data(data), report=report,
+                           resume_state=_restore_state())
+    else:
+        train(TrainConfig.from_dict(config), _data(data), report=report,
+              resume_state=_restore_state())

@@ -8,6 +8,7 @@ loaded from such a save, to continue rather than restart.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from models import build_model
 from pipelines.augment import augment
-from pipelines.config import TrainConfig
+from pipelines.config import BaseConfig, TrainConfig
 from pipelines.data import MEAN, NUM_CLASSES, STD, TrainValData
 from pipelines.optim import build_optimizer
 from pipelines.schedules import build_schedule
@@ -32,8 +33,8 @@ EVAL_BATCH = 1024
 @dataclass(frozen=True)
 class TrainResult:
     epochs: int
-    best_val_acc: float  # 0 when trained without a validation split
-    last_val_acc: float
+    best_score: float  # of the task's score (val_acc, val_miou); 0 without validation
+    last_score: float
     diverged: bool
     model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
@@ -82,7 +83,7 @@ def evaluate(model: torch.nn.Module, data: TrainValData,
 def _state(model, opt, schedule, epoch, best, generator) -> dict:
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "schedule": schedule.state_dict(), "epoch": epoch, "best_val_acc": best,
+        "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
         "rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
     }
 
@@ -96,51 +97,80 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
                         dropout=cfg.dropout).to(device)
+
+    def evaluate_epoch() -> dict:
+        val_loss, val_acc = evaluate(model, data, device)
+        return {"val_loss": val_loss, "val_acc": val_acc}
+
+    return fit(cfg, model, len(data.train_idx), device, score="val_acc",
+               train_epoch=functools.partial(_train_epoch, model, cfg=cfg, data=data,
+                                             device=device),
+               evaluate=evaluate_epoch, report=report, resume_state=resume_state)
+
+
+def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
+        score: str, train_epoch: Callable, evaluate: Callable[[], dict],
+        report: Report | None, resume_state: dict | None) -> TrainResult:
+    """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
+    one `train_epoch(opt, schedule, generator)` and `evaluate()` per epoch, a
+    report with a checkpointable state, and a stop at a diverged loss. `score` is
+    the validation metric whose best (highest) the state keeps."""
+    generator = torch.Generator().manual_seed(cfg.seed)
     opt = build_optimizer(model.parameters(), cfg)
-    steps_per_epoch = math.ceil(len(data.train_idx) / cfg.batch_size)
-    schedule = build_schedule(opt, cfg, steps_per_epoch)
-    first_epoch, best, val_acc = 1, 0.0, 0.0
+    schedule = build_schedule(opt, cfg, math.ceil(train_size / cfg.batch_size))
+    first_epoch, best, last = 1, 0.0, 0.0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         opt.load_state_dict(resume_state["optimizer"])
         schedule.load_state_dict(resume_state["schedule"])
         generator.set_state(resume_state["rng"])
         torch.set_rng_state(resume_state["torch_rng"])
-        first_epoch, best = resume_state["epoch"] + 1, resume_state["best_val_acc"]
+        first_epoch = resume_state["epoch"] + 1
+        best = resume_state.get("best_score", resume_state.get("best_val_acc", 0.0))
 
     for epoch in range(first_epoch, cfg.epochs + 1):
-        train_loss, seen, epoch_s, diverged, lr = _train_epoch(
-            model, opt, schedule, cfg, data, device, generator)
-        val_loss, val_acc = evaluate(model, data, device)
-        schedule.after_epoch(train_loss if math.isnan(val_loss) else val_loss)
-        best = max(best, val_acc)  # max(0.0, nan) is 0.0: no validation, no best
-        metrics = {
-            "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
-            "lr": lr, "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
-        }
+        train_loss, seen, epoch_s, diverged, lr = train_epoch(opt, schedule, generator)
+        scores = evaluate()
+        schedule.after_epoch(train_loss if math.isnan(scores["val_loss"]) else
+                             scores["val_loss"])
+        last = scores[score]
+        best = max(best, last)  # max(0.0, nan) is 0.0: no validation, no best
+        metrics = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
+                   "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged}
         if report is not None:
             report(metrics, _state(model, opt, schedule, epoch, best, generator))
         if diverged:
-            return TrainResult(epoch, best, val_acc, True, model)
-    return TrainResult(cfg.epochs, best, val_acc, False, model)
+            return TrainResult(epoch, best, last, True, model)
+    return TrainResult(cfg.epochs, best, last, False, model)
 
 
-def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
-                 device: torch.device, generator: torch.Generator):
-    """One pass over the training split; returns (mean loss, images, seconds, diverged,
-    learning rate of the last step)."""
+def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: TrainConfig,
+                 data: TrainValData, device: torch.device):
+    """One pass over the training split."""
+    order = torch.randperm(len(data.train_idx), generator=generator)
+
+    def loss_of(x, y):
+        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
+                    generator=generator)
+        return F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+
+    return run_steps(model, opt, schedule, device, loss_of,
+                     _batches(data, data.train_idx, cfg.batch_size, device, order))
+
+
+def run_steps(model, opt, schedule, device: torch.device, loss_of: Callable,
+              batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
+    """Optimizer steps over `batches`, `loss_of(x, y)` each; returns (mean loss,
+    examples, seconds, diverged, learning rate of the last step). The loss is read
+    back only every DIVERGENCE_CHECK_EVERY steps (each read syncs a GPU)."""
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
-    seen = 0
-    order = torch.randperm(len(data.train_idx), generator=generator)
-    for step, (x, y) in enumerate(_batches(data, data.train_idx, cfg.batch_size, device, order)):
-        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
-                    generator=generator)
-        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+    seen, lr = 0, opt.param_groups[0]["lr"]
+    for step, (x, y) in enumerate(batches):
+        loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         lr = opt.param_groups[0]["lr"]
@@ -152,5 +182,5 @@ def _train_epoch(model, opt, schedule, cfg: TrainConfig, data: TrainValData,
             break
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    mean_loss = loss_sum.item() / seen
+    mean_loss = loss_sum.item() / max(seen, 1)
     return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss), lr

@@ -1,0 +1,85 @@
+"""Segmentation losses and metrics.
+
+Models give one logit per pixel for a binary mask (the probability of class
+1 is its sigmoid) or one per class. Dice and IoU are computed per class from
+pixel counts summed over every validation image (so a large image weighs
+more than a small one), then averaged over the classes: `val_dice`,
+`val_miou`. A class absent from both the prediction and the target scores 1
+(nothing to find, nothing wrongly found).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DICE_EPS = 1.0  # smoothing of the soft Dice loss, in pixels
+
+
+def class_probs(logits: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) probabilities from binary (N, 1, H, W) or K-class logits."""
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return logits.softmax(dim=1)
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) class indices."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(dim=1)
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE for binary logits, softmax cross-entropy otherwise; mean per pixel."""
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
+    return F.cross_entropy(logits, target)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - the soft Dice of the batch, averaged over the classes (so a thin
+    minority class, such as membrane, counts as much as the majority)."""
+    probs = class_probs(logits)
+    onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    dims = (0, 2, 3)
+    overlap = (probs * onehot).sum(dims)
+    total = probs.sum(dims) + onehot.sum(dims)
+    return 1 - ((2 * overlap + DICE_EPS) / (total + DICE_EPS)).mean()
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, loss: str,
+             dice_weight: float) -> torch.Tensor:
+    if loss == "bce":
+        return cross_entropy(logits, target)
+    if loss == "dice":
+        return soft_dice_loss(logits, target)
+    return (1 - dice_weight) * cross_entropy(logits, target) + \
+        dice_weight * soft_dice_loss(logits, target)
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, K) pixel counts: row = true class, column = predicted class."""
+    index = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
+    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def dice_and_iou(counts: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class Dice (2TP / (2TP + FP + FN)) and IoU (TP / (TP + FP + FN))."""
+    counts = np.asarray(counts, dtype=np.float64)
+    tp = np.diag(counts)
+    fp = counts.sum(0) - tp
+    fn = counts.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where(tp + fp + fn == 0, 1.0, 2 * tp / (2 * tp + fp + fn))
+        iou = np.where(tp + fp + fn == 0, 1.0, tp / (tp + fp + fn))
+    return dice, iou
+
+
+def seg_scores(counts, class_names: tuple[str, ...]) -> dict[str, float]:
+    """val_dice, val_miou (means over the classes) and val_dice_<class> for each."""
+    dice, iou = dice_and_iou(counts)
+    return {"val_dice": float(dice.mean()), "val_miou": float(iou.mean()),
+            **{f"val_dice_{name}": float(d) for name, d in zip(class_names, dice)}}
