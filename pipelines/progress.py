@@ -105,13 +105,6 @@ class ProgressPrinter(tune.Callback):
         if time.time() - self._last >= PROGRESS_EVERY_S:
             self.print_line()
 
-    def end_running_trials(self) -> None:
-        """The search was stopped as a whole (an epoch budget): trials still
-        running end here, with the epochs they ran."""
-        for record in self.records.values():
-            if record.ended is None:
-                record.ended, record.status = time.time(), "TERMINATED"
-
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.print_line()
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.config import TrainConfig, effective_lr
 from pipelines.storage import Location, parquet_bytes
 
 BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the task's val_* metrics follow val_loss
@@ -52,7 +51,8 @@ def trial_columns(metric: str) -> dict[str, str]:
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
         "wall_s": "float64", "node_ip": "string", "node_id": "string", "failures": "int64",
-        # the optimizer's peak lr: config/lr (per 256 examples) * config/batch_size / 256
+        # the optimizer's peak lr: config/lr (per 256 examples) * config/batch_size / 256,
+        # as the trainer reported it
         "effective_lr": "float64",
     }
 
@@ -73,11 +73,13 @@ class TrialRecord:
     node_ip: str | None = None  # where its latest epoch ran (Tune fills it in)
     node_id: str | None = None  # Ray's node id: unique even for nodes sharing an IP
     failures: int = 0  # failed attempts (exceptions, dead workers or nodes): Tune's count
+    effective_lr: float = math.nan  # the optimizer's peak lr, as the trainer reported it
 
     def add_epoch(self, result: dict[str, Any]) -> None:
         row = {name: result.get(name) for name in BASE_EPOCH_COLUMNS}
-        row.update({k: v for k, v in result.items()
-                    if k.startswith(METRIC_PREFIX) and k not in row})
+        row.update({k: v for k, v in result.items() if k.startswith(METRIC_PREFIX)
+                    and k not in row and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        self.effective_lr = result.get("effective_lr", self.effective_lr)
         row["trial_id"] = self.trial_id
         row["ended_at"] = time.time()
         self.epochs[int(result["epoch"])] = row
@@ -111,16 +113,10 @@ class TrialRecord:
             f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
             "node_id": self.node_id, "failures": self.failures,
-            "effective_lr": _effective_lr(self.config),
+            "effective_lr": self.effective_lr,
         }
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
-
-
-def _effective_lr(config: dict[str, Any]) -> float:
-    defaults = TrainConfig()
-    return effective_lr(config.get("lr", defaults.lr),
-                        config.get("batch_size", defaults.batch_size))
 
 
 def _finite(value) -> bool:

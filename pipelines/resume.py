@@ -59,16 +59,22 @@ def _is_our_driver(pid: int) -> bool:
         return False
 
 
-def check_tune_state(run_dir: Location) -> None:
-    """Tune writes its first snapshot at its first step; a driver stopped before
-    that leaves nothing to resume (and Tune would silently start an empty trial)."""
+def has_tune_state(run_dir: Location) -> bool:
+    """Whether Tune saved a state to continue from (it does at its first step); a
+    UsageError if the storage cannot be listed (that is not "no state")."""
     tune_dir = run_dir / TUNE_DIR
     try:
         names = [Path(i.path).name for i in tune_dir.fs.get_file_info(
             pafs.FileSelector(tune_dir.path, allow_not_found=True))]
     except OSError as e:
         raise UsageError(f"cannot list {tune_dir} ({first_line(e)})") from None
-    if "tuner.pkl" not in names or not any(n.startswith(TUNE_STATE_PREFIX) for n in names):
+    return "tuner.pkl" in names and any(n.startswith(TUNE_STATE_PREFIX) for n in names)
+
+
+def check_tune_state(run_dir: Location) -> None:
+    """A driver stopped before the first trial started leaves nothing to resume
+    (and Tune would silently start an empty trial)."""
+    if not has_tune_state(run_dir):
         raise UsageError(f"{run_dir} has no saved Ray Tune state (its driver stopped before "
                          f"the first trial started); start a new run instead")
 

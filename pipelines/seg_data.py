@@ -86,8 +86,7 @@ def load_pairs(folder: Path, dataset: SegDataset) -> tuple[np.ndarray, np.ndarra
     values = np.asarray(dataset.class_values, dtype=np.int16)
     for image_path, mask_path in _pairs(folder):
         with Image.open(image_path) as im:
-            image = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I", "F", "1")
-                                          else "RGB"))
+            image = _as_uint8(im, image_path)
         with Image.open(mask_path) as im:
             mask = np.asarray(im.convert("L")).astype(np.int16)
         if image.shape[:2] != mask.shape:
@@ -100,6 +99,15 @@ def load_pairs(folder: Path, dataset: SegDataset) -> tuple[np.ndarray, np.ndarra
         raise UsageError(f"{folder}: images differ in size or channels ({sorted(shapes)}); "
                          f"this loader needs one size")
     return np.stack(images), np.stack(masks)
+
+
+def _as_uint8(im, path: Path) -> np.ndarray:
+    """8-bit grayscale or RGB; 16-bit grayscale is scaled down, not clipped."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        return (np.asarray(im, dtype=np.float64) / 65535 * 255).round().astype(np.uint8)
+    if im.mode == "F":
+        raise UsageError(f"{path} is a floating-point image; convert it to 8 or 16 bits")
+    return np.asarray(im.convert("L" if im.mode in ("L", "1", "LA") else "RGB"))
 
 
 def _fingerprint(folder: Path, dataset: SegDataset) -> str:

@@ -21,7 +21,7 @@ from pipelines import results as res
 from pipelines.analysis import config_of, leaderboard, stage_table
 from pipelines.errors import RunInterrupted
 from pipelines.experiment import execute_experiment, print_leaderboard
-from pipelines.resume import driver_record
+from pipelines.resume import driver_record, has_tune_state
 from pipelines.run_record import now_iso
 from pipelines.space import compile_space, describe
 from pipelines.storage import Location
@@ -70,8 +70,10 @@ def execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict) -> No
         for index, stage in enumerate(p.sweep.stages, start=1):
             where = stage_dir(run_dir, index, stage)
             if _status(where) != "finished":
-                restore = _has_tune_state(where)
-                if not restore:
+                restore = has_tune_state(where)
+                if restore:  # its trials were built on these; a resume must not change them
+                    carried = _recorded_carried(where, carried)
+                else:
                     _fresh_dir(where)
                 sp = stage_plan(p, index, stage, carried)
                 _announce(index, len(p.sweep.stages), stage, sp, restore)
@@ -79,8 +81,13 @@ def execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict) -> No
                                    restore=restore, show_leaderboard=False,
                                    after_persist=lambda: merge_results(run_dir, p.sweep.stages))
             merged = merge_results(run_dir, p.sweep.stages)
-            before, carried = carried, top_configs(merged, p, stage.top_k) or carried
-            summaries.append(_summary(index, stage, merged, p, before, carried))
+            # the pool so far: this stage and the ones before it, never a later one's
+            # partial results (on a resume they exist already)
+            so_far = merged[merged[STAGE_COLUMN].isin([s.name for s in
+                                                       p.sweep.stages[:index]])] \
+                if not merged.empty else merged
+            before, carried = carried, top_configs(so_far, p, stage.top_k) or carried
+            summaries.append(_summary(index, stage, so_far, p, before, carried))
             metadata = {**metadata, "stage_results": summaries}
             res.write_json(metadata, run_dir / "run.json")
         status = "finished"
@@ -100,15 +107,10 @@ def _status(where: Location) -> str | None:
     return res.read_json(where / "run.json").get("status")
 
 
-def _has_tune_state(where: Location) -> bool:
-    from pipelines.errors import UsageError
-    from pipelines.resume import check_tune_state
-
-    try:
-        check_tune_state(where)
-    except UsageError:
-        return False
-    return True
+def _recorded_carried(where: Location, computed: tuple[dict, ...]) -> tuple[dict, ...]:
+    """The configurations a stage's trials were started on (its run.json)."""
+    recorded = res.read_json(where / "run.json").get("carried")
+    return tuple(recorded) if recorded else computed
 
 
 def _fresh_dir(where: Location) -> None:

@@ -136,6 +136,10 @@ class Sweep:
             if unknown:
                 raise UsageError(f"fixed value(s) for unknown config key(s) {unknown}; "
                                  f"known keys: {', '.join(keys)}")
+            both = sorted(set(fixed) & set(self.space))
+            if both:
+                raise UsageError(f"{both} both searched and fixed; drop them from the space "
+                                 f"or from fixed={{...}}")
             self._check_config(fixed, "the fixed values")
             for name, domain in self.space.items():
                 for value in candidate_values(domain):

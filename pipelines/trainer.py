@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from models import build_model
 from pipelines.augment import augment
-from pipelines.config import BaseConfig, TrainConfig
+from pipelines.config import BaseConfig, TrainConfig, effective_lr
 from pipelines.data import MEAN, NUM_CLASSES, STD, TrainValData
 from pipelines.optim import build_optimizer
 from pipelines.schedules import build_schedule
@@ -138,7 +138,8 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         last = scores[score]
         best = max(best, last)  # max(0.0, nan) is 0.0: no validation, no best
         metrics = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
-                   "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged}
+                   "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
+                   "effective_lr": effective_lr(cfg.lr, cfg.batch_size)}
         if report is not None:
             report(metrics, _state(model, opt, schedule, epoch, best, generator))
         if diverged:
