@@ -20,6 +20,9 @@ def effective_lr(lr_per_256: float, batch_size: int) -> float:
     return lr_per_256 * batch_size / LR_REFERENCE_BATCH
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class BaseConfig:
     """What every task's trainer shares: optimisation, schedule, model size, seed."""
@@ -42,6 +45,9 @@ class BaseConfig:
     depth: int | None = None  # model-specific; None = the model's default
     dropout: float = 0.0  # before the classifier; at a U-Net's bottleneck
     seed: int = 0
+    # speed, not results (mostly): trainer.py
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16
+    compile: bool = False  # torch.compile the model (minutes of compiling, then faster steps)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -70,6 +76,8 @@ class BaseConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.width >= 1, "width must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: "
+                                           f"{', '.join(PRECISIONS)}"),
         ]
 
     def validate(self) -> None:

@@ -21,7 +21,15 @@ from pipelines.augment import augment_pairs
 from pipelines.config import SegConfig
 from pipelines.seg_data import SegData
 from pipelines.seg_metrics import confusion, predict, seg_loss, seg_scores
-from pipelines.trainer import Report, TrainResult, default_device, fit, run_steps
+from pipelines.trainer import (
+    Report,
+    TrainResult,
+    autocast,
+    default_device,
+    fast_model,
+    fit,
+    run_steps,
+)
 
 SCORE = "val_miou"  # what the checkpoint's "best" follows
 
@@ -40,12 +48,13 @@ def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None =
     mean, std = _intensity(images)
     crop = min(cfg.crop_size, *images.shape[-2:])
     crops = math.ceil(images[:, 0].numel() / crop ** 2)
+    net = fast_model(model, cfg, device)
     return fit(cfg, model, crops, device, score=SCORE,
                train_epoch=functools.partial(
-                   _train_epoch, model, cfg=cfg, images=images, masks=masks, crops=crops,
+                   _train_epoch, net, cfg=cfg, images=images, masks=masks, crops=crops,
                    crop=crop, normalise=functools.partial(_normalise, mean=mean, std=std),
                    device=device),
-               evaluate=functools.partial(evaluate_segmentation, model, data, cfg, mean, std,
+               evaluate=functools.partial(evaluate_segmentation, net, data, cfg, mean, std,
                                           device),
                report=report, resume_state=resume_state)
 
@@ -66,7 +75,9 @@ def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: SegCo
         x, y = augment_pairs(x.float().div_(255), y.long(), flip_prob=cfg.flip_prob,
                              rot90_prob=cfg.rot90_prob, jitter=cfg.jitter,
                              generator=generator)
-        return seg_loss(model(normalise(x)), y, cfg.loss, cfg.dice_weight)
+        with autocast(cfg, device):
+            logits = model(normalise(x))
+        return seg_loss(logits.float(), y, cfg.loss, cfg.dice_weight)
 
     return run_steps(model, opt, schedule, device, loss_of,
                      random_crops(images, masks, crops, crop, cfg.batch_size, generator))
@@ -102,7 +113,8 @@ def evaluate_segmentation(model, data: SegData, cfg: SegConfig, mean: float, std
     for i in data.val_idx:
         x = torch.from_numpy(np.array(data.images[i:i + 1])).to(device)
         y = torch.from_numpy(np.array(data.masks[i:i + 1])).to(device).long()
-        logits = model(_normalise(x.float().div_(255), mean=mean, std=std))
+        with autocast(cfg, device):
+            logits = model(_normalise(x.float().div_(255), mean=mean, std=std)).float()
         loss_sum += seg_loss(logits, y, cfg.loss, cfg.dice_weight)
         counts += confusion(predict(logits), y, len(names))
     return {"val_loss": loss_sum.item() / len(data.val_idx),

@@ -8,6 +8,7 @@ loaded from such a save, to continue rather than restart.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -44,36 +45,85 @@ def default_device() -> torch.device:
 
 
 def _to_input(images_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(images_nhwc).to(device, non_blocking=True)
-    x = x.permute(0, 3, 1, 2).float().div_(255)
+    return _normalise(torch.from_numpy(images_nhwc).to(device, non_blocking=True), device)
+
+
+def _normalise(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC to normalised float NCHW, on the device (channels_last memory:
+    the permute is a view)."""
+    x = images_nhwc.permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(MEAN, device=device)[None, :, None, None]
     std = torch.tensor(STD, device=device)[None, :, None, None]
     return (x - mean) / std
 
 
+@dataclass(frozen=True)
+class Resident:
+    """A split's images (uint8, NHWC) and labels held on the device, in the
+    split's index order: batches are gathered there, with no host transfer per
+    step."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def of(cls, data: TrainValData, idx: np.ndarray, device: torch.device) -> "Resident":
+        return cls(torch.from_numpy(np.asarray(data.images[idx])).to(device),
+                   torch.from_numpy(np.asarray(data.labels[idx])).to(device))
+
+
 def _batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch.device,
-             order: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (inputs, labels) batches of `idx`, in `order` if given. Batches read
-    from the memory-mapped pool; sorted reads keep them sequential on disk."""
-    if order is not None:
-        idx = idx[order.numpy()]
+             order: torch.Tensor | None = None, resident: Resident | None = None
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches of `idx` (sorted), in `order` if given.
+    Batches read from the memory-mapped pool (sorted reads keep them sequential
+    on disk), or from `resident` tensors: the same batches either way."""
+    positions = np.arange(len(idx)) if order is None else order.numpy()
     for start in range(0, len(idx), batch_size):
-        rows = np.sort(idx[start:start + batch_size])
-        yield (_to_input(data.images[rows], device),
-               torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
+        chunk = np.sort(positions[start:start + batch_size])
+        if resident is not None:
+            at = torch.from_numpy(chunk).to(device, non_blocking=True)
+            yield _normalise(resident.images[at], device), resident.labels[at]
+        else:
+            rows = idx[chunk]
+            yield (_to_input(data.images[rows], device),
+                   torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
+
+
+def use_resident(device: torch.device) -> bool:
+    """On a GPU the split lives on the device; on a CPU every trial reads the one
+    memory-mapped copy the page cache shares (a copy per trial would multiply it)."""
+    return device.type == "cuda"
+
+
+def autocast(cfg: BaseConfig, device: torch.device):
+    """bf16 autocast where `cfg.precision` asks for it (auto: on CUDA)."""
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def fast_model(model: torch.nn.Module, cfg: BaseConfig, device: torch.device):
+    """What runs the steps: channels_last on CUDA, compiled if `cfg.compile`. The
+    state (checkpoints) stays the plain module's."""
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.compile else model
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: TrainValData,
-             device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the validation split (NaN if it is empty)."""
+def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
+             resident: Resident | None = None,
+             cfg: BaseConfig | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the validation split (NaN if it is empty);
+    under `cfg`'s autocast if given."""
     if len(data.val_idx) == 0:
         return math.nan, math.nan
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for x, y in _batches(data, data.val_idx, EVAL_BATCH, device):
-        logits = model(x)
+    for x, y in _batches(data, data.val_idx, EVAL_BATCH, device, resident=resident):
+        with autocast(cfg, device) if cfg else contextlib.nullcontext():
+            logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = len(data.val_idx)
@@ -89,24 +139,30 @@ def _state(model, opt, schedule, epoch, best, generator) -> dict:
 
 
 def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
-          resume_state: dict | None = None, device: torch.device | None = None) -> TrainResult:
+          resume_state: dict | None = None, device: torch.device | None = None,
+          resident: bool | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
     once if the loss becomes NaN or infinite. With an empty validation split
     (a final training run on every training image) the validation metrics are
-    NaN and a plateau schedule follows the training loss."""
+    NaN and a plateau schedule follows the training loss. `resident`: keep the
+    split on the device (default: on a GPU; see `use_resident`)."""
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
                         dropout=cfg.dropout).to(device)
+    net = fast_model(model, cfg, device)
+    on_device = use_resident(device) if resident is None else resident
+    train_split = Resident.of(data, data.train_idx, device) if on_device else None
+    val_split = Resident.of(data, data.val_idx, device) if on_device else None
 
     def evaluate_epoch() -> dict:
-        val_loss, val_acc = evaluate(model, data, device)
+        val_loss, val_acc = evaluate(net, data, device, val_split, cfg)
         return {"val_loss": val_loss, "val_acc": val_acc}
 
     return fit(cfg, model, len(data.train_idx), device, score="val_acc",
-               train_epoch=functools.partial(_train_epoch, model, cfg=cfg, data=data,
-                                             device=device),
+               train_epoch=functools.partial(_train_epoch, net, cfg=cfg, data=data,
+                                             device=device, resident=train_split),
                evaluate=evaluate_epoch, report=report, resume_state=resume_state)
 
 
@@ -148,17 +204,21 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
 
 
 def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: TrainConfig,
-                 data: TrainValData, device: torch.device):
+                 data: TrainValData, device: torch.device, resident: Resident | None):
     """One pass over the training split."""
     order = torch.randperm(len(data.train_idx), generator=generator)
 
     def loss_of(x, y):
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
                     generator=generator)
-        return F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            logits = model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
 
     return run_steps(model, opt, schedule, device, loss_of,
-                     _batches(data, data.train_idx, cfg.batch_size, device, order))
+                     _batches(data, data.train_idx, cfg.batch_size, device, order, resident))
 
 
 def run_steps(model, opt, schedule, device: torch.device, loss_of: Callable,

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.sweep import sweep_names
 from tests.conftest import REPO, data_dir
 
 
@@ -43,11 +44,13 @@ def test_help_exits_0(tmp_path):
 
 def test_list_shows_sweeps_with_descriptions(tmp_path):
     out = cli("--list", storage=tmp_path)
-    assert out.returncode == 0 and out.stdout.startswith("cifar_sweep ")
+    listed = [line.split()[0] for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and listed == sweep_names()
+    assert "CIFAR-10 in stages" in out.stdout
 
 
 BAD_INPUT = [
-    (["nope"], "unknown sweep 'nope'; known sweeps: cifar_sweep"),
+    (["nope"], "unknown sweep 'nope'; known sweeps: cifar_fast, cifar_staged, cifar_sweep"),
     ([], "name a sweep"),
     (["cifar_sweep", "--algo", "bayes"], "unknown --algo 'bayes'"),
     (["cifar_sweep", "--scheduler", "pbt"], "unknown --scheduler 'pbt'"),
@@ -60,18 +63,30 @@ BAD_INPUT = [
     (["cifar_sweep", "--name", "a/b"], "must be a plain directory name"),
     (["cifar_sweep", "--name", ".."], "must be a plain directory name"),
     (["cifar_sweep", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["cifar_staged", "--num-samples", "3"], "runs in stages, each with its own number"),
+    (["membrane_unet", "--lr-range", "auto"], "--lr-range auto runs on classification sweeps"),
+    (["cifar_sweep", "--lr-range", "manual"], "invalid choice: 'manual'"),
 ]
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUT)
-def test_bad_input_is_one_line_exit_2_nothing_written(cifar_cache, tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_nothing_written(cifar_cache, tmp_path, capsys, args,
+                                                      message):
+    # in-process (the CLI's own main); the process as a whole: the test below.
     # cifar_cache: decoded beforehand, so no "decoding CIFAR-10 ..." progress line precedes
     # the error when this test happens to be the first to need the data
-    out = cli(*args, storage=tmp_path / "results")
-    assert out.returncode == 2
-    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-    assert message in out.stderr
+    from pipelines.run import main
+
+    code = main([*args, "--storage", str(tmp_path / "results"), "--data-dir", str(data_dir())])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "results").exists()
+
+
+def test_bad_input_exits_2_without_a_traceback(tmp_path):
+    out = cli("cifar_sweep", "--max-epochs", "0", storage=tmp_path / "results")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr and "--max-epochs must be >= 1" in out.stderr
 
 
 def test_missing_data_is_one_line(tmp_path):

@@ -36,7 +36,8 @@ def test_unknown_model_lists_known_ones():
         build_model("vgg99", num_classes=10, width=8, depth=None, dropout=0.0)
 
 
-@pytest.mark.parametrize("name,depth", [("resnet", 10), ("simple_cnn", 3), ("plain_cnn", 9)])
+@pytest.mark.parametrize("name,depth", [("resnet", 10), ("simple_cnn", 3), ("plain_cnn", 9),
+                                        ("airbench", 3)])
 def test_invalid_depth_is_an_error(name, depth):
     with pytest.raises(ValueError, match="depth"):
         build_model(name, num_classes=10, width=8, depth=depth, dropout=0.0)

@@ -1,5 +1,5 @@
-"""Staged tuning: stage declarations, what each stage carries forward, and a
-real staged run (with --lr-range auto) stopped by Ctrl-C and resumed."""
+"""Staged tuning: stage declarations, what each stage carries forward, a real
+staged run stopped by Ctrl-C and resumed, and --lr-range auto's real range test."""
 
 import dataclasses
 import json
@@ -137,9 +137,10 @@ STAGED_RUN = [sys.executable, "-m", "pipelines.run", "cifar_staged", "--quick",
 
 
 @pytest.mark.integration
-def test_staged_run_with_lr_range_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
+def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
+    # the local Ctrl-C + --resume test for every run (an unstaged run on S3: test_storage)
     run_dir = tmp_path / "cifar_staged" / "run"
-    driver = subprocess.Popen([*STAGED_RUN, "--lr-range", "auto", "--storage", str(tmp_path)],
+    driver = subprocess.Popen([*STAGED_RUN, "--storage", str(tmp_path)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, start_new_session=True)
     try:
@@ -153,13 +154,10 @@ def test_staged_run_with_lr_range_survives_ctrl_c_and_resumes_at_its_stage(tmp_p
     finally:
         proc.stop(driver)
     assert driver.returncode == 130, err
+    assert f"finish the run with --resume {run_dir}" in err
+    assert out.strip().splitlines()[-1] == f"results: {run_dir}"
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "interrupted"
-    narrowed = meta["lr_range"]["after"]
-    assert set(meta["lr_range"]["suggestions"]) == {"sgd", "adam", "adamw"}
-    assert 1e-3 <= narrowed["low"] < narrowed["high"] <= 1.0
-    for optimizer in ("sgd", "adam", "adamw"):
-        assert (run_dir / "lr_range" / optimizer / "curve.parquet").is_file()
     finished = [d for d in sorted((run_dir / "stages").iterdir())
                 if json.loads((d / "run.json").read_text())["status"] == "finished"]
     assert [d.name for d in finished][:2] == ["1-lr", "2-batch_size"]
@@ -167,7 +165,6 @@ def test_staged_run_with_lr_range_survives_ctrl_c_and_resumes_at_its_stage(tmp_p
 
     proc.run_to_completion([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir)],
                            dict(os.environ), tmp_path / "resume.log")
-    assert "lr range test" not in (tmp_path / "resume.log").read_text()  # recorded, not rerun
     for log, text in logs_before.items():  # finished stages did not run again
         assert log.read_text() == text
     meta = json.loads((run_dir / "run.json").read_text())
@@ -178,7 +175,6 @@ def test_staged_run_with_lr_range_survives_ctrl_c_and_resumes_at_its_stage(tmp_p
     assert trials["trial_id"].is_unique and not epochs.duplicated(["trial_id", "epoch"]).any()
     assert trials["epochs"].sum() == len(epochs)
     first = trials[trials["stage"] == "lr"]
-    assert first["config/lr"].between(narrowed["low"], narrowed["high"]).all()
     assert (first["config/batch_size"] == 256).all() and (first["config/optimizer"] == "sgd").all()
     # the lr stage carries its two best learning rates into every batch size
     best_two = first.sort_values("best_val_acc", ascending=False)["config/lr"].head(2)
@@ -227,3 +223,23 @@ def test_lr_range_auto_fixes_an_unsearched_lr(tmp_path):
     assert apply(p, {"after": after}).fixed["lr"] == 0.07
     with pytest.raises(UsageError, match="one lr cannot suit them all"):
         _suggest(p, {"sgd": 0.07, "adam": 0.001})
+
+
+def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache):
+    from pipelines.data import DataSpec
+    from pipelines.lr_auto import narrow, write
+    from pipelines.storage import resolve
+
+    space = {"lr": LogUniform(1e-3, 1.0), "width": Choice((8, 16))}
+    sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=(),
+                                fixed={"optimizer": "sgd"})
+    p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
+    cache, source = cifar_cache
+    narrowed, narrowing = narrow(p, DataSpec(cache, 2000, 200, 0, source))
+    suggestion = narrowing.record["suggestions"]["sgd"]
+    lr = narrowed.sweep.space["lr"]
+    assert 1e-3 <= lr.low < suggestion < lr.high <= 1.0  # a real suggestion, inside
+    assert lr.high == pytest.approx(min(1.0, 3 * suggestion))
+    record = write(narrowing, resolve(str(tmp_path / "run")))
+    curve = pd.read_parquet(tmp_path / "run" / record["curves"]["sgd"])
+    assert len(curve) >= 50 and (tmp_path / "run" / "lr_range" / "sgd" / "lr_range.png").is_file()

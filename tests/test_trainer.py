@@ -122,3 +122,28 @@ def test_invalid_values_are_errors(tiny_data, bad):
     with pytest.raises(ValueError):
         cfg = TrainConfig.from_dict(bad)
         train(cfg, tiny_data)
+
+
+def _curve(data, **kwargs):
+    reports = []
+    train(TrainConfig(**{**TINY, "lr": 0.05}), data,
+          report=lambda metrics, state: reports.append(metrics), **kwargs)
+    return [(m["train_loss"], m["val_loss"], m["val_acc"]) for m in reports]
+
+
+def test_data_resident_on_the_device_trains_exactly_as_from_the_memory_map(tiny_data):
+    # the GPU path (uint8 split on the device, batches gathered there), run on the CPU
+    assert _curve(tiny_data, resident=True) == _curve(tiny_data, resident=False)
+
+
+def test_bf16_autocast_trains(tiny_data):
+    result, reports = run(tiny_data, precision="bf16", lr=0.05)
+    assert not result.diverged and reports[-1][0]["val_acc"] > 0.15
+    assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
+    assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values()
+               if t.is_floating_point())  # autocast computes in bf16, keeps fp32 weights
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        TrainConfig(precision="fp8").validate()
