@@ -3,19 +3,21 @@ on the same model, batch size and data, and against the usual torchvision
 pipeline (a CIFAR10-style Dataset of PIL images + transforms + DataLoader).
 
     python -m bench.throughput [--model simple_cnn] [--batch-size 256] [--train-size 10000]
-                               [--epochs 3] [--threads 2] [--workers 2]
+                               [--epochs 3] [--threads 2] [--workers 2] [--repeats 5]
 
 All three train the same model from the same seed with SGD at the same
 learning rate, with random crop (padding 4) and horizontal flip. Images/s is
 measured over the epochs after the first (warm-up), training steps only. The
-ratios come from one run, so they share the machine's state; on a GPU the
-trainer keeps the data on the device (set by the trainer, not here).
+three alternate for `--repeats` rounds (this VM's speed drifts 10-15%), and
+the median of the per-round ratios is reported. On a GPU the trainer keeps
+the data on the device (its own choice, not set here).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import numpy as np
@@ -39,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="DataLoader workers for the torchvision pipeline")
+    p.add_argument("--repeats", type=int, default=5, help="rounds of all three, alternating")
     p.add_argument("--data-dir", default=os.environ.get("RAYSWEEP_DATA_DIR", "../shared/data"))
     return p.parse_args(argv)
 
@@ -136,16 +139,25 @@ def main(argv=None) -> None:
     cfg = TrainConfig(model=args.model, batch_size=args.batch_size, epochs=args.epochs,
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,
                       schedule="constant", crop_padding=4, flip_prob=0.5)
-    rates = {"ours": ours(cfg, data), "minimal loop": minimal_loop(cfg, data, device),
-             "torchvision + DataLoader": torchvision_pipeline(cfg, data, device, args.workers)}
+    methods = {"ours": lambda: ours(cfg, data),
+               "minimal loop": lambda: minimal_loop(cfg, data, device),
+               "torchvision + DataLoader": lambda: torchvision_pipeline(cfg, data, device,
+                                                                        args.workers)}
+    runs = {name: [] for name in methods}
+    for repeat in range(args.repeats):  # alternate the order: the VM's speed drifts
+        for name in (list(methods) if repeat % 2 == 0 else list(methods)[::-1]):
+            runs[name].append(methods[name]())
     print(f"{args.model}, batch {args.batch_size}, {args.train_size} images, {args.threads} "
-          f"threads, {device.type}; images/s over epochs 2..{args.epochs}:")
-    for name, rate in rates.items():
-        print(f"  {name:26s} {rate:10,.0f}")
-    print(f"ours / minimal loop:             {rates['ours'] / rates['minimal loop']:.3f}")
-    print(f"ours / torchvision + DataLoader: "
-          f"{rates['ours'] / rates['torchvision + DataLoader']:.2f}x")
-
+          f"threads, {device.type}; images/s over epochs 2..{args.epochs}, median of "
+          f"{args.repeats}:")
+    for name, rates in runs.items():
+        print(f"  {name:26s} {statistics.median(rates):10,.0f}   "
+              f"({', '.join(f'{r:,.0f}' for r in rates)})")
+    ratios = [a / b for a, b in zip(runs["ours"], runs["minimal loop"])]
+    speedups = [a / b for a, b in zip(runs["ours"], runs["torchvision + DataLoader"])]
+    print(f"ours / minimal loop:             {statistics.median(ratios):.3f} (median of "
+          f"per-repeat ratios: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"ours / torchvision + DataLoader: {statistics.median(speedups):.2f}x")
 
 if __name__ == "__main__":
     main()
