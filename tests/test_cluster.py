@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -87,13 +88,20 @@ def test_jobs_api_needs_the_token(cluster):
     assert proc.http_get(jobs, token=cluster.token)[0] == 200
 
 
+NO_AGENT_YET = "No available agent to submit job, please try again later"
+
+
 def test_sweep_submitted_as_a_job_runs_on_both_nodes(cluster, worker, tmp_path):
-    submit = subprocess.run(
-        [proc.RAY, "job", "submit", "--address", cluster.dashboard, "--working-dir", str(REPO),
-         "--", sys.executable, "-m", "pipelines.run", *SWEEP, "--num-samples", "4",
-         "--max-epochs", "2", "--train-size", "1000", "--address", "auto",
-         "--storage", str(tmp_path), "--name", "job"],
-        cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=400)
+    for _ in range(12):  # the head's job agent can register after the node is up
+        submit = subprocess.run(
+            [proc.RAY, "job", "submit", "--address", cluster.dashboard, "--working-dir",
+             str(REPO), "--", sys.executable, "-m", "pipelines.run", *SWEEP,
+             "--num-samples", "4", "--max-epochs", "2", "--train-size", "1000",
+             "--address", "auto", "--storage", str(tmp_path), "--name", "job"],
+            cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=400)
+        if NO_AGENT_YET not in submit.stderr:
+            break
+        time.sleep(5)
     assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
     assert "succeeded" in submit.stdout + submit.stderr
     run_dir = tmp_path / "cifar_sweep" / "job"
