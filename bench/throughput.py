@@ -35,6 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.throughput",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--model", default="simple_cnn")
+    p.add_argument("--width", type=int, default=16, help="the model's width")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--train-size", type=int, default=10_000)
     p.add_argument("--epochs", type=int, default=3, help="the first is warm-up")
@@ -136,7 +137,8 @@ def main(argv=None) -> None:
     device = default_device()
     cache, source = ensure_cache(__import__("pathlib").Path(args.data_dir))
     data = open_split(DataSpec(cache, args.train_size, 1000, 0, source))
-    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, epochs=args.epochs,
+    cfg = TrainConfig(model=args.model, width=args.width, batch_size=args.batch_size,
+                      epochs=args.epochs,
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,
                       schedule="constant", crop_padding=4, flip_prob=0.5)
     methods = {"ours": lambda: ours(cfg, data),
