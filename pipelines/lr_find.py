@@ -68,7 +68,7 @@ def find(args: argparse.Namespace) -> int:
                          f"{sweep.task} sweep")
     budget = sweep.quick if args.quick else sweep.full
     test = _range_test(args)
-    cfg, model = _config_and_model(args, sweep, budget)
+    cfg = _config(args, sweep, budget)
     train_size = budget.train_size if args.train_size is None else args.train_size
     if train_size < 1:
         raise UsageError(f"--train-size must be >= 1, got {train_size}")
@@ -79,7 +79,7 @@ def find(args: argparse.Namespace) -> int:
     print(f"lr range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}, lr "
           f"{test.start_lr:g} to {test.end_lr:g} over at most {test.num_iter} steps",
           file=sys.stderr, flush=True)
-    result = range_test(cfg, data, test, model=model)
+    result = range_test(cfg, data, test)  # its own model, seeded by --seed
     out = _write(result, cfg, test, args.sweep, storage)
     if result.suggestion is None:
         print(f"no learning rate to suggest: {result.why_no_suggestion}", file=sys.stderr)
@@ -103,8 +103,8 @@ def _range_test(args):
                          .replace("num_iter", "--num-iter")) from None
 
 
-def _config_and_model(args, sweep, budget):
-    """The sweep's fixed values with the flags on top, and the model built from them
+def _config(args, sweep, budget):
+    """The sweep's fixed values with the flags on top, checked by building the model
     (a bad combination, e.g. --model simple_cnn with the full budget's depth, is a
     UsageError here, not a traceback later)."""
     from models import build_model
@@ -124,11 +124,11 @@ def _config_and_model(args, sweep, budget):
     try:
         cfg = TrainConfig.from_dict(values)
         cfg.validate()
-        model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width,
-                            depth=cfg.depth, dropout=cfg.dropout)
+        build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
+                    dropout=cfg.dropout)
     except (TypeError, ValueError, KeyError) as e:
         raise UsageError(str(e).strip("'\"")) from None
-    return cfg, model
+    return cfg
 
 
 def _write(result, cfg, test, sweep: str, storage):

@@ -105,7 +105,10 @@ def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path):
              "--train-size", "2000", "--data-dir", str(data_dir()), "--storage", str(tmp_path),
              *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
-    ok = lr_find("--start-lr", "1e-4", "--num-iter", "100")
+    # three decades in 100 steps: most of them where simple_cnn learns (a wider range in
+    # so few steps left the smoothed loss short of the 10% drop now and then: CPU
+    # convolutions on 2 threads are not bit-reproducible)
+    ok = lr_find("--start-lr", "1e-3", "--end-lr", "3", "--num-iter", "100")
     assert ok.returncode == 0, ok.stderr
     assert "suggested lr (per 256 examples)" in ok.stdout
     run = next((tmp_path / "cifar_sweep").iterdir())
