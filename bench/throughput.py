@@ -19,6 +19,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -60,6 +61,24 @@ def _model(cfg: TrainConfig, device):
     return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
+def _images_per_s(model, opt, epochs: int, batches) -> float:
+    """Train `epochs` passes over `batches()` (each yields (x, y) on the device);
+    images/s over every epoch but the first, training steps only."""
+    rates = []
+    for _ in range(epochs):
+        model.train()
+        start, seen = time.perf_counter(), 0
+        for x, y in batches():
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(y)
+        loss.item()
+        rates.append(seen / (time.perf_counter() - start))
+    return float(np.mean(rates[1:]))
+
+
 def minimal_loop(cfg: TrainConfig, data, device) -> float:
     """The loop one writes by hand: the split in memory as tensors, index, augment, step."""
     model, opt = _model(cfg, device)
@@ -68,23 +87,15 @@ def minimal_loop(cfg: TrainConfig, data, device) -> float:
     mean = torch.tensor(MEAN, device=device)[None, :, None, None]
     std = torch.tensor(STD, device=device)[None, :, None, None]
     generator = torch.Generator().manual_seed(cfg.seed)
-    rates = []
-    for _ in range(cfg.epochs):
-        model.train()
-        start, seen = time.perf_counter(), 0
+
+    def batches():
         order = torch.randperm(len(images), generator=generator).to(device)
         for i in range(0, len(images), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             x = (images[idx].permute(0, 3, 1, 2).float().div_(255) - mean) / std
-            x = augment(x, crop_padding=4, flip_prob=0.5, generator=generator)
-            loss = F.cross_entropy(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += len(idx)
-        loss.item()
-        rates.append(seen / (time.perf_counter() - start))
-    return float(np.mean(rates[1:]))
+            yield augment(x, crop_padding=4, flip_prob=0.5, generator=generator), labels[idx]
+
+    return _images_per_s(model, opt, cfg.epochs, batches)
 
 
 class PilCifar(torch.utils.data.Dataset):
@@ -115,27 +126,19 @@ def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> float:
                                          num_workers=workers, persistent_workers=workers > 0,
                                          pin_memory=device.type == "cuda")
     model, opt = _model(cfg, device)
-    rates = []
-    for _ in range(cfg.epochs):
-        model.train()
-        start, seen = time.perf_counter(), 0
+
+    def batches():
         for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += len(y)
-        loss.item()
-        rates.append(seen / (time.perf_counter() - start))
-    return float(np.mean(rates[1:]))
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    return _images_per_s(model, opt, cfg.epochs, batches)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = default_device()
-    cache, source = ensure_cache(__import__("pathlib").Path(args.data_dir))
+    cache, source = ensure_cache(Path(args.data_dir))
     data = open_split(DataSpec(cache, args.train_size, 1000, 0, source))
     cfg = TrainConfig(model=args.model, width=args.width, batch_size=args.batch_size,
                       epochs=args.epochs,

@@ -163,8 +163,13 @@ def _split_files(kind: str, directory: Path, split: str) -> list[Path]:
 
 
 def _fingerprint(kind: str, directory: Path, split: str) -> str:
-    files = _split_files(kind, directory, split)
-    h = hashlib.sha256(kind.encode())
+    return files_fingerprint(kind, _split_files(kind, directory, split))
+
+
+def files_fingerprint(salt: str, files) -> str:
+    """A cache key for decoded `files`: their paths, sizes and modification times,
+    so a changed or moved source decodes again."""
+    h = hashlib.sha256(salt.encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode())

@@ -10,14 +10,13 @@ the nearest, so slightly lossy masks still map). ISBI 2012 ships as
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.data import cache_root, resolve_data_dir, save_atomic
+from pipelines.data import cache_root, files_fingerprint, resolve_data_dir, save_atomic
 from pipelines.errors import UsageError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -111,12 +110,8 @@ def _as_uint8(im, path: Path) -> np.ndarray:
 
 
 def _fingerprint(folder: Path, dataset: SegDataset) -> str:
-    h = hashlib.sha256(repr((dataset.class_values,)).encode())
-    for image, mask in _pairs(folder):
-        for f in (image, mask):
-            st = f.stat()
-            h.update(f"{f.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
+    return files_fingerprint(repr((dataset.class_values,)),
+                             [f for pair in _pairs(folder) for f in pair])
 
 
 def locate(data_dir: str | None, dataset: SegDataset) -> Path:

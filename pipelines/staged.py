@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow.fs as pafs
 from ray import tune
 
 from pipelines import results as res
@@ -115,7 +116,7 @@ def _recorded_carried(where: Location, computed: tuple[dict, ...]) -> tuple[dict
 
 def _fresh_dir(where: Location) -> None:
     """A stage that never started a trial has no results: start it over."""
-    if where.fs.get_file_info(where.path).type != 0:  # 0: not found
+    if where.fs.get_file_info(where.path).type != pafs.FileType.NotFound:
         where.fs.delete_dir(where.path)
     where.fs.create_dir(where.path, recursive=True)
 

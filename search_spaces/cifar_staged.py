@@ -4,7 +4,8 @@ own parameters with the best values so far fixed (see pipelines.staged);
 `--joint` searches the same space all at once, for comparison."""
 
 from pipelines.space import Choice, IntUniform, LogUniform, Uniform
-from pipelines.sweep import Budget, Stage, Sweep
+from pipelines.sweep import Stage, Sweep
+from search_spaces import cifar_sweep
 
 SWEEP = Sweep(
     description="CIFAR-10 in stages: lr, batch size, optimizer, schedule, width, "
@@ -35,10 +36,9 @@ SWEEP = Sweep(
         Stage("regularisation", ("weight_decay", "dropout", "crop_padding", "flip_prob"),
               num_samples=12, quick_num_samples=6),
     ),
-    fixed={"warmup_epochs": 1.0},
-    full=Budget(num_samples=64, max_epochs=30, grace_period=3, reduction_factor=3,
-                train_size=45_000, val_size=5_000, fixed={"model": "resnet", "depth": 20}),
-    quick=Budget(num_samples=12, max_epochs=8, grace_period=1, reduction_factor=2,
-                 train_size=10_000, val_size=2_000, fixed={"model": "simple_cnn"}),
+    # cifar_sweep's budgets and fixed values: the two differ only in how they search
+    fixed=cifar_sweep.SWEEP.fixed,
+    full=cifar_sweep.SWEEP.full,
+    quick=cifar_sweep.SWEEP.quick,
     default_algo="optuna",
 )
