@@ -11,7 +11,7 @@ assert torch.cuda.is_available(), "bench/gpu_check.sh needs a CUDA GPU"
 print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
 PY
 python -m bench.throughput --model airbench --width 64 --batch-size 1024 --train-size 45000 \
-    --epochs 4 --repeats 3 --workers 8
+    --rounds 4 --workers 8
 python -m bench.gpu_concurrency --concurrency 1 2 4 8
 # cifar_fast: its two grid points on 45,000 / 5,000 images, then the best retrained on
 # all 50,000 and tested once; --final prints the test accuracy, final.parquet has train_s

@@ -2,24 +2,29 @@
 on the same model, batch size and data, and against the usual torchvision
 pipeline (a CIFAR10-style Dataset of PIL images + transforms + DataLoader).
 
-    python -m bench.throughput [--model simple_cnn] [--batch-size 256] [--train-size 10000]
-                               [--epochs 3] [--threads 2] [--workers 2] [--repeats 5]
+    python -m bench.throughput [--model simple_cnn] [--batch-size 256] [--train-size 5000]
+                               [--rounds 30] [--threads 2] [--workers 2]
 
 All three train the same model from the same seed with SGD at the same
-learning rate, with random crop (padding 4) and horizontal flip. Images/s is
-measured over the epochs after the first (warm-up), training steps only. The
-three alternate for `--repeats` rounds (this VM's speed drifts 10-15%), and
-the median of the per-round ratios is reported. On a GPU the trainer keeps
-the data on the device (its own choice, not set here).
+learning rate, with random crop (padding 4) and horizontal flip. They run in
+lockstep, one epoch each per round (the order rotating), so that the speed of
+this VM, which drifts 10-20% over a minute, is the same for the epochs a
+round compares. Images/s counts training steps only; the first round is
+warm-up. Our trainer runs whole (`pipelines.trainer.train`, validation and
+all) in a thread that pauses at each epoch's report. On a GPU the trainer
+keeps the data on the device (its own choice, not set here).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import queue
 import statistics
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -38,20 +43,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="simple_cnn")
     p.add_argument("--width", type=int, default=16, help="the model's width")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--train-size", type=int, default=10_000)
-    p.add_argument("--epochs", type=int, default=3, help="the first is warm-up")
+    p.add_argument("--train-size", type=int, default=5_000)
+    p.add_argument("--rounds", type=int, default=30,
+                   help="epochs of each, in lockstep, after one warm-up round")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="DataLoader workers for the torchvision pipeline")
-    p.add_argument("--repeats", type=int, default=5, help="rounds of all three, alternating")
     p.add_argument("--data-dir", default=os.environ.get("RAYSWEEP_DATA_DIR", "../shared/data"))
     return p.parse_args(argv)
 
 
-def ours(cfg: TrainConfig, data) -> float:
-    rates = []
-    train(cfg, data, report=lambda metrics, state: rates.append(metrics["images_per_s"]))
-    return float(np.mean(rates[1:]))
+def ours(cfg: TrainConfig, data) -> Iterator[float]:
+    """Images/s of each epoch of our `train`, which runs in a thread that waits at
+    each report until the next epoch is asked for."""
+    rates: queue.Queue = queue.Queue()
+    go = threading.Semaphore(0)
+
+    def report(metrics, state):
+        rates.put(metrics["images_per_s"])
+        go.acquire()
+
+    def run():
+        try:
+            train(cfg, data, report=report)
+        except BaseException as e:  # noqa: BLE001 (handed to the main thread)
+            rates.put(e)
+
+    threading.Thread(target=run, daemon=True).start()
+    for _ in range(cfg.epochs):
+        rate = rates.get()
+        if isinstance(rate, BaseException):
+            raise rate
+        yield rate
+        go.release()
 
 
 def _model(cfg: TrainConfig, device):
@@ -61,10 +85,9 @@ def _model(cfg: TrainConfig, device):
     return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
-def _images_per_s(model, opt, epochs: int, batches) -> float:
+def _epoch_rates(model, opt, epochs: int, batches) -> Iterator[float]:
     """Train `epochs` passes over `batches()` (each yields (x, y) on the device);
-    images/s over every epoch but the first, training steps only."""
-    rates = []
+    yield each epoch's images/s, training steps only."""
     for _ in range(epochs):
         model.train()
         start, seen = time.perf_counter(), 0
@@ -75,11 +98,10 @@ def _images_per_s(model, opt, epochs: int, batches) -> float:
             opt.step()
             seen += len(y)
         loss.item()
-        rates.append(seen / (time.perf_counter() - start))
-    return float(np.mean(rates[1:]))
+        yield seen / (time.perf_counter() - start)
 
 
-def minimal_loop(cfg: TrainConfig, data, device) -> float:
+def minimal_loop(cfg: TrainConfig, data, device) -> Iterator[float]:
     """The loop one writes by hand: the split in memory as tensors, index, augment, step."""
     model, opt = _model(cfg, device)
     images = torch.from_numpy(np.asarray(data.images[data.train_idx])).to(device)
@@ -95,7 +117,7 @@ def minimal_loop(cfg: TrainConfig, data, device) -> float:
             x = (images[idx].permute(0, 3, 1, 2).float().div_(255) - mean) / std
             yield augment(x, crop_padding=4, flip_prob=0.5, generator=generator), labels[idx]
 
-    return _images_per_s(model, opt, cfg.epochs, batches)
+    return _epoch_rates(model, opt, cfg.epochs, batches)
 
 
 class PilCifar(torch.utils.data.Dataset):
@@ -114,7 +136,7 @@ class PilCifar(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> float:
+def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> Iterator[float]:
     from torchvision import transforms
 
     transform = transforms.Compose([
@@ -131,7 +153,7 @@ def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> float:
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
-    return _images_per_s(model, opt, cfg.epochs, batches)
+    return _epoch_rates(model, opt, cfg.epochs, batches)
 
 
 def main(argv=None) -> None:
@@ -141,28 +163,36 @@ def main(argv=None) -> None:
     cache, source = ensure_cache(Path(args.data_dir))
     data = open_split(DataSpec(cache, args.train_size, 1000, 0, source))
     cfg = TrainConfig(model=args.model, width=args.width, batch_size=args.batch_size,
-                      epochs=args.epochs,
+                      epochs=args.rounds + 1,
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,
                       schedule="constant", crop_padding=4, flip_prob=0.5)
-    methods = {"ours": lambda: ours(cfg, data),
-               "minimal loop": lambda: minimal_loop(cfg, data, device),
-               "torchvision + DataLoader": lambda: torchvision_pipeline(cfg, data, device,
-                                                                        args.workers)}
-    runs = {name: [] for name in methods}
-    for repeat in range(args.repeats):  # alternate the order: the VM's speed drifts
-        for name in (list(methods) if repeat % 2 == 0 else list(methods)[::-1]):
-            runs[name].append(methods[name]())
-    print(f"{args.model}, batch {args.batch_size}, {args.train_size} images, {args.threads} "
-          f"threads, {device.type}; images/s over epochs 2..{args.epochs}, median of "
-          f"{args.repeats}:")
+    methods = {"ours": ours(cfg, data), "minimal loop": minimal_loop(cfg, data, device),
+               "torchvision + DataLoader": torchvision_pipeline(cfg, data, device,
+                                                                args.workers)}
+    names = list(methods)
+    runs = {name: [] for name in names}
+    for round_ in range(args.rounds + 1):  # rotate the order: none always goes first
+        for name in names[round_ % 3:] + names[:round_ % 3]:
+            runs[name].append(next(methods[name]))
+    runs = {name: rates[1:] for name, rates in runs.items()}  # round 0 warms up
+    print(f"{args.model} (width {args.width}), batch {args.batch_size}, {args.train_size} "
+          f"images, {args.threads} threads, {device.type}; images/s, median of {args.rounds} "
+          f"lockstep epochs after one warm-up:")
     for name, rates in runs.items():
         print(f"  {name:26s} {statistics.median(rates):10,.0f}   "
-              f"({', '.join(f'{r:,.0f}' for r in rates)})")
+              f"(quartiles {_quartiles(rates)})")
     ratios = [a / b for a, b in zip(runs["ours"], runs["minimal loop"])]
     speedups = [a / b for a, b in zip(runs["ours"], runs["torchvision + DataLoader"])]
-    print(f"ours / minimal loop:             {statistics.median(ratios):.3f} (median of "
-          f"per-repeat ratios: {', '.join(f'{r:.3f}' for r in ratios)})")
-    print(f"ours / torchvision + DataLoader: {statistics.median(speedups):.2f}x")
+    print(f"ours / minimal loop:             {statistics.median(ratios):.3f} (median of the "
+          f"rounds' ratios; quartiles {_quartiles(ratios, '.3f')})")
+    print(f"ours / torchvision + DataLoader: {statistics.median(speedups):.2f}x (quartiles "
+          f"{_quartiles(speedups, '.2f')})")
+
+
+def _quartiles(values: list[float], fmt: str = ",.0f") -> str:
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f"{q1:{fmt}} - {q3:{fmt}}"
+
 
 if __name__ == "__main__":
     main()

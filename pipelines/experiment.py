@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 
 from pipelines import results as res
 from pipelines.analysis import leaderboard, leaderboard_table
@@ -59,6 +60,9 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's raw log stays (result.json per trial); its CSV and TensorBoard copies of
+    # every result would be written by the driver, beside the Parquet that is the record.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
     budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
@@ -93,7 +97,8 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
     print(f"{p.options.sweep}: {verb} {total} trials, {p.algo} search, {p.options.scheduler} "
           f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
           file=sys.stderr, flush=True)
-    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer], stop=budget_stop,
+    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
+                   stop=budget_stop,
                    restore=restore)
     metadata = {**metadata, "status": "running", "end_time": None, "driver": driver_record()}
     res.write_json(metadata, run_dir / "run.json")

@@ -165,6 +165,12 @@ def _check_resources(options: RunOptions) -> None:
                              f"no CUDA GPU; use --gpus-per-trial 0 or --address of a GPU cluster")
 
 
+# An embedded Ray has no dashboard, so nothing reads its task events or metrics;
+# recording them cost its driver and daemons ~1.2 CPU-s per minute of sweep, taken
+# from the trials on a machine whose cores all train (bench/overhead.py).
+EMBEDDED_RAY_CONFIG = {"task_events_report_interval_ms": 0, "enable_metrics_collection": False}
+
+
 def _joins_cluster(options: RunOptions) -> bool:
     return bool(options.address or os.environ.get("RAY_ADDRESS"))
 
@@ -185,7 +191,8 @@ def _start_ray(options: RunOptions) -> bool:
     # any cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
     address = options.address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=True)
+             logging_level="ERROR", configure_logging=True,
+             **({} if _joins_cluster(options) else {"_system_config": EMBEDDED_RAY_CONFIG}))
     gpus = ray.cluster_resources().get("GPU", 0)
     if options.gpus_per_trial > gpus:
         # An autoscaling cluster starts GPU nodes once trials ask for them (cluster.yaml
