@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.cli import EXIT_USAGE, OneLineParser
+from pipelines.cli import EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
 SHOWN_CONFIG_COLUMNS = 8
@@ -131,4 +131,4 @@ def _table(top: pd.DataFrame, run) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

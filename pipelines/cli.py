@@ -4,13 +4,30 @@ line (a UsageError, not argparse's usage block) and the exit codes."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from typing import Callable, NoReturn
 
 from pipelines.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
+EXIT_BROKEN_PIPE = 141  # the shell's code for SIGPIPE: what `tool | head` leaves a tool
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
         raise UsageError(f"{message} (see --help)")
+
+
+def exit_with(main: Callable[[], int]) -> NoReturn:
+    """sys.exit(main()); a reader that stops early (`... | head`) ends the command
+    quietly, as it ends any Unix tool, rather than with a BrokenPipeError traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, which would raise again: point it at nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

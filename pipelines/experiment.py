@@ -41,7 +41,7 @@ class EpochBudget(tune.Stopper):
         self.recorder, self.epochs = recorder, epochs
 
     def spent(self) -> bool:
-        return sum(len(r.epochs) for r in self.recorder.records.values()) >= self.epochs
+        return self.recorder.epoch_count >= self.epochs
 
     def __call__(self, trial_id, result) -> bool:
         return False

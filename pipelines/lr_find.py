@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import sys
 
-from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser
+from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
 EXIT_NO_SUGGESTION = 1
@@ -164,4 +164,4 @@ def write_range_test(out, result, cfg, test, sweep: str) -> dict:
     return summary
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -29,6 +29,7 @@ class ResultRecorder(tune.Callback):
         self._on_change = on_change
         self._expand = expand  # Tune's config -> the trainer's (see sweep.with_carried)
         self._persisted = 0.0
+        self.epoch_count = 0  # epochs recorded over all trials (a replaced one counts once)
 
     def _record(self, trial) -> TrialRecord:
         if trial.trial_id not in self.records:
@@ -44,7 +45,9 @@ class ResultRecorder(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" in result:
-            self._record(trial).add_epoch(result)
+            record = self._record(trial)
+            self.epoch_count += int(result["epoch"]) not in record.epochs
+            record.add_epoch(result)
         if time.time() - self._persisted >= PERSIST_EVERY_S:
             self._persist()
 
@@ -56,6 +59,7 @@ class ResultRecorder(tune.Callback):
 
     def set_state(self, state: dict) -> None:
         self.records = state["records"]
+        self.epoch_count = sum(len(r.epochs) for r in self.records.values())
 
     def _persist(self) -> None:
         self._persisted = time.time()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser
+from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import RunInterrupted, UsageError
 
 
@@ -145,4 +145,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -49,6 +49,16 @@ def test_list_shows_sweeps_with_descriptions(tmp_path):
     assert "CIFAR-10 in stages" in out.stdout
 
 
+def test_a_reader_that_stops_early_ends_the_list_quietly():
+    # `python -m pipelines.run --list | head -1`: the reader is gone before the write
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.run", "--list"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+
+
 BAD_INPUT = [
     (["nope"], "unknown sweep 'nope'; known sweeps: cifar_fast, cifar_staged, cifar_sweep"),
     ([], "name a sweep"),
