@@ -91,9 +91,11 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
         cpus = ray.cluster_resources().get("CPU", 0)
         needed = options.max_concurrent * options.cpus_per_trial
         assert cpus >= needed, f"Ray has {cpus:g} CPUs, {needed:g} needed for the concurrency"
-        start, cpu = time.perf_counter(), _cpu_s()
+        start, cpu, others = time.perf_counter(), _cpu_s(), _cpu_s_but_trials()
         run_dir = run(options)
         times["run"], times["driver_cpu"] = time.perf_counter() - start, _cpu_s() - cpu
+        others_after = _cpu_s_but_trials()
+        times["others_cpu"] = sum(s - others.get(pid, 0.0) for pid, s in others_after.items())
         trials = read_parquet(run_dir / "trials.parquet")
         epochs = read_parquet(run_dir / "epochs.parquet")
     finally:
@@ -106,6 +108,21 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_s_but_trials() -> dict[int, float]:
+    """CPU-seconds so far of each process on this machine but Tune's trial workers:
+    the driver, Ray's daemons (and anything else running). Linux /proc."""
+    ticks, seconds = os.sysconf("SC_CLK_TCK"), {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if b"ImplicitFunc" not in cmdline:
+            seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return seconds
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,6 +187,7 @@ def measure_once(args, options: RunOptions, configs: list[dict], spec: DataSpec,
     return {
         "pipeline_s": times["run"] + ray_s, "run_s": times["run"], "ray_s": ray_s,
         "bare_s": bare_s, "driver_cpu_s": times["driver_cpu"],
+        "others_cpu_share": times["others_cpu"] / (times["run"] * (os.cpu_count() or 1)),
         "pipeline_trial_s": trials["wall_s"].mean(),
         "bare_trial_s": statistics.mean(s for s, _, _ in bare_trials),
         "pipeline_epoch_s": epochs["epoch_s"].mean(),
@@ -214,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{median['ray_s']:.2f} s per run")
     print(f"median trial wall           {median['pipeline_trial_s']:.2f} s pipeline, "
           f"{median['bare_trial_s']:.2f} s bare")
-    print(f"median driver CPU in run()  {median['driver_cpu_s']:.2f} s")
+    print(f"median driver CPU in run()  {median['driver_cpu_s']:.2f} s; the driver and Ray's "
+          f"daemons used {median['others_cpu_share']:.1%} of the machine's CPU time in run() "
+          f"(time the trials could not have)")
 
 
 if __name__ == "__main__":
