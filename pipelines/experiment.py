@@ -98,8 +98,7 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
           f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
           file=sys.stderr, flush=True)
     tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
-                   stop=budget_stop,
-                   restore=restore)
+                   stop=budget_stop, restore=restore)
     metadata = {**metadata, "status": "running", "end_time": None, "driver": driver_record()}
     res.write_json(metadata, run_dir / "run.json")
     status = "failed"
