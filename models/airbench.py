@@ -4,9 +4,10 @@ groups (conv, max-pool, BatchNorm, GELU, conv, BatchNorm, GELU) of `width`,
 4 * `width` and 4 * `width` channels (airbench: 64, 256, 256), a global
 max-pool and a linear head scaled by 1/9.
 
-airbench's data-dependent whitening of the stem, its Lookahead optimizer and
-its test-time flipping are not reproduced; the net trains with this
-pipeline's optimizers and schedules like any other registered model.
+airbench's data-dependent whitening of the stem and its Lookahead optimizer
+are not reproduced; the net trains with this pipeline's optimizers and
+schedules like any other registered model. Its test-time flipping is the
+trainer's `tta` option, which search_spaces/cifar_fast.py turns on.
 """
 
 from __future__ import annotations

@@ -108,6 +108,9 @@ class TrainConfig(BaseConfig):
     TASK: ClassVar[str] = "classification"
 
     label_smoothing: float = 0.0
+    # test-time augmentation: score each validation (and --final test) image as the mean
+    # of its logits and its mirror image's, as airbench does
+    tta: bool = False
     # augmentation, on batched tensors
     crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
     flip_prob: float = 0.5  # horizontal flip probability

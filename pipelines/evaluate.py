@@ -64,7 +64,9 @@ def final(options: FinalOptions) -> dict:
     if result.diverged:
         raise UsageError(f"the best configuration (trial {trial_id}) diverged when retrained "
                          f"on {len(train_data.train_idx)} images; nothing was tested")
-    test_loss, test_acc = evaluate(result.model, _test_images(test_cache), default_device())
+    # as validation scored it: the same autocast and test-time flip
+    test_loss, test_acc = evaluate(result.model, _test_images(test_cache), default_device(),
+                                   cfg=config)
     score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
              "train_s": time.time() - start, "finished_at": now_iso(),

@@ -115,7 +115,7 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
              resident: Resident | None = None,
              cfg: BaseConfig | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on the validation split (NaN if it is empty);
-    under `cfg`'s autocast if given."""
+    under `cfg`'s autocast and test-time flip (`tta`) if given."""
     if len(data.val_idx) == 0:
         return math.nan, math.nan
     model.eval()
@@ -124,6 +124,8 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
     for x, y in _batches(data, data.val_idx, EVAL_BATCH, device, resident=resident):
         with autocast(cfg, device) if cfg else contextlib.nullcontext():
             logits = model(x).float()
+            if getattr(cfg, "tta", False):
+                logits = (logits + model(x.flip(3)).float()) / 2
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = len(data.val_idx)

@@ -1,15 +1,19 @@
 """The trainer on tiny real data, without Ray."""
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipelines.config import TrainConfig
+from pipelines.data import MEAN, STD
 from pipelines.optim import OPTIMIZERS, effective_lr
 from pipelines.schedules import SCHEDULES
 from pipelines.trainable import load_state
-from pipelines.trainer import train
+from pipelines.trainer import evaluate, train
 
 TINY = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
 
@@ -142,6 +146,24 @@ def test_bf16_autocast_trains(tiny_data):
     assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
     assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values()
                if t.is_floating_point())  # autocast computes in bf16, keeps fp32 weights
+
+
+def test_test_time_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data):
+    result, _ = run(tiny_data, lr=0.05)
+    model = result.model.eval()
+    x = torch.from_numpy(np.asarray(tiny_data.images[tiny_data.val_idx]))
+    x = (x.permute(0, 3, 1, 2).float() / 255 - torch.tensor(MEAN)[:, None, None]) \
+        / torch.tensor(STD)[:, None, None]
+    y = torch.from_numpy(np.asarray(tiny_data.labels[tiny_data.val_idx]))
+    with torch.no_grad():
+        plain, mirrored = model(x), model(x.flip(3))
+    cfg = TrainConfig(**TINY)
+    for tta, logits in [(False, plain), (True, (plain + mirrored) / 2)]:
+        loss, acc = evaluate(model, tiny_data, torch.device("cpu"),
+                             cfg=dataclasses.replace(cfg, tta=tta))
+        assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+        assert loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert not torch.equal(plain.argmax(1), mirrored.argmax(1))  # the flip changes answers
 
 
 def test_unknown_precision_is_refused():
