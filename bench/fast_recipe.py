@@ -5,8 +5,8 @@ images, with and without the test-time flip.
     python -m bench.fast_recipe [--lr 0.375] [--epochs 10] [--threads 2] [--data-dir DIR]
 
 The configuration is cifar_fast's fixed values and full budget (airbench net of
-width 64, batch 1024, SGD-Nesterov, OneCycle) with momentum 0.85, weight decay
-5e-4 and label smoothing 0.2 (its grid point) and `--lr` per 256 examples
+width 64, batch 1024, SGD-Nesterov, OneCycle) at its first grid point (momentum
+0.85, weight decay 5e-4, label smoothing 0.2) with `--lr` per 256 examples
 (0.375: airbench94's effective rate of 1.5 at batch 1024). On a CPU it checks
 the recipe's accuracy, not its speed.
 """
@@ -25,6 +25,7 @@ import torch
 from pipelines.config import TrainConfig
 from pipelines.data import ensure_cache
 from pipelines.evaluate import _test_images, _training_images
+from pipelines.space import grid_points
 from pipelines.trainer import default_device, evaluate, train
 from search_spaces.cifar_fast import SWEEP
 
@@ -39,9 +40,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     root = Path(args.data_dir)
-    cfg = TrainConfig.from_dict({**SWEEP.fixed, **SWEEP.full.fixed, "lr": args.lr,
-                                 "momentum": 0.85, "weight_decay": 5e-4,
-                                 "label_smoothing": 0.2, "epochs": args.epochs, "seed": 0})
+    first_grid_point = {name: grid_points(domain)[0] for name, domain in SWEEP.space.items()}
+    cfg = TrainConfig.from_dict({**SWEEP.fixed, **SWEEP.full.fixed, **first_grid_point,
+                                 "lr": args.lr, "epochs": args.epochs, "seed": 0})
     print(cfg, flush=True)
     data = _training_images(root, None, cfg.seed)
     start = time.time()
@@ -50,13 +51,14 @@ def main(argv=None) -> None:
         print(f"[{time.time() - start:7.0f}s] epoch {metrics['epoch']} train_loss "
               f"{metrics['train_loss']:.4f} {metrics['images_per_s']:.0f} images/s", flush=True)
 
-    result = train(cfg, data, report=report)
+    device = default_device()
+    result = train(cfg, data, report=report, device=device)
     train_s = time.time() - start
     test = _test_images(ensure_cache(root, "test")[0])
-    scores = {"device": default_device().type, "lr": cfg.lr, "epochs": cfg.epochs,
+    scores = {"device": device.type, "lr": cfg.lr, "epochs": cfg.epochs,
               "train_s": round(train_s, 1)}
     for tta in (False, True):
-        _, scores[f"test_acc_tta_{tta}"] = evaluate(result.model, test, default_device(),
+        _, scores[f"test_acc_tta_{tta}"] = evaluate(result.model, test, device,
                                                     cfg=dataclasses.replace(cfg, tta=tta))
     print(json.dumps(scores), flush=True)
 
