@@ -37,7 +37,7 @@ def _startup(spec, out) -> None:
     import numpy as np
     import torch  # noqa: F401  (a trial worker has it imported already)
 
-    from pipelines.data import open_split
+    from pipelines.data.cifar10 import open_split
 
     start = time.perf_counter()
     data = open_split(spec)
@@ -60,7 +60,7 @@ def _mapped_pss_kib(path: str) -> int:
 def _read_all(spec, ready, done, out) -> None:
     import numpy as np
 
-    from pipelines.data import open_split
+    from pipelines.data.cifar10 import open_split
 
     data = open_split(spec)
     total = 0
@@ -87,7 +87,7 @@ def memory(spec, n: int) -> float:
 
 
 def main(argv=None) -> None:
-    from pipelines.data import DataSpec, ensure_cache
+    from pipelines.data.cifar10 import DataSpec, ensure_cache
 
     args = parse_args(argv)
     cache, source = ensure_cache(Path(args.data_dir))

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from pipelines.config import TrainConfig
-from pipelines.data import ensure_cache
-from pipelines.evaluate import _test_images, _training_images
-from pipelines.space import grid_points
-from pipelines.trainer import default_device, evaluate, train
+from pipelines.data.cifar10 import ensure_cache
+from pipelines.search.space import grid_points
+from pipelines.training.classify import evaluate, train
+from pipelines.training.config import TrainConfig
+from pipelines.training.loop import default_device
+from pipelines.tuning.final import test_images, training_images
 from search_spaces.cifar_fast import SWEEP
 
 
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     cfg = TrainConfig.from_dict({**SWEEP.fixed, **SWEEP.full.fixed, **first_grid_point,
                                  "lr": args.lr, "epochs": args.epochs, "seed": 0})
     print(cfg, flush=True)
-    data = _training_images(root, None, cfg.seed)
+    data = training_images(root, None, cfg.seed)
     start = time.time()
 
     def report(metrics, state):
@@ -54,7 +55,7 @@ def main(argv=None) -> None:
     device = default_device()
     result = train(cfg, data, report=report, device=device)
     train_s = time.time() - start
-    test = _test_images(ensure_cache(root, "test")[0])
+    test = test_images(ensure_cache(root, "test")[0])
     scores = {"device": device.type, "lr": cfg.lr, "epochs": cfg.epochs,
               "train_s": round(train_s, 1)}
     for tta in (False, True):

@@ -18,8 +18,10 @@ import io
 import os
 import tempfile
 
-from pipelines.analysis import load_run
-from pipelines.runner import RunOptions, _start_ray, run
+from pipelines.analysis.runs import load_run
+from pipelines.tuning.plan import RunOptions
+from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.runner import run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +46,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench.gpu_concurrency needs a CUDA GPU; this machine has none")
-    _start_ray(RunOptions(sweep="cifar_sweep"))
+    start_ray()
     cpus = max(1, (os.cpu_count() or 1) // max(args.concurrency))
     with tempfile.TemporaryDirectory() as storage:
         base = None

@@ -1,6 +1,6 @@
 """Orchestration overhead: the same trials run (a) by the pipeline, an embedded
 local Ray Tune run with no early stopping, and (b) by a bare process pool that
-calls the same `pipelines.trainer.train` on the same configs, data and order,
+calls the same `pipelines.training.classify.train` on the same configs, data and order,
 at the same concurrency and threads per trial.
 
     python -m bench.overhead [--epochs 8] [--train-size 5000] [--concurrency 2] [--repeats 3]
@@ -29,10 +29,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-from pipelines.results import CONFIG_PREFIX, read_parquet
-from pipelines.runner import RunOptions, RunPlan, _start_ray, plan, run
-from pipelines.space import grid_points
+from pipelines.data.cache import resolve_data_dir
+from pipelines.data.cifar10 import DataSpec, ensure_cache, open_split
+from pipelines.records.tables import CONFIG_PREFIX, read_parquet
+from pipelines.search.space import grid_points
+from pipelines.tuning.plan import RunOptions, RunPlan, plan
+from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.runner import run
 
 SWEEP = "cifar_sweep"
 
@@ -85,7 +88,8 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
     times = {}
     start = time.perf_counter()
     # The runner's own start-up, timed here; run() then finds Ray started and reuses it.
-    assert _start_ray(options), "Ray was already running; the bench must start its own"
+    assert start_ray(options.address, options.gpus_per_trial), \
+        "Ray was already running; the bench must start its own"
     times["init"] = time.perf_counter() - start
     try:
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -127,15 +131,15 @@ def _cpu_s_but_trials() -> dict[int, float]:
 
 @functools.lru_cache(maxsize=1)
 def _data(spec: DataSpec):
-    return open_split(spec)  # once per worker process, as pipelines.trainable does
+    return open_split(spec)  # once per worker process, as pipelines.tuning.trainable does
 
 
 def _bare_trial(config: dict, spec: DataSpec, threads: int) -> tuple[float, int, list[float]]:
     """One trial in a pool worker: (wall seconds, epochs run, train seconds per epoch)."""
     import torch
 
-    from pipelines.config import TrainConfig
-    from pipelines.trainer import train
+    from pipelines.training.classify import train
+    from pipelines.training.config import TrainConfig
 
     start = time.perf_counter()
     torch.set_num_threads(threads)

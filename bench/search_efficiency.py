@@ -21,8 +21,11 @@ import tempfile
 
 import pandas as pd
 
-from pipelines.analysis import best_so_far, load_run
-from pipelines.runner import RunOptions, _start_ray, run
+from pipelines.analysis.curves import best_so_far
+from pipelines.analysis.runs import load_run
+from pipelines.tuning.plan import RunOptions
+from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.runner import run
 
 METHODS = {  # name -> (algo, scheduler)
     "random, no early stopping": ("random", "none"),
@@ -59,7 +62,7 @@ def one(args, storage: str, seed: int, algo: str, scheduler: str) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    _start_ray(RunOptions(sweep="cifar_sweep"))
+    start_ray()
     rows = []
     with tempfile.TemporaryDirectory() as storage:
         for seed in args.seeds:

@@ -4,7 +4,7 @@ next trial once 100 and 1,000 trials have completed, on cifar_sweep's space.
     python -m bench.searcher_overhead [--at 100 1000] [--probe 20]
 
 The searchers are Ray Tune's OptunaSearch and HyperOptSearch, built as a run
-builds them (pipelines.searchers), fed synthetic scores without training or
+builds them (pipelines.search.searchers), fed synthetic scores without training or
 Ray. At each checkpoint, the next `--probe` suggestions are timed (each is
 completed at once, as a real trial would be later) and the mean is reported.
 """
@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from pipelines.searchers import build_searcher
-from pipelines.space import to_tune
-from pipelines.sweep import load_sweep
+from pipelines.search.searchers import build_searcher
+from pipelines.search.space import to_tune
+from pipelines.search.sweep import load_sweep
 
 METRIC, MODE = "val_acc", "max"
 

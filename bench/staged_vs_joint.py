@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.results import read_parquet
-from pipelines.runner import RunOptions, _start_ray, run
+from pipelines.records.tables import read_parquet
+from pipelines.tuning.plan import RunOptions
+from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.runner import run
 
 SWEEP = "cifar_staged"
 
@@ -82,7 +84,7 @@ def summarise(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    _start_ray(RunOptions(sweep=SWEEP))  # one Ray for every run
+    start_ray()  # one Ray for every run
     with tempfile.TemporaryDirectory() as scratch:
         storage = args.storage or scratch
         rows = []

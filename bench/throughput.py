@@ -10,7 +10,7 @@ learning rate, with random crop (padding 4) and horizontal flip. They run in
 lockstep, one epoch each per round (the order rotating), so that the speed of
 this VM, which drifts 10-20% over a minute, is the same for the epochs a
 round compares. Images/s counts training steps only; the first round is
-warm-up. Our trainer runs whole (`pipelines.trainer.train`, validation and
+warm-up. Our trainer runs whole (`pipelines.training.classify.train`, validation and
 all) in a thread that pauses at each epoch's report. On a GPU the trainer
 keeps the data on the device (its own choice, not set here).
 """
@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from models import build_model
-from pipelines.augment import augment
-from pipelines.config import TrainConfig
-from pipelines.data import MEAN, NUM_CLASSES, STD, DataSpec, ensure_cache, open_split
-from pipelines.trainer import default_device, train
+from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, DataSpec, ensure_cache, open_split
+from pipelines.training.augment import augment
+from pipelines.training.classify import train
+from pipelines.training.config import TrainConfig
+from pipelines.training.loop import default_device
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -44,14 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    from pipelines.analysis import (
-        IMPORTANCE_EVALUATORS,
-        compare_runs,
-        importance,
-        leaderboard,
-        load_run,
-        stage_table,
-    )
+    from pipelines.analysis.curves import compare_runs
+    from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance
+    from pipelines.analysis.leaderboard import leaderboard, stage_table
+    from pipelines.analysis.runs import load_run
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
@@ -81,7 +77,7 @@ def analyze(args: argparse.Namespace) -> int:
     if len(runs) > 1:
         print("\n" + compare_runs(runs).to_string(index=False))
     if out is not None:
-        from pipelines.report import write_report
+        from pipelines.analysis.report import write_report
 
         try:
             report = write_report(runs, out, importances=importances, final=final)
@@ -118,7 +114,7 @@ def _header(run) -> str:
 
 
 def _table(top: pd.DataFrame, run) -> str:
-    from pipelines.analysis import leaderboard_table
+    from pipelines.analysis.leaderboard import leaderboard_table
 
     metric = run.metric
     table = leaderboard_table(top, metric, list(run.space)[:SHOWN_CONFIG_COLUMNS])

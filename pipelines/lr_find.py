@@ -11,7 +11,6 @@ with exit code 1 and no number.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
@@ -23,7 +22,7 @@ DEFAULT_OPTIMIZER = "sgd"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.storage import default_storage
+    from pipelines.records.storage import default_storage
 
     p = OneLineParser(prog="python -m pipelines.lr_find",
                       description="Learning-rate range test (Smith 2017) on a sweep's model "
@@ -57,13 +56,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def find(args: argparse.Namespace) -> int:
-    from pipelines.data import DataSpec, ensure_cache, open_split, resolve_data_dir
-    from pipelines.lr_range import range_test
-    from pipelines.storage import check_writable, resolve
-    from pipelines.sweep import load_sweep
+    from pipelines.data.cache import resolve_data_dir
+    from pipelines.data.cifar10 import DataSpec, ensure_cache, open_split
+    from pipelines.lr_range.range_test import range_test
+    from pipelines.records.storage import check_writable, resolve
+    from pipelines.search.sweep import load_sweep
+    from pipelines.training.tasks import task
 
     sweep = load_sweep(args.sweep)
-    if sweep.task != "classification":
+    if not task(sweep.task).range_test:
         raise UsageError(f"the range test runs classification sweeps; {args.sweep} is a "
                          f"{sweep.task} sweep")
     budget = sweep.quick if args.quick else sweep.full
@@ -92,7 +93,7 @@ def find(args: argparse.Namespace) -> int:
 
 
 def _range_test(args):
-    from pipelines.lr_range import RangeTest
+    from pipelines.lr_range.range_test import RangeTest
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -108,8 +109,8 @@ def _config(args, sweep, budget):
     (a bad combination, e.g. --model simple_cnn with the full budget's depth, is a
     UsageError here, not a traceback later)."""
     from models import build_model
-    from pipelines.config import TrainConfig
-    from pipelines.data import NUM_CLASSES
+    from pipelines.data.cifar10 import NUM_CLASSES
+    from pipelines.training.config import TrainConfig
 
     values = {**sweep.fixed, **budget.fixed, "seed": args.seed}
     if args.model:
@@ -134,7 +135,8 @@ def _config(args, sweep, budget):
 def _write(result, cfg, test, sweep: str, storage):
     """The test's files in a new directory; on a failed write, the directory is
     removed again (nothing half-written)."""
-    from pipelines.run_record import create_run_dir
+    from pipelines.lr_range.files import write_range_test
+    from pipelines.records.run_record import create_run_dir
 
     out = create_run_dir(storage, sweep, None, "lr_range")
     try:
@@ -144,24 +146,6 @@ def _write(result, cfg, test, sweep: str, storage):
         raise
     return out
 
-
-def write_range_test(out, result, cfg, test, sweep: str) -> dict:
-    """curve.parquet, lr_range.png and lr_range.json in `out`; returns the JSON."""
-    from pipelines import results as res
-    from pipelines.plots import plot_lr_range
-
-    res.write_parquet(result.curve, out / "curve.parquet")
-    title = f"{sweep}: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}"
-    plot_lr_range(result.curve, result.steepest, result.valley, title,
-                  str(out / "lr_range.png"), note=result.why_no_suggestion)
-    summary = {"sweep": sweep, "model": cfg.model, "optimizer": cfg.optimizer,
-               "batch_size": cfg.batch_size, "test": dataclasses.asdict(test),
-               "steps": len(result.curve), "stopped": result.stopped,
-               "steepest": result.steepest, "valley": result.valley,
-               "suggestion": result.suggestion,
-               "why_no_suggestion": result.why_no_suggestion}
-    res.write_json(summary, out / "lr_range.json")
-    return summary
 
 if __name__ == "__main__":
     exit_with(main)

@@ -11,8 +11,8 @@ from pipelines.errors import RunInterrupted, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.data import DATA_DIR_ENV, DEFAULT_DATA_DIR
-    from pipelines.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
+    from pipelines.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR
+    from pipelines.records.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
 
     p = OneLineParser(prog="python -m pipelines.run",
                       description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
@@ -78,7 +78,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode
 
 
 def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from pipelines.evaluate import FinalOptions, final
+    from pipelines.tuning.final import FinalOptions, final
 
     threads = None if args.cpus_per_trial == parser.get_default("cpus_per_trial") else \
         max(1, int(args.cpus_per_trial))  # unset: torch's default, every core
@@ -97,7 +97,7 @@ def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _list_sweeps() -> None:
-    from pipelines.sweep import load_sweep, sweep_names
+    from pipelines.search.sweep import load_sweep, sweep_names
 
     for name in sweep_names():
         print(f"{name:20s} {load_sweep(name).description}")
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
-        from pipelines.runner import RunOptions, run
+        from pipelines.tuning.plan import RunOptions
+        from pipelines.tuning.runner import run
 
         options = RunOptions(**{k: v for k, v in vars(args).items()
                                 if k not in ("list", "final")})

@@ -2,8 +2,7 @@
 large batches, label smoothing, a short OneCycle and test-time flipping; GPU-sized
 (target: 94% test accuracy in under 10 s of training per trial on one modern GPU)."""
 
-from pipelines.space import LogUniform, Uniform
-from pipelines.sweep import Budget, Sweep
+from pipelines import Budget, LogUniform, Sweep, Uniform
 
 SWEEP = Sweep(
     description="CIFAR-10, fast: airbench-style net, SGD-Nesterov, batch 1024, 10 epochs",

@@ -1,10 +1,9 @@
 """CIFAR-10 tuned in stages, in the practitioners' order: learning rate, batch
 size, optimizer, schedule, width, then regularisation. Each stage searches its
-own parameters with the best values so far fixed (see pipelines.staged);
+own parameters with the best values so far fixed (see pipelines.tuning.staged);
 `--joint` searches the same space all at once, for comparison."""
 
-from pipelines.space import Choice, IntUniform, LogUniform, Uniform
-from pipelines.sweep import Stage, Sweep
+from pipelines import Choice, IntUniform, LogUniform, Stage, Sweep, Uniform
 from search_spaces import cifar_sweep
 
 SWEEP = Sweep(

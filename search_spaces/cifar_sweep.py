@@ -1,7 +1,6 @@
 """CIFAR-10 classification: optimiser, schedule, width, regularisation, augmentation."""
 
-from pipelines.space import Choice, IntUniform, LogUniform, Uniform
-from pipelines.sweep import Budget, Sweep
+from pipelines import Budget, Choice, IntUniform, LogUniform, Sweep, Uniform
 
 SWEEP = Sweep(
     description="CIFAR-10: lr, batch size, optimizer, schedule, width, regularisation, "

@@ -2,9 +2,7 @@
 size and mild augmentation. Scored by mean IoU over membrane and interior on
 whole validation slices (val_dice, val_dice_membrane beside it)."""
 
-from pipelines.seg_data import SegDataset
-from pipelines.space import Choice, LogUniform, Uniform
-from pipelines.sweep import Budget, Sweep
+from pipelines import Budget, Choice, LogUniform, SegDataset, Sweep, Uniform
 
 SWEEP = Sweep(
     description="ISBI 2012 membranes: U-Net depth/width, loss, crops, augmentation "

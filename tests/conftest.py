@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.data import DATA_DIR_ENV, OFFLINE_ENV, DataSpec, ensure_cache, open_split
+from pipelines.data.cache import DATA_DIR_ENV
+from pipelines.data.cifar10 import OFFLINE_ENV, DataSpec, ensure_cache, open_split
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests talk to loopback only: no dataset downloads, no Ray usage statistics.

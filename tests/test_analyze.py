@@ -12,16 +12,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipelines.analysis import (
-    best_config,
-    best_so_far,
-    importance,
-    leaderboard,
-    load_run,
-    load_runs,
-)
-from pipelines.config import TrainConfig
-from pipelines.data import CACHE_DIR_ENV
+from pipelines.analysis.curves import best_so_far
+from pipelines.analysis.importance import importance
+from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.runs import best_config, load_run, load_runs
+from pipelines.data.cache import CACHE_DIR_ENV
+from pipelines.training.config import TrainConfig
 from tests.conftest import REPO, data_dir
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.sweep import sweep_names
+from pipelines.search.sweep import sweep_names
 from tests.conftest import REPO, data_dir
 
 
@@ -156,8 +156,7 @@ def _run_with_extra_sweep(tmp_path, module: str, source: str, *args):
 
 
 SWEEP_HEADER = (
-    "from pipelines.space import Choice, LogUniform\n"
-    "from pipelines.sweep import Budget, Sweep\n"
+    "from pipelines import Budget, Choice, LogUniform, Sweep\n"
     "b = Budget(num_samples=2, max_epochs=4, grace_period=1, reduction_factor=2, "
     "train_size=300, val_size=100)\n"
 )

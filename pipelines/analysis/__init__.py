@@ -1,0 +1,16 @@
+"""Analyse runs from their Parquet files alone: load runs, rank trials, take the
+best configuration, estimate hyperparameter importance, trace the best score
+against the budget. The figures (`pipelines.analysis.figures`) and the HTML
+report (`pipelines.analysis.report`) are imported on their own: they need
+matplotlib, which nothing else here does."""
+
+from pipelines.analysis.curves import best_so_far, compare_runs
+from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance, scores_at_budget
+from pipelines.analysis.leaderboard import leaderboard, leaderboard_table, stage_table
+from pipelines.analysis.runs import Run, best_config, config_of, load_run, load_runs, run_names
+
+__all__ = [
+    "IMPORTANCE_EVALUATORS", "Run", "best_config", "best_so_far", "compare_runs", "config_of",
+    "importance", "leaderboard", "leaderboard_table", "load_run", "load_runs", "run_names",
+    "scores_at_budget", "stage_table",
+]

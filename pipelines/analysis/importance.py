@@ -1,0 +1,115 @@
+"""Hyperparameter importance from a run's Parquet files, with Optuna's
+evaluators (fANOVA, PED-ANOVA) on a study rebuilt from the trials, every
+trial scored at one budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines.analysis.runs import Run, is_missing, plain_value
+from pipelines.errors import UsageError
+from pipelines.records import tables as res
+
+IMPORTANCE_EVALUATORS = ("fanova", "ped_anova")
+
+
+MIN_TRIALS_FOR_IMPORTANCE = 4  # fewer finished trials say nothing about importance
+
+
+def importance(run: Run, evaluator: str = "fanova", seed: int = 0,
+               budget: int | None = None) -> pd.Series:
+    """Each searched hyperparameter's share of the variance of the score (Optuna's
+    fANOVA or PED-ANOVA, on a study rebuilt from the Parquet), largest first.
+
+    Scores are compared at one budget, `budget` epochs (default: the deepest
+    epoch every scored trial reached; under ASHA, its first rung): comparing a
+    trial's score after 1 epoch with another's after 8 would mostly measure
+    how long each was trained. Every trial that reached the budget counts with
+    its best score up to it. The Series' `attrs` give the epoch, the number of
+    trials and the evaluator; it is empty if fewer than 4 trials were scored.
+    """
+    import optuna
+
+    if evaluator not in IMPORTANCE_EVALUATORS:
+        raise UsageError(f"unknown importance evaluator {evaluator!r}; choose one of "
+                         f"{', '.join(IMPORTANCE_EVALUATORS)}")
+    epoch, scores = scores_at_budget(run, budget)
+    empty = pd.Series(dtype="float64", name="importance")
+    study = study_from_scores(run, scores)
+    if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
+        return empty
+    evaluators = {
+        "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=seed),
+        "ped_anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+    }
+    shares = optuna.importance.get_param_importances(
+        study, evaluator=evaluators[evaluator](), normalize=True)
+    out = pd.Series(shares, name="importance", dtype="float64").sort_values(ascending=False)
+    out.attrs.update(epoch=epoch, trials=len(study.trials), evaluator=evaluator)
+    return out
+
+
+def scores_at_budget(run: Run, budget: int | None = None) -> tuple[int, dict[str, float]]:
+    """(epoch E, {trial_id: best score up to E}) for the trials that reached E;
+    E is `budget`, or by default the deepest epoch every scored trial reached."""
+    e = run.epochs.dropna(subset=[run.metric])
+    e = e[np.isfinite(e[run.metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
+    if e.empty:
+        return 0, {}
+    reached = e.groupby("trial_id")["epoch"].max()
+    epoch = int(reached.min()) if budget is None else budget
+    upto = e[e["trial_id"].isin(reached.index[reached >= epoch]) & (e["epoch"] <= epoch)]
+    by_trial = upto.groupby("trial_id")[run.metric]
+    best = by_trial.max() if run.mode == "max" else by_trial.min()
+    return epoch, best.astype(float).to_dict()
+
+
+def study_from_scores(run: Run, scores: dict[str, float]):
+    """An in-memory Optuna study: each scored trial's searched parameters
+    (distributions from run.json's space) with its score."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {name: _distribution(spec) for name, spec in run.space.items()}
+    direction = "maximize" if run.mode == "max" else "minimize"
+    study = optuna.create_study(direction=direction)
+    for _, row in run.trials[run.trials["trial_id"].isin(list(scores))].iterrows():
+        params = {name: _param_value(row.get(res.CONFIG_PREFIX + name), dist)
+                  for name, dist in distributions.items()}
+        if any(v is _UNUSABLE for v in params.values()):
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, value=scores[row["trial_id"]]))
+    return study
+
+
+def _distribution(spec: dict):
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    kind = spec["type"]
+    if kind == "Choice":
+        return CategoricalDistribution(tuple(spec["options"]))
+    if kind == "IntUniform":
+        return IntDistribution(spec["low"], spec["high"], log=spec.get("log", False))
+    return FloatDistribution(spec["low"], spec["high"], log=kind == "LogUniform")
+
+
+_UNUSABLE = object()  # a value outside its distribution: the trial is left out
+
+
+def _param_value(value, distribution):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        value = None if is_missing(value) else plain_value(value)  # None may be a choice
+        matches = [c for c in distribution.choices if c == value]
+        return matches[0] if matches else _UNUSABLE
+    if is_missing(value):
+        return _UNUSABLE
+    value = int(value) if isinstance(distribution, IntDistribution) else float(value)
+    return value if distribution.low <= value <= distribution.high else _UNUSABLE

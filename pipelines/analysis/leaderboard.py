@@ -1,0 +1,44 @@
+"""Trials ranked by their best score, and the tables a terminal shows of them
+(the leaderboard, a staged run's per-stage table)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipelines.records import tables as res
+
+
+def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
+    """The top `n` trials by their best score (trials without one last)."""
+    return trials.sort_values(f"best_{metric}", ascending=mode == "min", kind="stable",
+                              na_position="last").head(n)
+
+
+def leaderboard_table(top: pd.DataFrame, metric: str, config_keys) -> pd.DataFrame:
+    """The leaderboard as shown on a terminal: id, score, epochs, stop reason and the
+    given config keys (those present), without the `config/` prefix."""
+    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
+    shown += [res.CONFIG_PREFIX + k for k in config_keys]
+    shown = [c for c in shown if c in top]  # no config columns before any trial ran
+    return top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
+
+
+def stage_table(summaries: list[dict], metric: str) -> pd.DataFrame:
+    """A staged run's per-stage table (run.json's `stage_results`): its trials and
+    epochs, the best score in the stage and so far, and what the stage changed."""
+    rows = [{"stage": f"{s['stage']} {s['name']}", "trials": s["trials"],
+             "epochs": s["epochs"], f"best {metric} (stage)": s["best_in_stage"],
+             f"best {metric} so far": s["best_so_far"],
+             "changed": _changes(s["changed"])} for s in summaries]
+    return pd.DataFrame(rows)
+
+
+def _changes(changed: dict) -> str:
+    if not changed:
+        return "kept"
+    return ", ".join(f"{name} {_short(old)} -> {_short(new)}"
+                     for name, (old, new) in changed.items())
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

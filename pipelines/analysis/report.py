@@ -1,0 +1,300 @@
+"""A self-contained HTML report of one run (or a comparison of several): the
+figures of pipelines.analysis.figures as PNG files next to `report.html`, which refers to
+nothing else: inline CSS, no JavaScript, no external URLs.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.analysis import figures as plots
+from pipelines.analysis.curves import best_so_far, compare_runs
+from pipelines.analysis.leaderboard import leaderboard, stage_table
+from pipelines.analysis.runs import Run, best_config, run_names
+from pipelines.errors import UsageError
+from pipelines.records.storage import resolve
+from pipelines.records.tables import CONFIG_PREFIX
+
+__all__ = ["REPORT_NAME", "write_report"]
+
+REPORT_NAME = "report.html"
+LEADERBOARD_ROWS = 10
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
+       color: #222; background: #fff; line-height: 1.45; }
+main { max-width: 1100px; margin: 0 auto; padding: 1rem 1.5rem 3rem; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem;
+     margin-top: 2.2rem; }
+table { border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #e3e3e3; text-align: right;
+         white-space: nowrap; }
+thead th { background: #f4f4f4; }
+th:first-child, td:first-child, table.kv th { text-align: left; }
+.wide { overflow-x: auto; }
+figure { margin: 1.8rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9rem; color: #555; max-width: 85ch; margin-top: 0.3rem; }
+.note { color: #666; font-size: 0.9rem; }
+"""
+
+
+def write_report(runs: list[Run], out_dir: str | Path,
+                 importances: dict[str, pd.Series] | None = None,
+                 final: dict | None = None) -> Path:
+    """Write the figures of `runs[0]` (and best-so-far curves of every run) as PNGs
+    into `out_dir`, and `report.html` showing them; returns the HTML's path.
+    `importances`: {evaluator: pipelines.analysis.importance(...)}; `final`: the
+    test score of the chosen configuration ({"test_acc": ..., "config": {...}})."""
+    if not runs:
+        raise ValueError("write_report needs at least one run")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = runs[0]
+    sections = [
+        _header(run),
+        _final_section(final) if final else "",
+        _comparison_section(runs) if len(runs) > 1 else "",
+        _stages_section(run),
+        _leaderboard_section(run),
+        _best_config_section(run),
+        _importance_section(importances, run.metric) if importances else "",
+        _figures_section(draw_figures(runs, out, importances)),
+    ]
+    title = f"{run.meta.get('sweep', 'sweep')} / {run.name}"
+    path = out / REPORT_NAME
+    resolve(str(path)).write_bytes(_page(title, sections).encode("utf-8"))  # temp + rename
+    return path
+
+
+def draw_figures(runs: list[Run], out: Path,
+                 importances: dict[str, pd.Series] | None = None) -> list[tuple[str, str]]:
+    """Draw every figure into `out`; (file name, caption) pairs in reading order."""
+    run = runs[0]
+    t, e, meta, metric = run.trials, run.epochs, run.meta, run.metric
+    figures = [
+        ("learning_curves.png", plots.plot_learning_curves(t, e, meta, out / "learning_curves.png"),
+         _learning_curves_caption(run)),
+        ("metric_vs_params.png", plots.plot_metric_vs_params(t, meta, out / "metric_vs_params.png"),
+         f"Each trial's best {metric} against each searched hyperparameter (log axis for "
+         f"log-uniform ones; categories spread sideways so points do not hide each other). "
+         f"Early-stopped trials trained fewer epochs, which alone lowers their score. "
+         f"The ring marks the best trial."),
+        ("parallel_coordinates.png",
+         plots.plot_parallel_coordinates(t, meta, out / "parallel_coordinates.png"),
+         f"One line per scored trial through its value of each hyperparameter (each axis spans "
+         f"the searched range, in log scale for log-uniform ones) to its best {metric}; "
+         f"coloured by best {metric}, the best trial thickest."),
+    ]
+    if importances:
+        figures.append(("importance.png",
+                        plots.plot_importances(importances, metric, out / "importance.png"),
+                        _importance_caption(importances, run)))
+    figures.append(("lr_schedule.png", plots.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
+                    "The learning rate the optimizer used in the last step of each epoch (the "
+                    "searched lr is per 256 examples; this is after scaling by batch size and "
+                    "the schedule), for the best trial, with the other trials in grey."))
+    figures.append(("best_so_far.png",
+                    plots.plot_best_so_far(_best_so_far(runs), metric, out / "best_so_far.png"),
+                    _best_so_far_caption(runs)))
+    return [(name, caption) for name, _, caption in figures]
+
+
+# ---- sections ---------------------------------------------------------------------
+
+
+def _header(run: Run) -> str:
+    meta, budget = run.meta, run.meta.get("budget") or {}
+    rows = {
+        "sweep": meta.get("sweep"), "run": run.name, "location": str(run.location),
+        "metric": f"{run.metric} ({'higher' if run.mode == 'max' else 'lower'} is better)",
+        "algorithm": meta.get("algorithm"), "scheduler": meta.get("scheduler"),
+        "status": meta.get("status"), "trials": len(run.trials),
+        "stop reasons": _stop_reasons(run.trials), "epochs trained": len(run.epochs),
+        "budget": ", ".join(f"{k} {v}" for k, v in budget.items() if k != "fixed"),
+        "fixed config": ", ".join(f"{k}={v}" for k, v in (meta.get("fixed") or {}).items()),
+        "started": meta.get("start_time"), "ended": meta.get("end_time") or "not yet",
+    }
+    title = f"Sweep report: {meta.get('sweep', 'sweep')} / {run.name}"
+    return f"<h1>{_esc(title)}</h1>\n{_kv_table(rows)}"
+
+
+def _final_section(final: dict) -> str:
+    scores = {k: v for k, v in final.items() if k != "config"}
+    parts = ["<h2>Final test score</h2>",
+             '<p class="note">The best configuration, retrained on the training images and '
+             "evaluated once on the test split, which the sweep never read.</p>",
+             _kv_table(scores)]
+    if final.get("config"):
+        parts += ["<h3>Configuration</h3>", _kv_table(final["config"])]
+    return "\n".join(parts)
+
+
+def _comparison_section(runs: list[Run]) -> str:
+    table = compare_runs(runs).rename(columns={
+        "epochs_trained": "epochs trained", f"best_{runs[0].metric}": "best score",
+        "epochs_to_best": "epochs to reach it", "wall_s_to_best": "wall time to reach it (s)"})
+    return "<h2>Runs compared</h2>\n" + _table(table)
+
+
+def _stages_section(run: Run) -> str:
+    summaries = run.meta.get("stage_results")
+    if not summaries:
+        return ""
+    return "<h2>Stages</h2>\n" + _table(stage_table(summaries, run.metric))
+
+
+def _leaderboard_section(run: Run) -> str:
+    top = leaderboard(run.trials, run.metric, run.mode, n=LEADERBOARD_ROWS)
+    if top.empty:
+        return "<h2>Leaderboard</h2>\n<p class='note'>No trial has reported yet.</p>"
+    searched = [CONFIG_PREFIX + p for p in run.space if CONFIG_PREFIX + p in top]
+    config = searched or [c for c in top if c.startswith(CONFIG_PREFIX)]
+    columns = [c for c in ("trial_id", f"best_{run.metric}", "best_epoch", "epochs",
+                           "stop_reason", "wall_s", "failures") if c in top] + config
+    if "failures" in top and not top["failures"].any():  # a column of zeros says nothing
+        columns.remove("failures")
+    table = top[columns].copy()
+    table["stop_reason"] = [plots.RUNNING if pd.isna(r) else r for r in table["stop_reason"]]
+    table = table.rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX)).rename(
+        columns={"wall_s": "wall (s)"})
+    heading = f"Leaderboard: top {len(table)} of {len(run.trials)} trials by best {run.metric}"
+    return f"<h2>{_esc(heading)}</h2>\n{_table(table)}"
+
+
+def _best_config_section(run: Run) -> str:
+    try:
+        config = best_config(run)
+    except UsageError:
+        return "<h2>Best configuration</h2>\n<p class='note'>No scored trial yet.</p>"
+    best = plots.best_trial_id(run.trials, run.meta)
+    row = run.trials[run.trials["trial_id"] == best].iloc[0]
+    note = (f"Trial {best}: best {run.metric} {_fmt(row[f'best_{run.metric}'])} at epoch "
+            f"{row['best_epoch']}.")
+    if "lr" in config:
+        note += " lr is per 256 examples: the optimizer gets lr × batch_size / 256."
+    return (f"<h2>Best configuration</h2>\n<p class='note'>{_esc(note)}</p>\n"
+            f"{_kv_table(config)}")
+
+
+def _importance_section(importances: dict[str, pd.Series], metric: str) -> str:
+    shares = {plots.EVALUATOR_NAMES.get(k, k): v for k, v in importances.items()
+              if v is not None and len(v)}
+    heading = f"<h2>Hyperparameter importance for best {_esc(metric)} (shares sum to 1)</h2>"
+    if not shares:
+        return (f"{heading}\n<p class='note'>Too few scored trials to estimate "
+                f"importance.</p>")
+    table = pd.DataFrame(shares).fillna(0.0)
+    table = table.sort_values(table.columns[0], ascending=False).rename_axis("parameter")
+    return f"{heading}\n{_table(table.reset_index())}"
+
+
+def _figures_section(figures: list[tuple[str, str]]) -> str:
+    items = [f'<figure><img src="{_esc(name)}" alt="{_esc(_alt(name))}">'
+             f"<figcaption>{_esc(caption)}</figcaption></figure>" for name, caption in figures]
+    return "<h2>Figures</h2>\n" + "\n".join(items)
+
+
+def _alt(file_name: str) -> str:
+    return Path(file_name).stem.replace("_", " ")
+
+
+# ---- captions ---------------------------------------------------------------------
+
+
+def _learning_curves_caption(run: Run) -> str:
+    text = (f"{run.metric} after each epoch, one line per trial, coloured by why the trial "
+            f"stopped (running: not finished yet); the best trial in black.")
+    rungs = plots.rung_epochs(run.meta)
+    if rungs:
+        text += (f" Dotted lines: {plots.RUNG_SCHEDULERS[run.meta['scheduler']]}'s rungs (epochs "
+                 f"{', '.join(map(str, rungs))}), where trials are compared and the "
+                 f"lower-ranked ones stopped.")
+    return text
+
+
+def _importance_caption(importances: dict[str, pd.Series], run: Run) -> str:
+    names = " and ".join(plots.EVALUATOR_NAMES.get(k, k) for k in importances)
+    attrs = next((v.attrs for v in importances.values() if v is not None and len(v)), {})
+    basis = (f"the best {run.metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
+             f"trials that trained that long (one budget for all, so that training length "
+             f"does not pass for a hyperparameter's effect)" if attrs else f"best {run.metric}")
+    return (f"Share of the variation in {basis} that {names} attribute to each "
+            f"hyperparameter. With few trials these are rough estimates, and evaluators can "
+            f"disagree.")
+
+
+def _best_so_far_caption(runs: list[Run]) -> str:
+    text = (f"The best {runs[0].metric} found so far against the training epochs of all "
+            f"trials together, and against wall time since the run's first epoch began.")
+    untimed = [n for n, r in zip(run_names(runs), runs) if not _timed(r.epochs)]
+    if untimed:
+        text += (f" {', '.join(untimed)}: written before epochs carried timestamps, so its "
+                 f"epochs are ordered by trial id, not by time, and its wall time adds "
+                 f"epoch times as if trials ran one at a time.")
+    return text
+
+
+# ---- HTML helpers -----------------------------------------------------------------
+
+
+def _best_so_far(runs: list[Run]) -> pd.DataFrame:
+    if len(runs) == 1:
+        r = runs[0]
+        return best_so_far(r.trials, r.epochs, r.metric, r.mode)
+    names = run_names(runs)
+    trials = pd.concat([r.trials.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
+    epochs = pd.concat([r.epochs.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
+    return best_so_far(trials, epochs, runs[0].metric, runs[0].mode)
+
+
+def _timed(epochs: pd.DataFrame) -> bool:
+    """Whether every epoch carries its end time (runs before `ended_at` do not)."""
+    return epochs.empty or ("ended_at" in epochs and bool(epochs["ended_at"].notna().all()))
+
+
+def _stop_reasons(trials: pd.DataFrame) -> str:
+    if trials.empty:
+        return "none yet"
+    reasons = trials["stop_reason"].astype(object).where(trials["stop_reason"].notna(),
+                                                         plots.RUNNING)
+    return ", ".join(f"{r.replace('_', ' ')} {n}" for r, n in reasons.value_counts().items())
+
+
+def _table(frame: pd.DataFrame) -> str:
+    body = frame.to_html(index=False, escape=True, border=0, na_rep="–", float_format=_fmt)
+    return f'<div class="wide">{body}</div>'
+
+
+def _kv_table(values: dict) -> str:
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_fmt_value(v))}</td></tr>"
+                   for k, v in values.items())
+    return f'<div class="wide"><table class="kv">{rows}</table></div>'
+
+
+def _fmt_value(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return _fmt(value)
+    return str(value)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _page(title: str, sections: list[str]) -> str:
+    body = "\n".join(s for s in sections if s)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n"
+            f"<body><main>\n{body}\n</main></body>\n</html>\n")

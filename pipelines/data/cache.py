@@ -1,0 +1,46 @@
+"""Where data lives and where its decoded copy is cached: the data directory
+(--data-dir, $RAYSWEEP_DATA_DIR), the per-machine cache root
+($RAYSWEEP_CACHE_DIR), a fingerprint of the source files, and atomic writes
+of the decoded arrays. Every data source's cache is built with these."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "RAYSWEEP_DATA_DIR"
+
+
+CACHE_DIR_ENV = "RAYSWEEP_CACHE_DIR"
+
+
+DEFAULT_DATA_DIR = "./data"
+
+
+def resolve_data_dir(cli_value: str | None) -> Path:
+    return Path(cli_value or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def files_fingerprint(salt: str, files) -> str:
+    """A cache key for decoded `files`: their paths, sizes and modification times,
+    so a changed or moved source decodes again."""
+    h = hashlib.sha256(salt.encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/raysweep").expanduser()
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)

@@ -1,0 +1,78 @@
+"""The run directory and its `run.json`: where a run's results go, and what
+produced them (sweep, algorithm, space, command line, versions, commit, times)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipelines.errors import UsageError
+from pipelines.records.storage import Location, first_line
+
+PACKAGES = ("ray", "torch", "torchvision", "optuna", "hyperopt", "pyarrow", "pandas", "numpy")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def create_run_dir(storage: Location, sweep: str, name: str | None, algo: str) -> Location:
+    """A new directory `<storage>/<sweep>/<name>`; an earlier run is never reused."""
+    parent = storage / sweep
+    parent.fs.create_dir(parent.path, recursive=True)
+    if name:
+        run_dir = parent / name
+        if not run_dir.make_new_dir():
+            raise UsageError(f"{run_dir} already exists and results are never overwritten; "
+                             f"choose another --name")
+        return run_dir
+    stamp = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{algo}"
+    for suffix in ["", *(f"-{i}" for i in range(2, 1000))]:
+        if (parent / (stamp + suffix)).make_new_dir():
+            return parent / (stamp + suffix)
+    raise UsageError(f"could not create a new run directory under {parent}; pass --name")
+
+
+def read_run_json(run_dir: Location) -> dict:
+    """A run directory's run.json; a UsageError if `run_dir` is not a readable run."""
+    where = run_dir / "run.json"
+    try:
+        if not where.is_file():
+            raise UsageError(f"{run_dir} is not a results directory (no run.json); pass "
+                             f"<storage>/<sweep>/<run>, as printed by the run")
+        metadata = json.loads(where.read_bytes())
+    except (OSError, ValueError) as e:  # unreachable storage, corrupt JSON
+        raise UsageError(f"cannot read {where} ({first_line(e)}); check the path and "
+                         f"credentials") from None
+    if not isinstance(metadata, dict) or not {"metric", "mode"} <= set(metadata):
+        raise UsageError(f"{where} is not a raysweep run record (no metric and mode)")
+    return metadata
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def command_line() -> list[str]:
+    return [sys.executable, *sys.argv]

@@ -1,0 +1,157 @@
+"""The trainer: a plain function of a validated config and the data.
+
+It runs without Ray. Whoever runs it hands in `report(metrics, state)`, called
+once per epoch with the epoch's metrics and a checkpointable state dict (its
+tensors are live: save it during the call), and optionally a `resume_state`
+loaded from such a save, to continue rather than restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import build_model
+from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, TrainValData
+from pipelines.training.augment import augment
+from pipelines.training.config import BaseConfig, TrainConfig
+from pipelines.training.loop import (
+    Report,
+    TrainResult,
+    autocast,
+    default_device,
+    fast_model,
+    fit,
+    run_steps,
+)
+
+EVAL_BATCH = 1024
+
+
+def _to_input(images_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
+    return _normalise(torch.from_numpy(images_nhwc).to(device, non_blocking=True), device)
+
+
+def _normalise(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC to normalised float NCHW, on the device (channels_last memory:
+    the permute is a view)."""
+    x = images_nhwc.permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(MEAN, device=device)[None, :, None, None]
+    std = torch.tensor(STD, device=device)[None, :, None, None]
+    return (x - mean) / std
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A split's images (uint8, NHWC) and labels held on the device, in the
+    split's index order: batches are gathered there, with no host transfer per
+    step."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def of(cls, data: TrainValData, idx: np.ndarray, device: torch.device) -> "Resident":
+        return cls(torch.from_numpy(np.asarray(data.images[idx])).to(device),
+                   torch.from_numpy(np.asarray(data.labels[idx])).to(device))
+
+
+def batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch.device,
+             order: torch.Tensor | None = None, resident: Resident | None = None
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches of `idx` (sorted), in `order` if given.
+    Batches read from the memory-mapped pool (sorted reads keep them sequential
+    on disk), or from `resident` tensors: the same batches either way."""
+    positions = np.arange(len(idx)) if order is None else order.numpy()
+    for start in range(0, len(idx), batch_size):
+        chunk = np.sort(positions[start:start + batch_size])
+        if resident is not None:
+            at = torch.from_numpy(chunk).to(device, non_blocking=True)
+            yield _normalise(resident.images[at], device), resident.labels[at]
+        else:
+            rows = idx[chunk]
+            yield (_to_input(data.images[rows], device),
+                   torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
+
+
+def use_resident(device: torch.device) -> bool:
+    """On a GPU the split lives on the device; on a CPU every trial reads the one
+    memory-mapped copy the page cache shares (a copy per trial would multiply it)."""
+    return device.type == "cuda"
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
+             resident: Resident | None = None,
+             cfg: BaseConfig | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the validation split (NaN if it is empty);
+    under `cfg`'s autocast and test-time flip (`tta`) if given."""
+    if len(data.val_idx) == 0:
+        return math.nan, math.nan
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for x, y in batches(data, data.val_idx, EVAL_BATCH, device, resident=resident):
+        with autocast(cfg, device) if cfg else contextlib.nullcontext():
+            logits = model(x).float()
+            if getattr(cfg, "tta", False):
+                logits = (logits + model(x.flip(3)).float()) / 2
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(data.val_idx)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
+          resume_state: dict | None = None, device: torch.device | None = None,
+          resident: bool | None = None) -> TrainResult:
+    """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
+    once if the loss becomes NaN or infinite. With an empty validation split
+    (a final training run on every training image) the validation metrics are
+    NaN and a plateau schedule follows the training loss. `resident`: keep the
+    split on the device (default: on a GPU; see `use_resident`)."""
+    cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
+    device = device or default_device()
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
+                        dropout=cfg.dropout).to(device)
+    net = fast_model(model, cfg, device)
+    on_device = use_resident(device) if resident is None else resident
+    train_split = Resident.of(data, data.train_idx, device) if on_device else None
+    val_split = Resident.of(data, data.val_idx, device) if on_device else None
+
+    def evaluate_epoch() -> dict:
+        val_loss, val_acc = evaluate(net, data, device, val_split, cfg)
+        return {"val_loss": val_loss, "val_acc": val_acc}
+
+    return fit(cfg, model, len(data.train_idx), device, score="val_acc",
+               train_epoch=functools.partial(_train_epoch, net, cfg=cfg, data=data,
+                                             device=device, resident=train_split),
+               evaluate=evaluate_epoch, report=report, resume_state=resume_state)
+
+
+def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: TrainConfig,
+                 data: TrainValData, device: torch.device, resident: Resident | None):
+    """One pass over the training split."""
+    order = torch.randperm(len(data.train_idx), generator=generator)
+
+    def loss_of(x, y):
+        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
+                    generator=generator)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            logits = model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+
+    return run_steps(model, opt, schedule, device, loss_of,
+                     batches(data, data.train_idx, cfg.batch_size, device, order, resident))
+
+

@@ -1,0 +1,146 @@
+"""The trainer's configuration: one dataclass, validated, with units.
+
+A sweep's space and fixed values are keys of this class; an unknown or
+misspelt key is an error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from models import model_names
+from pipelines.training.lr_schedules import SCHEDULES
+from pipelines.training.optim import OPTIMIZERS
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """What every task's trainer shares: optimisation, schedule, model size, seed."""
+
+    TASK: ClassVar[str] = ""  # the model registry's task (models/registry.py)
+
+    # optimisation
+    lr: float = 0.1  # per 256 examples; effective lr = lr * batch_size / 256 (optim.effective_lr)
+    batch_size: int = 256  # examples per step
+    optimizer: str = "sgd"  # sgd | adam | adamw (optim.py)
+    momentum: float = 0.9  # SGD momentum; beta1 for Adam and AdamW
+    nesterov: bool = False  # SGD only
+    weight_decay: float = 5e-4  # L2 for sgd/adam, decoupled for adamw
+    schedule: str = "onecycle"  # onecycle | cosine | step | plateau | constant
+    warmup_epochs: float = 1.0  # linear warm-up (cosine); rise phase (onecycle)
+    epochs: int = 10  # the schedule's horizon; ASHA may stop a trial earlier
+    # model (models/)
+    model: str = "simple_cnn"
+    width: int = 16  # channels of the first conv stage
+    depth: int | None = None  # model-specific; None = the model's default
+    dropout: float = 0.0  # before the classifier; at a U-Net's bottleneck
+    seed: int = 0
+    # speed, not results (mostly): trainer.py
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16
+    compile: bool = False  # torch.compile the model (minutes of compiling, then faster steps)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Build from a dict (e.g. a Ray Tune trial config); unknown keys are an error."""
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(cls.field_names())}"
+            )
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.lr > 0, "lr must be > 0"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.width >= 1, "width must be >= 1"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: "
+                                           f"{', '.join(PRECISIONS)}"),
+        ]
+
+    def validate(self) -> None:
+        for ok, message in self.checks():
+            if not ok:
+                raise ValueError(message)
+        self._validate_names()
+
+    def _validate_names(self) -> None:
+        # imported here: the registries import this module
+
+        for key, value, known in (("model", self.model, model_names(self.TASK)),
+                                  ("optimizer", self.optimizer, list(OPTIMIZERS)),
+                                  ("schedule", self.schedule, list(SCHEDULES))):
+            if value not in known:
+                raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig(BaseConfig):
+    """Image classification (pipelines/training/classify.py)."""
+
+    TASK: ClassVar[str] = "classification"
+
+    label_smoothing: float = 0.0
+    # test-time augmentation: score each validation (and --final test) image as the mean
+    # of its logits and its mirror image's, as airbench does
+    tta: bool = False
+    # augmentation, on batched tensors
+    crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
+    flip_prob: float = 0.5  # horizontal flip probability
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+                (self.crop_padding >= 0, "crop_padding must be >= 0"),
+                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]")]
+
+
+SEG_LOSSES = ("bce", "dice", "bce_dice")
+
+
+@dataclass(frozen=True)
+class SegConfig(BaseConfig):
+    """Semantic segmentation (pipelines/training/segment.py)."""
+
+    TASK: ClassVar[str] = "segmentation"
+
+    lr: float = 0.03  # per 256 examples (crops): Adam's 1e-3 at batch 8 is 0.032
+    batch_size: int = 8  # crops per step
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    model: str = "unet"
+    depth: int | None = None  # U-Net levels; None = the model's default (4)
+    loss: str = "bce_dice"  # bce | dice | bce_dice (seg_metrics.py)
+    dice_weight: float = 0.5  # bce_dice: (1 - w) * BCE + w * soft Dice
+    crop_size: int = 128  # pixels, square random crops for training
+    flip_prob: float = 0.5  # each of a horizontal and a vertical flip
+    rot90_prob: float = 0.5  # a rotation by 90, 180 or 270 degrees
+    jitter: float = 0.1  # brightness and contrast each scaled by 1 +- up to this
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (self.loss in SEG_LOSSES, f"unknown loss {self.loss!r}; known: "
+                                          f"{', '.join(SEG_LOSSES)}"),
+                (0 <= self.dice_weight <= 1, "dice_weight must be in [0, 1]"),
+                (self.crop_size >= 8, "crop_size must be >= 8 pixels"),
+                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]"),
+                (0 <= self.rot90_prob <= 1, "rot90_prob must be in [0, 1]"),
+                (0 <= self.jitter < 1, "jitter must be in [0, 1)")]

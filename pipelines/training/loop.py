@@ -1,0 +1,120 @@
+"""The epoch loop every task's trainer shares: optimizer and schedule from the
+config, resume from a saved state, one report per epoch with a checkpointable
+state, and a stop at a diverged loss; plus the device helpers (autocast, the
+fast model) the trainers use."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from pipelines.training.config import BaseConfig
+from pipelines.training.lr_schedules import build_schedule
+from pipelines.training.optim import build_optimizer, effective_lr
+
+Report = Callable[[dict, dict], None]
+
+
+DIVERGENCE_CHECK_EVERY = 10  # steps between finiteness checks (each one syncs a GPU)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epochs: int
+    best_score: float  # of the task's score (val_acc, val_miou); 0 without validation
+    last_score: float
+    diverged: bool
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(cfg: BaseConfig, device: torch.device):
+    """bf16 autocast where `cfg.precision` asks for it (auto: on CUDA)."""
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def fast_model(model: torch.nn.Module, cfg: BaseConfig, device: torch.device):
+    """What runs the steps: channels_last on CUDA, compiled if `cfg.compile`. The
+    state (checkpoints) stays the plain module's."""
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.compile else model
+
+
+def _state(model, opt, schedule, epoch, best, generator) -> dict:
+    return {
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
+        "rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
+    }
+
+
+def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
+        score: str, train_epoch: Callable, evaluate: Callable[[], dict],
+        report: Report | None, resume_state: dict | None) -> TrainResult:
+    """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
+    one `train_epoch(opt, schedule, generator)` and `evaluate()` per epoch, a
+    report with a checkpointable state, and a stop at a diverged loss. `score` is
+    the validation metric whose best (highest) the state keeps."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    opt = build_optimizer(model.parameters(), cfg)
+    schedule = build_schedule(opt, cfg, math.ceil(train_size / cfg.batch_size))
+    first_epoch, best, last = 1, 0.0, 0.0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        opt.load_state_dict(resume_state["optimizer"])
+        schedule.load_state_dict(resume_state["schedule"])
+        generator.set_state(resume_state["rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        first_epoch = resume_state["epoch"] + 1
+        best = resume_state.get("best_score", resume_state.get("best_val_acc", 0.0))
+
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        train_loss, seen, epoch_s, diverged, lr = train_epoch(opt, schedule, generator)
+        scores = evaluate()
+        schedule.after_epoch(train_loss if math.isnan(scores["val_loss"]) else
+                             scores["val_loss"])
+        last = scores[score]
+        best = max(best, last)  # max(0.0, nan) is 0.0: no validation, no best
+        metrics = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
+                   "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
+                   "effective_lr": effective_lr(cfg.lr, cfg.batch_size)}
+        if report is not None:
+            report(metrics, _state(model, opt, schedule, epoch, best, generator))
+        if diverged:
+            return TrainResult(epoch, best, last, True, model)
+    return TrainResult(cfg.epochs, best, last, False, model)
+
+
+def run_steps(model, opt, schedule, device: torch.device, loss_of: Callable,
+              batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
+    """Optimizer steps over `batches`, `loss_of(x, y)` each; returns (mean loss,
+    examples, seconds, diverged, learning rate of the last step). The loss is read
+    back only every DIVERGENCE_CHECK_EVERY steps (each read syncs a GPU)."""
+    model.train()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    seen, lr = 0, opt.param_groups[0]["lr"]
+    for step, (x, y) in enumerate(batches):
+        loss = loss_of(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        schedule.after_batch()
+        loss_sum += loss.detach() * len(y)
+        seen += len(y)
+        if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    mean_loss = loss_sum.item() / max(seen, 1)
+    return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss), lr

@@ -1,0 +1,102 @@
+"""Learning-rate schedules by name, behind one small interface: the trainer
+calls `after_batch()` every step and `after_epoch(val_loss)` every epoch."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Protocol
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+
+class ScheduleSettings(Protocol):
+    """What a schedule reads of a config (every task's config has these)."""
+
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def epochs(self) -> int: ...  # the schedule's horizon
+    @property
+    def warmup_epochs(self) -> float: ...
+
+
+class LRSchedule:
+    """A torch LR scheduler behind the trainer's two calls."""
+
+    def __init__(self, scheduler: LambdaLR | ReduceLROnPlateau, *, per_batch: bool):
+        self.scheduler, self.per_batch = scheduler, per_batch
+
+    def after_batch(self) -> None:
+        if self.per_batch:
+            self.scheduler.step()
+
+    def after_epoch(self, val_loss: float) -> None:
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+def _warmup_cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+ONECYCLE_START = 1 / 25  # of the peak, as torch's OneCycleLR (div_factor=25)
+ONECYCLE_END = ONECYCLE_START / 1e4  # final_div_factor=1e4
+
+
+def _one_cycle(step: int, total: int, rise: int) -> float:
+    """Cosine rise from START to 1 over `rise` steps, cosine fall to END by `total`.
+    Unlike torch's OneCycleLR it works for any number of steps, even 1, and
+    leaves momentum alone, so the searched momentum means what it says."""
+    if step < rise:
+        return ONECYCLE_START + (1 - ONECYCLE_START) * 0.5 * (1 - math.cos(math.pi * step / rise))
+    progress = min(1.0, (step - rise) / max(1, total - rise))
+    return ONECYCLE_END + (1 - ONECYCLE_END) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _onecycle(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+    total = cfg.epochs * steps_per_epoch
+    rise_fraction = min(0.5, max(0.01, cfg.warmup_epochs / cfg.epochs))
+    rise = max(1, round(rise_fraction * total))
+    return LRSchedule(LambdaLR(opt, lambda s: _one_cycle(s, total, rise)), per_batch=True)
+
+
+def _cosine(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+    total = cfg.epochs * steps_per_epoch
+    # at most half the run warms up, so the cosine always decays (as onecycle's rise)
+    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
+    return LRSchedule(LambdaLR(opt, lambda s: _warmup_cosine(s, total, warmup)), per_batch=True)
+
+
+def _step(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+    milestones = [int(0.5 * cfg.epochs * steps_per_epoch), int(0.75 * cfg.epochs * steps_per_epoch)]
+    return LRSchedule(LambdaLR(opt, lambda s: 0.1 ** sum(s >= m for m in milestones)),
+                      per_batch=True)
+
+
+def _plateau(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+    return LRSchedule(ReduceLROnPlateau(opt, factor=0.1, patience=2), per_batch=False)
+
+
+def _constant(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+    return LRSchedule(LambdaLR(opt, lambda s: 1.0), per_batch=True)
+
+
+SCHEDULES: dict[str, Callable[..., LRSchedule]] = {
+    "onecycle": _onecycle, "cosine": _cosine, "step": _step,
+    "plateau": _plateau, "constant": _constant,
+}
+
+
+def build_schedule(opt: torch.optim.Optimizer, cfg: ScheduleSettings,
+                   steps_per_epoch: int) -> LRSchedule:
+    return SCHEDULES[cfg.schedule](opt, cfg, steps_per_epoch)

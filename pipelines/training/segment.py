@@ -1,0 +1,121 @@
+"""The segmentation trainer: a registered segmentation model (the U-Net) on
+random crops of the training images, scored on whole validation images.
+
+Like `pipelines.training.classify.train` it is a plain function that runs without Ray,
+with the same report/checkpoint protocol and epoch loop (`trainer.fit`). An
+epoch is as many crops as cover the training images' pixels once. The
+training images live on the device as uint8 and are cropped and augmented in
+batches there.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+
+from models import build_model
+from pipelines.data.seg_folder import SegData
+from pipelines.training.augment import augment_pairs
+from pipelines.training.config import SegConfig
+from pipelines.training.loop import (
+    Report,
+    TrainResult,
+    autocast,
+    default_device,
+    fast_model,
+    fit,
+    run_steps,
+)
+from pipelines.training.seg_metrics import confusion, predict, seg_loss, seg_scores
+
+SCORE = "val_miou"  # what the checkpoint's "best" follows
+
+
+def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None = None,
+                       resume_state: dict | None = None,
+                       device: torch.device | None = None) -> TrainResult:
+    cfg.validate()
+    device = device or default_device()
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, num_classes=len(data.class_names), width=cfg.width,
+                        depth=cfg.depth, dropout=cfg.dropout,
+                        in_channels=data.images.shape[1]).to(device)
+    images = torch.from_numpy(np.ascontiguousarray(data.images[data.train_idx])).to(device)
+    masks = torch.from_numpy(np.ascontiguousarray(data.masks[data.train_idx])).to(device)
+    mean, std = _intensity(images)
+    crop = min(cfg.crop_size, *images.shape[-2:])
+    crops = math.ceil(images[:, 0].numel() / crop ** 2)
+    net = fast_model(model, cfg, device)
+    return fit(cfg, model, crops, device, score=SCORE,
+               train_epoch=functools.partial(
+                   _train_epoch, net, cfg=cfg, images=images, masks=masks, crops=crops,
+                   crop=crop, normalise=functools.partial(_normalise, mean=mean, std=std),
+                   device=device),
+               evaluate=functools.partial(evaluate_segmentation, net, data, cfg, mean, std,
+                                          device),
+               report=report, resume_state=resume_state)
+
+
+def _intensity(images: torch.Tensor) -> tuple[float, float]:
+    x = images.float().div_(255)
+    return float(x.mean()), float(x.std()) or 1.0
+
+
+def _normalise(x: torch.Tensor, *, mean: float, std: float) -> torch.Tensor:
+    return (x - mean) / std
+
+
+def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: SegConfig,
+                 images: torch.Tensor, masks: torch.Tensor, crops: int, crop: int,
+                 normalise, device: torch.device):
+    def loss_of(x, y):
+        x, y = augment_pairs(x.float().div_(255), y.long(), flip_prob=cfg.flip_prob,
+                             rot90_prob=cfg.rot90_prob, jitter=cfg.jitter,
+                             generator=generator)
+        with autocast(cfg, device):
+            logits = model(normalise(x))
+        return seg_loss(logits.float(), y, cfg.loss, cfg.dice_weight)
+
+    return run_steps(model, opt, schedule, device, loss_of,
+                     random_crops(images, masks, crops, crop, cfg.batch_size, generator))
+
+
+def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: int,
+                 batch_size: int, generator: torch.Generator):
+    """`count` square crops at uniformly random images and offsets, in batches."""
+    n, _, height, width = images.shape
+    for start in range(0, count, batch_size):
+        size = min(batch_size, count - start)
+        which = torch.randint(n, (size,), generator=generator).tolist()
+        top = torch.randint(height - crop + 1, (size,), generator=generator).tolist()
+        left = torch.randint(width - crop + 1, (size,), generator=generator).tolist()
+        yield (torch.stack([images[i, :, y:y + crop, x:x + crop]
+                            for i, y, x in zip(which, top, left)]),
+               torch.stack([masks[i, y:y + crop, x:x + crop]
+                            for i, y, x in zip(which, top, left)]))
+
+
+@torch.no_grad()
+def evaluate_segmentation(model, data: SegData, cfg: SegConfig, mean: float, std: float,
+                          device: torch.device) -> dict:
+    """val_loss, val_dice, val_miou and val_dice_<class> on the whole validation
+    images, one at a time (full-size inference, no crops); NaN without any."""
+    names = data.class_names
+    if len(data.val_idx) == 0:
+        return {"val_loss": math.nan, **{k: math.nan for k in seg_scores(
+            np.eye(len(names)), names)}}
+    model.eval()
+    counts = torch.zeros((len(names), len(names)), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    for i in data.val_idx:
+        x = torch.from_numpy(np.array(data.images[i:i + 1])).to(device)
+        y = torch.from_numpy(np.array(data.masks[i:i + 1])).to(device).long()
+        with autocast(cfg, device):
+            logits = model(_normalise(x.float().div_(255), mean=mean, std=std)).float()
+        loss_sum += seg_loss(logits, y, cfg.loss, cfg.dice_weight)
+        counts += confusion(predict(logits), y, len(names))
+    return {"val_loss": loss_sum.item() / len(data.val_idx),
+            **seg_scores(counts.cpu().numpy(), names)}

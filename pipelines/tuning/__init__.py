@@ -1,0 +1,11 @@
+"""Running a sweep on Ray Tune: the plan (validated options), Ray's start and
+stop, one Tune experiment or a staged run, the trainable, the driver-side
+recorder and progress, --resume's checks, --lr-range auto and --final."""
+
+from pipelines.tuning.final import FinalOptions, final
+from pipelines.tuning.plan import RunOptions, RunPlan, plan
+from pipelines.tuning.ray_session import start_ray, stop_ray
+from pipelines.tuning.runner import resume, run
+
+__all__ = ["FinalOptions", "RunOptions", "RunPlan", "final", "plan", "resume", "run",
+           "start_ray", "stop_ray"]

@@ -1,0 +1,186 @@
+"""One Ray Tune experiment: a plan's trials run (or restored), every result
+recorded into the run directory's Parquet files as it arrives, and run.json
+kept honest about the experiment's status."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Callable
+
+from ray import tune
+from ray.tune.logger import JsonLoggerCallback
+
+from pipelines.analysis.leaderboard import leaderboard, leaderboard_table
+from pipelines.errors import RunInterrupted
+from pipelines.records import tables as res
+from pipelines.records.run_record import now_iso
+from pipelines.records.storage import Location
+from pipelines.search.sweep import with_carried
+from pipelines.tuning.resume_checks import TUNE_DIR, driver_record
+
+if TYPE_CHECKING:
+    from pipelines.data.cifar10 import DataSpec
+    from pipelines.tuning.plan import RunPlan
+    from pipelines.tuning.recorder import ResultRecorder
+
+CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
+# Tune saves its experiment state (trials, searcher, our recorder) at most this often.
+# Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
+EXPERIMENT_STATE_EVERY_S = "2"
+
+
+class EpochBudget(tune.Stopper):
+    """Stops the whole search once its trials have run `epochs` epochs in total
+    (counted by the recorder, so a resumed run counts what ran before)."""
+
+    def __init__(self, recorder: ResultRecorder, epochs: int):
+        self.recorder, self.epochs = recorder, epochs
+
+    def spent(self) -> bool:
+        return self.recorder.epoch_count >= self.epochs
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.spent()
+
+
+def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict, *,
+                       restore: bool = False, show_leaderboard: bool = True,
+                       after_persist: Callable[[], object] | None = None) -> None:
+    """Run the plan's trials into `run_dir` (or finish them: `restore`);
+    `after_persist` runs after each write of the results."""
+    from pipelines.tuning.progress import ProgressPrinter
+    from pipelines.tuning.recorder import ResultRecorder
+
+    # Ray's newer console output prints an experiment banner whatever the verbosity;
+    # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's raw log stays (result.json per trial); its CSV and TensorBoard copies of
+    # every result would be written by the driver, beside the Parquet that is the record.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
+    budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
+
+    def persist() -> None:
+        records = list(recorder.records.values())
+        now = time.time()
+        res.write_parquet(res.trials_frame(records, metric=metric, mode=mode,
+                                           max_epochs=budget.max_epochs, now=now),
+                          run_dir / "trials.parquet")
+        res.write_parquet(res.epochs_frame(records, metrics=(metric,)),
+                          run_dir / "epochs.parquet")
+        if after_persist:
+            after_persist()
+
+    def persist_or_warn() -> None:
+        try:  # a storage hiccup mid-run must not end the sweep: the next write retries
+            persist()
+        except OSError as e:
+            print(f"warning: could not write results to {run_dir} ({e}); retrying with the "
+                  f"next result", file=sys.stderr, flush=True)
+
+    recorder = ResultRecorder(persist_or_warn,
+                              expand=functools.partial(with_carried, carried=p.carried))
+    budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
+        if p.options.epoch_budget else None
+    total = p.trials
+    printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
+                              max_epochs=budget.max_epochs)
+    verb = "resuming" if restore else "running"
+    print(f"{p.options.sweep}: {verb} {total} trials, {p.algo} search, {p.options.scheduler} "
+          f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
+          file=sys.stderr, flush=True)
+    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
+                   stop=budget_stop, restore=restore)
+    metadata = {**metadata, "status": "running", "end_time": None, "driver": driver_record()}
+    res.write_json(metadata, run_dir / "run.json")
+    status = "failed"
+    try:
+        tuner.fit()
+        # Tune turns a first Ctrl-C into a graceful stop and returns normally.
+        unfinished = len(recorder.records) < total or any(
+            r.ended is None for r in recorder.records.values())
+        spent = budget_stop is not None and budget_stop.spent()
+        if spent:  # Tune stopped the trials still running without telling callbacks
+            recorder.end_running_trials()
+        status = "interrupted" if unfinished and not spent else "finished"
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune gave up waiting for trials
+        status = "interrupted"
+        raise RunInterrupted(run_dir) from None
+    finally:
+        try:
+            persist()
+        finally:  # run.json must not say "running" after this driver is gone
+            res.write_json({**metadata, "end_time": now_iso(), "status": status},
+                           run_dir / "run.json")
+    if show_leaderboard:
+        print_leaderboard(run_dir, p)
+    if status == "interrupted":
+        raise RunInterrupted(run_dir)
+
+
+def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list,
+           stop: tune.Stopper | None, restore: bool):
+    from pipelines.search.searchers import build_searcher
+    from pipelines.search.trial_schedulers import build_scheduler
+    from pipelines.tuning.trainable import run_trial
+
+    options, budget = p.options, p.budget
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, task=p.sweep.task, data=data,
+                             threads=max(1, int(options.cpus_per_trial)), carried=p.carried),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+    storage = run_dir.tune_storage()
+    if restore:
+        return _restored_tuner(run_dir, trainable, callbacks, stop,
+                               storage.get("storage_filesystem"))
+    return tune.Tuner(
+        trainable,
+        param_space=p.param_space,
+        tune_config=tune.TuneConfig(
+            metric=p.sweep.metric, mode=p.sweep.mode, num_samples=p.num_samples,
+            reuse_actors=True,
+            search_alg=build_searcher(p.algo, metric=p.sweep.metric, mode=p.sweep.mode,
+                                      seed=options.seed, num_samples=p.num_samples),
+            scheduler=build_scheduler(options.scheduler, max_epochs=budget.max_epochs,
+                                      grace_period=budget.grace_period,
+                                      reduction_factor=budget.reduction_factor),
+            max_concurrent_trials=options.max_concurrent,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR, **storage, verbose=0, callbacks=callbacks, stop=stop,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        ),
+    )
+
+
+def _restored_tuner(run_dir: Location, trainable, callbacks: list, stop, filesystem):
+    tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable, resume_unfinished=True,
+                               resume_errored=False, restart_errored=False,
+                               storage_filesystem=filesystem)
+    # Tune restores the run config pickled at the start, callbacks included; ours are
+    # this driver's (they write to this run_dir), and get their state from the snapshot.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks, run_config.stop = callbacks, stop
+    return tuner
+
+
+
+def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
+    trials = res.read_parquet(run_dir / "trials.parquet")
+    metric = p.sweep.metric
+    top = leaderboard(trials, metric, p.sweep.mode)
+    table = leaderboard_table(top, metric, p.sweep.space)
+    print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    counts = trials["stop_reason"].value_counts().to_dict()
+    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

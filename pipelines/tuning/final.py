@@ -1,0 +1,143 @@
+"""The final score of a sweep: retrain its best configuration on every training
+image and evaluate it once on the test split. This is the only code path that
+reads the test split; the sweep itself selects on a validation split.
+
+Written into the run directory: `final.parquet` (a row per evaluation: the test
+score, the configuration, the training budget) and a `final` entry in
+`run.json` (the latest). Every evaluation stays on record: scoring the test
+split again and again, and keeping the best, would be selecting on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.runs import Run, best_config, load_run
+from pipelines.data.cache import resolve_data_dir
+from pipelines.data.cifar10 import TrainValData, ensure_cache
+from pipelines.errors import UsageError
+from pipelines.records import tables as res
+from pipelines.records.run_record import now_iso
+from pipelines.records.storage import first_line
+from pipelines.training.classify import evaluate, train
+from pipelines.training.config import TrainConfig
+from pipelines.training.loop import default_device
+from pipelines.training.tasks import task
+
+FINAL_FILE = "final.parquet"
+
+
+@dataclass(frozen=True)
+class FinalOptions:
+    run_dir: str
+    sweep: str | None = None  # if given, the run must be of this sweep
+    data_dir: str | None = None  # None: the directory the sweep used
+    train_size: int | None = None  # None: every training image
+    max_epochs: int | None = None  # None: the sweep's epochs per trial
+    threads: int | None = None  # torch threads; None: torch's default
+
+
+def final(options: FinalOptions) -> dict:
+    """Retrain the best trial's configuration, test it once, record the score."""
+    run = load_run(options.run_dir)
+    _check_run(run, options)
+    config = _final_config(run, options)
+    root = resolve_data_dir(options.data_dir or run.meta.get("options", {}).get("data_dir"))
+    test_cache, _ = ensure_cache(root, "test")  # missing test data fails before hours of training
+    train_data = training_images(root, options.train_size, config.seed)
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    trial_id = leaderboard(run.trials, run.metric, run.mode, n=1)["trial_id"].iloc[0]
+    print(f"final: retraining trial {trial_id}'s configuration on {len(train_data.train_idx)} "
+          f"training images for {config.epochs} epochs, then testing once", file=sys.stderr,
+          flush=True)
+    start = time.time()
+    try:
+        result = train(config, train_data, report=_print_epoch)
+    except (TypeError, ValueError) as e:  # a config the sweep's code took, this one not
+        raise UsageError(f"the best configuration (trial {trial_id}) does not train here "
+                         f"({first_line(e)})") from None
+    if result.diverged:
+        raise UsageError(f"the best configuration (trial {trial_id}) diverged when retrained "
+                         f"on {len(train_data.train_idx)} images; nothing was tested")
+    # as validation scored it: the same autocast and test-time flip
+    test_loss, test_acc = evaluate(result.model, test_images(test_cache), default_device(),
+                                   cfg=config)
+    score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
+             "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
+             "train_s": time.time() - start, "finished_at": now_iso(),
+             "config": {k: v for k, v in vars(config).items()}}
+    return _record(run, score)
+
+
+def _check_run(run: Run, options: FinalOptions) -> None:
+    if options.sweep and options.sweep != run.meta.get("sweep"):
+        raise UsageError(f"{run.location} is a run of {run.meta.get('sweep')!r}, not "
+                         f"{options.sweep!r}; drop the sweep name or pick the right run")
+    if not task(run.meta.get("task", "classification")).test_split:
+        raise UsageError(f"--final scores CIFAR-10's test split; {run.location} is a "
+                         f"{run.meta['task']} run, whose held-out score is its validation "
+                         f"images (val_* in trials.parquet)")
+    status = run.meta.get("status")
+    if status != "finished":
+        raise UsageError(f"{run.location} is {status}, not finished: its best trial may still "
+                         f"change; finish it (--resume) before --final")
+
+
+def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
+    config = best_config(run)
+    if options.max_epochs is not None:
+        if options.max_epochs < 1:
+            raise UsageError(f"--max-epochs must be >= 1, got {options.max_epochs}")
+        config["epochs"] = options.max_epochs
+    try:
+        return TrainConfig.from_dict(config)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
+
+
+def training_images(root, train_size: int | None, seed: int) -> TrainValData:
+    cache, _ = ensure_cache(root, "train")
+    images, labels = cache.open()
+    idx = np.arange(len(labels))
+    if train_size is not None:
+        if not 1 <= train_size <= len(labels):
+            raise UsageError(f"--train-size {train_size} must be 1..{len(labels)}")
+        idx = np.sort(np.random.default_rng(seed).permutation(idx)[:train_size])
+    return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
+
+
+def test_images(cache) -> TrainValData:
+    images, labels = cache.open()
+    return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))
+
+
+def _print_epoch(metrics: dict, state: dict) -> None:
+    print(f"  epoch {metrics['epoch']}: train_loss {metrics['train_loss']:.4f}, "
+          f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
+
+
+def _record(run: Run, score: dict) -> dict:
+    """Append the evaluation to final.parquet and put it in run.json; returns the
+    score with the number of evaluations so far."""
+    meta = res.read_json(run.location / "run.json")  # the newest, not the one read at start
+    if meta.get("status") != "finished" or meta.get("resumed") != run.meta.get("resumed"):
+        raise UsageError(f"{run.location} changed while --final was training (it was "
+                         f"resumed); run --final again on the finished run")
+    row = {k: v for k, v in score.items() if k != "config"}
+    row.update({res.CONFIG_PREFIX + k: v for k, v in score["config"].items()})
+    where = run.location / FINAL_FILE
+    earlier = res.read_parquet(where) if where.is_file() else pd.DataFrame()
+    history = pd.concat([earlier, pd.DataFrame([row])], ignore_index=True)
+    res.write_parquet(history, where)
+    score = {**score, "evaluations": len(history)}
+    res.write_json({**meta, "final": score}, run.location / "run.json")
+    return score

@@ -1,0 +1,162 @@
+"""A run's plan: the options the CLI parsed, and the sweep, budget, algorithm
+and compiled space they resolve to, all validated before anything is
+created (so that bad input leaves nothing behind)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import UsageError
+from pipelines.records.storage import check_writable, default_storage, resolve
+from pipelines.search.searchers import SEARCHERS
+from pipelines.search.space import compile_space, to_tune
+from pipelines.search.sweep import Budget, Sweep, load_sweep
+from pipelines.search.trial_schedulers import SCHEDULERS
+from pipelines.training.tasks import task
+from pipelines.tuning.ray_session import joins_cluster
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sweep: str
+    quick: bool = False
+    algo: str | None = None  # None: the sweep's default
+    scheduler: str = "asha"
+    num_samples: int | None = None  # None: the budget's (grid: 1 pass over the grid)
+    max_epochs: int | None = None
+    grace_period: int | None = None
+    reduction_factor: int | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    max_concurrent: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 2
+    address: str | None = None  # None: RAY_ADDRESS if set, else an embedded local Ray
+    data_dir: str | None = None
+    storage: str = dataclasses.field(default_factory=default_storage)
+    name: str | None = None
+    seed: int = 0
+    resume: str | None = None  # a run directory to finish; everything else comes from it
+    joint: bool = False  # a staged sweep's space searched all at once, stages ignored
+    epoch_budget: int | None = None  # stop the search once its trials ran this many epochs
+    lr_range: str | None = None  # "auto": narrow the lr domain by a range test first
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    options: RunOptions
+    sweep: Sweep
+    algo: str
+    budget: Budget
+    num_samples: int  # Tune's (grid: 1)
+    param_space: dict[str, Any]  # the compiled space, fixed values included
+    fixed: dict[str, Any]
+    trials: int  # the trials the search runs, in all (0 for a staged run: its stages say)
+    carried: tuple[dict[str, Any], ...] = ()  # staged: the configurations a stage builds on
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.sweep.stages)
+
+
+def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
+    """Resolve and validate the sweep (the one `options` names, or `sweep`), its
+    budget and space, the flags and the storage; create nothing."""
+    if sweep is None:
+        sweep = load_sweep(options.sweep)
+    else:
+        sweep.check()
+    algo = options.algo or sweep.default_algo
+    if algo not in SEARCHERS:
+        raise UsageError(f"unknown --algo {algo!r}; choose one of {', '.join(SEARCHERS)}")
+    if options.scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown --scheduler {options.scheduler!r}; choose one of "
+                         f"{', '.join(SCHEDULERS)}")
+    budget = _budget(sweep.quick if options.quick else sweep.full, options)
+    if options.joint or not sweep.stages:
+        sweep = dataclasses.replace(sweep, stages=())
+    else:
+        _check_staged(options)
+    the_plan = _compiled(options, sweep, algo, budget)
+    if options.lr_range not in (None, "auto"):
+        raise UsageError(f"--lr-range {options.lr_range!r}: the only mode is 'auto'")
+    if options.lr_range and not task(sweep.task).range_test:
+        raise UsageError(f"--lr-range auto runs on classification sweeps; {options.sweep} is "
+                         f"a {sweep.task} sweep, so drop --lr-range")
+    _check_resources(options)
+    if options.name is not None and (not options.name or Path(options.name).name != options.name
+                                     or options.name in (".", "..")):
+        raise UsageError(f"--name {options.name!r} must be a plain directory name, without "
+                         f"'/' or '..'")
+    check_writable(resolve(options.storage))
+    return the_plan
+
+
+def with_sweep(p: RunPlan, sweep: Sweep) -> RunPlan:
+    """`p` with `sweep` in its place (the same sweep with a narrowed domain or
+    another fixed value): compiled again, not validated or probed again."""
+    return _compiled(p.options, sweep, p.algo, p.budget)
+
+
+def _compiled(options: RunOptions, sweep: Sweep, algo: str, budget: Budget) -> RunPlan:
+    fixed = {**sweep.fixed, **budget.fixed, "epochs": budget.max_epochs, "seed": options.seed}
+    if sweep.stages:  # each stage compiles its own space (pipelines.tuning.staged)
+        for stage in sweep.stages:  # here only to fail early, e.g. on a missing grid
+            to_tune({k: sweep.space[k] for k in stage.params}, stage.algo or algo, fixed)
+        return RunPlan(options, sweep, algo, budget, 0, {}, fixed, trials=0)
+    space = compile_space(sweep.space, algo, fixed, options.num_samples or budget.num_samples,
+                          options.seed, grid_passes=options.num_samples or 1)
+    return RunPlan(options, sweep, algo, budget, space.num_samples, space.param_space, fixed,
+                   trials=space.trials)
+
+
+def _check_staged(options: RunOptions) -> None:
+    for flag, value in (("--num-samples", options.num_samples),
+                        ("--epoch-budget", options.epoch_budget)):
+        if value is not None:
+            raise UsageError(f"{flag}: {options.sweep} runs in stages, each with its own "
+                             f"number of trials; drop {flag}, or add --joint to search its "
+                             f"whole space at once")
+
+
+def _budget(base: Budget, options: RunOptions) -> Budget:
+    overrides = {k: getattr(options, k) for k in
+                 ("max_epochs", "grace_period", "reduction_factor", "train_size", "val_size")
+                 if getattr(options, k) is not None}
+    budget = dataclasses.replace(base, **overrides)
+    positive = {"--num-samples": options.num_samples, "--max-epochs": budget.max_epochs,
+                "--grace-period": budget.grace_period, "--train-size": budget.train_size,
+                "--val-size": budget.val_size, "--max-concurrent": options.max_concurrent,
+                "--epoch-budget": options.epoch_budget}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if budget.reduction_factor < 2:
+        raise UsageError(f"--reduction-factor must be >= 2, got {budget.reduction_factor}")
+    if budget.grace_period > budget.max_epochs:
+        raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs "
+                         f"{budget.max_epochs}; lower it or raise --max-epochs")
+    return budget
+
+
+def _check_resources(options: RunOptions) -> None:
+    if options.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial must be > 0, got {options.cpus_per_trial}")
+    if options.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {options.gpus_per_trial}")
+    if (options.address or "").startswith("ray://"):
+        raise UsageError(f"--address {options.address}: Ray Client (ray://) is not supported, "
+                         f"the driver must run in the cluster; use `ray job submit ... -- "
+                         f"python -m pipelines.run ... --address auto`")
+    if options.max_failures < 0:
+        raise UsageError(f"--max-failures must be >= 0, got {options.max_failures}")
+    if options.gpus_per_trial > 0 and not joins_cluster(options.address):
+        import torch
+
+        if torch.cuda.device_count() == 0:
+            raise UsageError(f"--gpus-per-trial {options.gpus_per_trial} but this machine has "
+                             f"no CUDA GPU; use --gpus-per-trial 0 or --address of a GPU cluster")

@@ -1,0 +1,122 @@
+"""Run a sweep on Ray Tune: validate everything, then start Ray, then create
+the run directory, run the trials and write the Parquet results; or resume a
+run whose driver died or was stopped.
+
+Validation comes first so that bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipelines.data.cache import resolve_data_dir
+from pipelines.errors import UsageError
+from pipelines.records.run_record import (
+    command_line,
+    create_run_dir,
+    git_commit,
+    now_iso,
+    package_versions,
+)
+from pipelines.records.storage import Location, resolve
+from pipelines.search.space import describe
+from pipelines.training.tasks import task
+from pipelines.tuning import lr_narrowing, resume_checks, staged
+from pipelines.tuning.experiment import execute_experiment
+from pipelines.tuning.plan import RunOptions, RunPlan, plan
+from pipelines.tuning.ray_session import start_ray, stop_ray
+
+
+def run(options: RunOptions) -> Location:
+    """Run the sweep end to end (or finish `options.resume`); return its results directory."""
+    if options.resume:
+        return resume(options)
+    the_plan = plan(options)
+    data = _prepare_data(the_plan)
+    narrowing = None
+    if options.lr_range:  # before Ray starts: the range test has the machine to itself
+        the_plan, narrowing = lr_narrowing.narrow(the_plan, data)
+    started_ray = start_ray(options.address, options.gpus_per_trial)
+    try:
+        run_dir = create_run_dir(resolve(options.storage), options.sweep, options.name,
+                                 "staged" if the_plan.staged else the_plan.algo)
+        metadata = _run_metadata(the_plan, data)
+        if narrowing:
+            metadata["lr_range"] = lr_narrowing.write(narrowing, run_dir)
+        _execute(the_plan, data, run_dir, metadata)
+    finally:
+        stop_ray(started_ray)
+    return run_dir
+
+
+def resume(options: RunOptions) -> Location:
+    """Finish a run whose driver died or was stopped: Tune restores its trials,
+    searcher and our result records from the run's last saved experiment state;
+    finished trials are not run again."""
+    run_dir = resolve(options.resume, "--resume")
+    metadata = resume_checks.read_run_metadata(run_dir)
+    known = {f.name for f in dataclasses.fields(RunOptions)}
+    stored = RunOptions(**resume_checks.stored_options(metadata, known, run_dir))
+    if options.sweep and options.sweep != stored.sweep:
+        raise UsageError(f"{run_dir} is a run of {stored.sweep!r}, not {options.sweep!r}; "
+                         f"drop the sweep name or resume the right directory")
+    if metadata["status"] == "finished":
+        raise UsageError(f"{run_dir} already finished; nothing to resume")
+    resume_checks.check_no_live_driver(metadata, run_dir)
+    # the cluster and the data may have moved since: --address and --data-dir win
+    the_plan = plan(dataclasses.replace(
+        stored, address=options.address or stored.address,
+        data_dir=options.data_dir or stored.data_dir,
+        storage=resume_checks.storage_root(run_dir)))
+    if not the_plan.staged:  # a staged run checks each unfinished stage's own state
+        resume_checks.check_tune_state(run_dir)
+    if metadata.get("lr_range"):  # the narrowed domain, not a second range test
+        the_plan = lr_narrowing.apply(the_plan, metadata["lr_range"])
+    data = _prepare_data(the_plan)
+    started_ray = start_ray(the_plan.options.address, the_plan.options.gpus_per_trial)
+    try:
+        metadata = {**metadata, "resumed": [*metadata.get("resumed", []), now_iso()]}
+        _execute(the_plan, data, run_dir, metadata, restore=True)
+    finally:
+        stop_ray(started_ray)
+    return run_dir
+
+
+def _prepare_data(p: RunPlan) -> Any:
+    """The trials' data, decoded once per machine; a split that does not fit the
+    data fails here, not in every trial."""
+    return task(p.sweep.task).prepare_data(p.options.data_dir, p.sweep.data,
+                                           p.budget.train_size, p.budget.val_size,
+                                           p.options.seed)
+
+
+def _execute(p: RunPlan, data: Any, run_dir: Location, metadata: dict,
+             restore: bool = False) -> None:
+    if p.staged:
+        staged.execute(p, data, run_dir, metadata)
+    else:
+        execute_experiment(p, data, run_dir, metadata, restore=restore)
+
+
+def _run_metadata(p: RunPlan, data: Any) -> dict:
+    options = {**dataclasses.asdict(p.options), "resume": None,  # absolute, for --resume
+               "storage": resolve(p.options.storage).uri,
+               "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}
+    return {
+        "sweep": p.options.sweep, "task": p.sweep.task,
+        "algorithm": "staged" if p.staged else p.algo,
+        "scheduler": p.options.scheduler,
+        "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
+        "space": describe(p.sweep.space), "fixed": p.fixed,
+        "stages": [dataclasses.asdict(s) for s in p.sweep.stages],
+        "budget": {**dataclasses.asdict(p.budget), "num_samples": p.num_samples},
+        "seed": p.options.seed, "data": {"source": data.source, "train_size": data.train_size,
+                                         "val_size": data.val_size},
+        "resources": {"cpus_per_trial": p.options.cpus_per_trial,
+                      "gpus_per_trial": p.options.gpus_per_trial,
+                      "max_concurrent": p.options.max_concurrent},
+        "options": options,  # what --resume runs again
+        "command": command_line(), "versions": package_versions(), "git_commit": git_commit(),
+        "start_time": now_iso(), "end_time": None, "status": "running",
+    }

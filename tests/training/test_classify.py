@@ -1,0 +1,171 @@
+"""The trainer on tiny real data, without Ray."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipelines.data.cifar10 import MEAN, STD
+from pipelines.training.classify import evaluate, train
+from pipelines.training.config import TrainConfig
+from pipelines.training.lr_schedules import SCHEDULES
+from pipelines.training.optim import OPTIMIZERS, effective_lr
+from pipelines.tuning.trainable import load_state
+
+TINY = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
+
+
+def run(data, **overrides):
+    reports = []
+    result = train(TrainConfig(**{**TINY, **overrides}), data,
+                   report=lambda metrics, state: reports.append((metrics, state)))
+    return result, reports
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_each_optimizer_trains_and_reports_every_epoch(tiny_data, optimizer):
+    lr = 0.05 if optimizer == "sgd" else 0.002
+    result, reports = run(tiny_data, optimizer=optimizer, lr=lr)
+    assert [m["epoch"] for m, _ in reports] == [1, 2]
+    assert not result.diverged
+    for metrics, state in reports:
+        assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])
+        assert 0.0 <= metrics["val_acc"] <= 1.0
+        assert metrics["images_per_s"] > 0 and metrics["epoch_s"] > 0
+        assert set(state) >= {"model", "optimizer", "schedule", "epoch", "rng"}
+    assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"] * 1.05
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_each_schedule_runs_and_keeps_lr_positive(tiny_data, schedule):
+    result, reports = run(tiny_data, schedule=schedule, lr=0.05, epochs=3)
+    lrs = [m["lr"] for m, _ in reports]
+    assert len(lrs) == 3 and all(lr >= 0 for lr in lrs)
+    if schedule in ("onecycle", "cosine", "step"):
+        assert lrs[-1] < max(lrs)  # these anneal
+    if schedule == "constant":
+        assert lrs == [pytest.approx(effective_lr(0.05, 100))] * 3
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_schedules_survive_a_single_step_per_epoch(tiny_data, schedule):
+    result, reports = run(tiny_data, schedule=schedule, epochs=1, batch_size=1000)
+    assert len(reports) == 1 and not result.diverged
+
+
+def test_onecycle_rises_to_the_peak_then_anneals(tiny_data):
+    _, reports = run(tiny_data, schedule="onecycle", warmup_epochs=2, epochs=6, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    peak = effective_lr(0.1, 100)
+    assert lrs[0] < lrs[1] == pytest.approx(peak, rel=0.05)  # the last step of the rise
+    assert lrs[1] > lrs[2] > lrs[3] > lrs[4] > lrs[5] and lrs[5] < peak / 100
+
+
+def test_cosine_warmup_starts_low(tiny_data):
+    _, reports = run(tiny_data, schedule="cosine", warmup_epochs=2, epochs=4, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    assert lrs[0] < lrs[1]  # still warming up after epoch 1
+    assert lrs[1] == pytest.approx(effective_lr(0.1, 100), rel=0.05)
+
+
+def test_cosine_warmup_longer_than_the_run_still_decays(tiny_data):
+    _, reports = run(tiny_data, schedule="cosine", warmup_epochs=5, epochs=2, lr=0.1)
+    lrs = [m["lr"] for m, _ in reports]
+    assert lrs[1] < lrs[0]
+
+
+def test_linear_scaling_rule():
+    assert effective_lr(0.1, 256) == pytest.approx(0.1)
+    assert effective_lr(0.1, 512) == pytest.approx(0.2)
+    assert effective_lr(0.1, 64) == pytest.approx(0.025)
+
+
+def test_regularisation_options_run(tiny_data):
+    result, _ = run(tiny_data, dropout=0.4, label_smoothing=0.1, weight_decay=1e-3,
+                    nesterov=True, crop_padding=2, flip_prob=1.0)
+    assert not result.diverged
+
+
+def test_divergence_stops_at_once(tiny_data):
+    result, reports = run(tiny_data, optimizer="sgd", lr=1e6, epochs=5, schedule="constant")
+    assert result.diverged
+    assert len(reports) == 1 and reports[0][0]["diverged"] is True
+    assert not math.isfinite(reports[0][0]["train_loss"])
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
+    cfg = TrainConfig(**{**TINY, "epochs": 3, "lr": 0.05})
+    straight = []
+    train(cfg, tiny_data, report=lambda m, s: straight.append(m))
+
+    def save_first_epoch(metrics, state):  # as the Ray adapter does: save during the call
+        if metrics["epoch"] == 1:
+            torch.save(state, tmp_path / "state.pt")
+
+    train(cfg, tiny_data, report=save_first_epoch)
+    state = load_state(tmp_path / "state.pt")  # what a restored trial loads
+    resumed = []
+    train(cfg, tiny_data, report=lambda m, s: resumed.append(m), resume_state=state)
+    assert [m["epoch"] for m in resumed] == [2, 3]
+    for a, b in zip(straight[1:], resumed):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_acc"] == b["val_acc"]
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(ValueError, match="unknown config key.*learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("bad", [{"lr": 0}, {"momentum": 1.0}, {"dropout": 1.0},
+                                 {"optimizer": "adam", "nesterov": True}])
+def test_invalid_values_are_errors(tiny_data, bad):
+    with pytest.raises(ValueError):
+        cfg = TrainConfig.from_dict(bad)
+        train(cfg, tiny_data)
+
+
+def _curve(data, **kwargs):
+    reports = []
+    train(TrainConfig(**{**TINY, "lr": 0.05}), data,
+          report=lambda metrics, state: reports.append(metrics), **kwargs)
+    return [(m["train_loss"], m["val_loss"], m["val_acc"]) for m in reports]
+
+
+def test_data_resident_on_the_device_trains_exactly_as_from_the_memory_map(tiny_data):
+    # the GPU path (uint8 split on the device, batches gathered there), run on the CPU
+    assert _curve(tiny_data, resident=True) == _curve(tiny_data, resident=False)
+
+
+def test_bf16_autocast_trains(tiny_data):
+    result, reports = run(tiny_data, precision="bf16", lr=0.05)
+    assert not result.diverged and reports[-1][0]["val_acc"] > 0.15
+    assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
+    assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values()
+               if t.is_floating_point())  # autocast computes in bf16, keeps fp32 weights
+
+
+def test_test_time_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data):
+    result, _ = run(tiny_data, lr=0.05)
+    model = result.model.eval()
+    x = torch.from_numpy(np.asarray(tiny_data.images[tiny_data.val_idx]))
+    x = (x.permute(0, 3, 1, 2).float() / 255 - torch.tensor(MEAN)[:, None, None]) \
+        / torch.tensor(STD)[:, None, None]
+    y = torch.from_numpy(np.asarray(tiny_data.labels[tiny_data.val_idx]))
+    with torch.no_grad():
+        plain, mirrored = model(x), model(x.flip(3))
+    cfg = TrainConfig(**TINY)
+    for tta, logits in [(False, plain), (True, (plain + mirrored) / 2)]:
+        loss, acc = evaluate(model, tiny_data, torch.device("cpu"),
+                             cfg=dataclasses.replace(cfg, tta=tta))
+        assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+        assert loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert not torch.equal(plain.argmax(1), mirrored.argmax(1))  # the flip changes answers
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        TrainConfig(precision="fp8").validate()

@@ -1,0 +1,188 @@
+"""Segmentation: Dice and IoU against hand-computed values, the image/mask
+loader and its split, paired augmentation, and a real U-Net trial on ISBI 2012."""
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pipelines.data.seg_folder import (
+    SegDataset,
+    SegSpec,
+    ensure_cache,
+    load_pairs,
+    open_seg,
+    split_slices,
+)
+from pipelines.errors import UsageError
+from pipelines.training.augment import augment_pairs
+from pipelines.training.config import SegConfig
+from pipelines.training.seg_metrics import (
+    confusion,
+    dice_and_iou,
+    predict,
+    seg_loss,
+    seg_scores,
+    soft_dice_loss,
+)
+from pipelines.training.segment import train_segmentation
+from tests.conftest import REPO, data_dir
+
+NAMES = ("membrane", "interior")
+
+
+def _scores(pred, target):
+    counts = confusion(torch.tensor(pred), torch.tensor(target), 2)
+    return seg_scores(counts.numpy(), NAMES)
+
+
+def test_dice_and_iou_by_hand():
+    target = [[0, 0, 1, 1],
+              [0, 0, 1, 1]]
+    pred = [[0, 1, 1, 1],
+            [0, 0, 0, 1]]
+    # class 0: TP 3, FP 1 (a 1 predicted 0), FN 1 -> Dice 6/8, IoU 3/5
+    # class 1: TP 3, FP 1, FN 1 -> the same
+    s = _scores(pred, target)
+    assert s["val_dice_membrane"] == pytest.approx(0.75)
+    assert s["val_miou"] == pytest.approx(0.6) and s["val_dice"] == pytest.approx(0.75)
+
+
+def test_perfect_disjoint_and_empty_masks():
+    target = [[1, 1], [0, 0]]
+    assert _scores(target, target) == {"val_dice": 1.0, "val_miou": 1.0,
+                                       "val_dice_membrane": 1.0, "val_dice_interior": 1.0}
+    inverted = [[0, 0], [1, 1]]
+    assert _scores(inverted, target)["val_miou"] == 0.0
+    # no membrane anywhere, none predicted: nothing to find, nothing wrongly found
+    all_interior = [[1, 1], [1, 1]]
+    s = _scores(all_interior, all_interior)
+    assert s["val_dice_membrane"] == 1.0 and s["val_miou"] == 1.0
+    # "all interior" on ISBI-like masks: foreground Dice high, mean IoU low
+    target = np.ones((100,), dtype=int)
+    target[:22] = 0  # 22% membrane
+    s = _scores(np.ones((100,), dtype=int), target)
+    assert s["val_dice_interior"] == pytest.approx(2 * 78 / (2 * 78 + 22))  # ~0.88
+    assert s["val_dice_membrane"] == 0.0 and s["val_miou"] == pytest.approx(0.39)
+
+
+def test_confusion_counts_rows_as_truth():
+    counts = confusion(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 2]), 3).numpy()
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    dice, iou = dice_and_iou(counts)
+    assert dice.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
+    assert iou.tolist() == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_losses_reward_the_right_answer_for_binary_and_multiclass_logits():
+    target = torch.tensor([[[0, 1], [1, 1]]])
+    good = (target * 2 - 1).float()[:, None] * 8  # one logit: confident and right
+    assert predict(good).equal(target)
+    for loss in ("bce", "dice", "bce_dice"):
+        assert seg_loss(good, target, loss, 0.5) < seg_loss(-good, target, loss, 0.5)
+    three = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 8
+    assert predict(three).equal(target)
+    assert soft_dice_loss(three, target) < 0.5 < soft_dice_loss(-three, target)
+
+
+def _write_pairs(folder, n=3, size=(20, 16), mask_values=(0, 255)):
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image = rng.integers(0, 256, size, dtype=np.uint8)
+        mask = np.where(rng.random(size) < 0.3, mask_values[0], mask_values[1]).astype(np.uint8)
+        Image.fromarray(image).save(folder / "images" / f"{i}.png")
+        Image.fromarray(mask).save(folder / "masks" / f"{i}.png")
+
+
+def test_any_folder_of_pairs_loads_with_class_indices(tmp_path):
+    _write_pairs(tmp_path / "mine", n=3)
+    images, masks = load_pairs(tmp_path / "mine", SegDataset("mine", NAMES, (0, 255)))
+    assert images.shape == (3, 1, 20, 16) and images.dtype == np.uint8
+    assert masks.shape == (3, 20, 16) and set(np.unique(masks)) == {0, 1}
+    first = np.asarray(Image.open(tmp_path / "mine" / "masks" / "0.png"))
+    assert (masks[0] == (first == 255)).all()
+
+
+def test_unpaired_files_are_named(tmp_path):
+    _write_pairs(tmp_path / "mine", n=2)
+    (tmp_path / "mine" / "masks" / "1.png").unlink()
+    with pytest.raises(UsageError, match="without a partner .* e.g. 1.png"):
+        load_pairs(tmp_path / "mine", SegDataset("mine", NAMES, (0, 255)))
+
+
+def test_split_is_seeded_and_disjoint():
+    train, val = split_slices(30, 24, 6, seed=0)
+    assert len(train) == 24 and len(val) == 6 and not set(train) & set(val)
+    assert split_slices(30, 24, 6, seed=0)[1].tolist() == val.tolist()
+    assert split_slices(30, 24, 6, seed=1)[1].tolist() != val.tolist()
+    with pytest.raises(UsageError, match="lower --train-size or --val-size"):
+        split_slices(30, 26, 6, seed=0)
+
+
+def test_paired_augmentation_moves_image_and_mask_together():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8) / 128
+    masks = (x[:, 0] * 128).long()  # the mask is the image, so they must stay equal
+    for _ in range(5):
+        xa, ma = augment_pairs(x, masks, flip_prob=0.5, rot90_prob=0.5, jitter=0.0,
+                               generator=g)
+        assert torch.equal((xa[:, 0] * 128).round().long(), ma)
+    xj, _ = augment_pairs(x, masks, flip_prob=0, rot90_prob=0, jitter=0.2, generator=g)
+    assert not torch.equal(xj, x) and xj.min() >= 0 and xj.max() <= 1
+
+
+@pytest.fixture(scope="module")
+def isbi():
+    dataset = SegDataset("isbi2012_membrane", NAMES, (0, 255))
+    folder = data_dir() / dataset.folder
+    return SegSpec(str(ensure_cache(folder, dataset)), str(folder), dataset, 24, 6, 0)
+
+
+def test_isbi_loads_as_30_slices_mostly_interior(isbi):
+    data = open_seg(isbi)
+    assert data.images.shape == (30, 1, 512, 512) and data.masks.shape == (30, 512, 512)
+    assert 0.7 < data.masks.mean() < 0.85  # ~78% cell interior
+
+
+def test_a_short_unet_training_beats_all_interior_on_isbi(isbi):
+    torch.manual_seed(0)
+    data = open_seg(dataclasses.replace(isbi, train_size=12))
+    reports = []
+    result = train_segmentation(SegConfig(epochs=2, width=8, depth=3, crop_size=128,
+                                          lr=0.05), data,
+                                report=lambda metrics, state: reports.append(metrics))
+    scores = reports[-1]
+    assert {"val_dice", "val_miou", "val_dice_membrane", "val_dice_interior"} <= set(scores)
+    assert scores["val_miou"] > 0.45  # "all interior" scores ~0.39
+    assert scores["val_dice_membrane"] > 0.3  # and 0 here
+    assert result.best_score == scores["val_miou"] and not result.diverged
+
+
+@pytest.mark.integration
+def test_membrane_sweep_runs_through_the_same_cli(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "membrane_unet", "--quick", "--algo", "random",
+         "--num-samples", "2", "--max-epochs", "1", "--train-size", "4", "--val-size", "2",
+         "--data-dir", str(data_dir()), "--storage", str(tmp_path), "--name", "run"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    run_dir = tmp_path / "membrane_unet" / "run"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert len(trials) == 2 and trials["best_val_miou"].between(0, 1).all()
+    assert {"val_dice", "val_miou", "val_dice_membrane"} <= set(epochs)
+    assert json.loads((run_dir / "run.json").read_text())["task"] == "segmentation"
+    report = subprocess.run([sys.executable, "-m", "pipelines.analyze", str(run_dir)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert (run_dir / "report.html").is_file() and "val_miou" in report.stdout
+    assert not math.isnan(trials["effective_lr"].iloc[0])

@@ -1,0 +1,245 @@
+"""Staged tuning: stage declarations, what each stage carries forward, a real
+staged run stopped by Ctrl-C and resumed, and --lr-range auto's real range test."""
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import tests.processes as proc
+from pipelines.errors import UsageError
+from pipelines.search.space import Choice, LogUniform
+from pipelines.search.sweep import (
+    CARRIED_KEY,
+    DEFAULT_STAGE_ORDER,
+    Stage,
+    default_stages,
+    load_sweep,
+    start_values,
+    with_carried,
+)
+from pipelines.tuning.plan import RunOptions, plan
+from pipelines.tuning.staged import stage_plan, stage_summary, top_configs
+from tests.conftest import REPO, data_dir
+
+SPACE = {"lr": LogUniform(1e-3, 1.0), "batch_size": Choice((64, 128)),
+         "width": Choice((8, 16))}
+
+
+def _sweep(stages):
+    return dataclasses.replace(load_sweep("cifar_sweep"), space=SPACE, stages=stages)
+
+
+@pytest.mark.parametrize("stages,message", [
+    ((Stage("lr", ("lr",), 2, 2), Stage("rest", ("batch_size",), 1, 1)),
+     "parameter(s) ['width'] are in no stage"),
+    ((Stage("a", ("lr", "momentum"), 2, 2),), "['momentum'] not in the sweep's space"),
+    ((Stage("a", ("lr",), 2, 2), Stage("a", ("batch_size", "width"), 1, 1)),
+     "stage names must be unique"),
+    ((Stage("lr/x", ("lr", "batch_size", "width"), 1, 1),), "must be an identifier"),
+    ((Stage("a", ("lr", "batch_size", "width"), 1, 1, top_k=0),), "must be >= 1"),
+    ((Stage("a", ("lr", "batch_size", "width"), 1, 1, algo="bayes"),), "unknown algo 'bayes'"),
+    ((Stage("a", (), 1, 1),), "searches no parameter"),
+])
+def test_bad_stages_are_refused_with_the_fix(stages, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        _sweep(stages).check()
+
+
+def test_a_parameter_may_come_back_in_a_later_stage():
+    _sweep((Stage("lr", ("lr",), 2, 2), Stage("b", ("batch_size", "lr", "width"), 1, 1))).check()
+
+
+def test_default_stages_follow_the_practitioners_order():
+    space = load_sweep("cifar_sweep").space
+    stages = default_stages(space, 4, 2)
+    assert [s.name for s in stages] == [name for name, _ in DEFAULT_STAGE_ORDER]
+    assert stages[0].params == ("lr",) and stages[1].params == ("batch_size",)
+    assert sorted(p for s in stages for p in s.params) == sorted(space)
+    _sweep(default_stages(SPACE, 3, 1)).check()
+
+
+def test_a_trial_builds_on_the_carried_configuration_it_searched():
+    carried = ({"lr": 0.1, "width": 8}, {"lr": 0.2, "width": 16})
+    assert with_carried({"batch_size": 64, CARRIED_KEY: 1}, carried) == \
+        {"lr": 0.2, "width": 16, "batch_size": 64}
+    assert with_carried({"width": 32}, carried[:1]) == {"lr": 0.1, "width": 32}
+    assert with_carried({"lr": 0.3}, ()) == {"lr": 0.3}
+
+
+def _plan(tmp_path, stages, **options):
+    return plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path), **options),
+                _sweep(stages))
+
+
+STAGES = (Stage("lr", ("lr",), 4, 3, top_k=2), Stage("batch", ("batch_size",), 1, 1,
+                                                       algo="grid"),
+          Stage("width", ("width",), 1, 1, algo="random"))
+
+
+def test_a_stage_searches_only_its_own_parameters(tmp_path):
+    p = _plan(tmp_path, STAGES, seed=5)
+    assert p.staged and p.param_space == {}
+    first = stage_plan(p, 1, STAGES[0], (start_values(SPACE),))
+    assert set(first.param_space) - set(p.fixed) == {"lr"} and first.num_samples == 3
+    assert first.fixed["batch_size"] == 256 and first.fixed["width"] == 16  # trainer defaults
+    carried = ({**start_values(SPACE), "lr": 0.1}, {**start_values(SPACE), "lr": 0.3})
+    second = stage_plan(p, 2, STAGES[1], carried)
+    assert second.param_space["batch_size"] == {"grid_search": [64, 128]}
+    assert second.param_space[CARRIED_KEY] == {"grid_search": [0, 1]}
+    assert "lr" not in second.param_space  # it comes from the carried configuration
+    assert second.options.seed == 6 and second.fixed["seed"] == 5  # searcher, trials
+
+
+@pytest.mark.parametrize("flag", [{"num_samples": 3}, {"epoch_budget": 10}])
+def test_a_staged_sweep_refuses_a_joint_budget(tmp_path, flag):
+    with pytest.raises(UsageError, match="runs in stages, each with its own number of trials"):
+        _plan(tmp_path, STAGES, **flag)
+
+
+def test_joint_searches_the_whole_space_at_once(tmp_path):
+    p = _plan(tmp_path, STAGES, joint=True, epoch_budget=10)
+    assert not p.staged and {"lr", "batch_size", "width"} <= set(p.param_space)
+
+
+def _trials(rows):
+    return pd.DataFrame([{"stage": s, "trial_id": t, "best_val_acc": acc, "epochs": 2,
+                          "config/lr": lr, "config/batch_size": b, "config/width": 16,
+                          "config/epochs": 2} for s, t, acc, lr, b in rows])
+
+
+def test_the_best_configurations_so_far_go_forward(tmp_path):
+    p = _plan(tmp_path, STAGES)
+    trials = _trials([("lr", "a", 0.30, 0.1, 256), ("lr", "b", 0.50, 0.2, 256),
+                      ("lr", "c", float("nan"), 0.9, 256), ("lr", "d", 0.50, 0.2, 256),
+                      ("lr", "e", 0.40, 0.05, 256)])
+    best_two = top_configs(trials, p, 2)
+    assert [c["lr"] for c in best_two] == [0.2, 0.05]  # distinct configurations, scored ones
+    assert set(best_two[0]) == set(SPACE)  # the space's parameters, not epochs or seed
+    # a later stage whose trials are all worse keeps the earlier best ("kept")
+    later = pd.concat([trials, _trials([("batch", "f", 0.45, 0.2, 64)])])
+    after = top_configs(later, p, 1)
+    summary = stage_summary(2, STAGES[1], later, p, best_two, after)
+    assert after[0]["lr"] == 0.2 and after[0]["batch_size"] == 256
+    assert summary["changed"] == {} and summary["best_in_stage"] == 0.45
+    assert summary["best_so_far"] == 0.50 and summary["trials"] == 1
+
+
+STAGED_RUN = [sys.executable, "-m", "pipelines.run", "cifar_staged", "--quick",
+              "--train-size", "400", "--val-size", "100", "--max-epochs", "2",
+              "--data-dir", str(data_dir()), "--name", "run"]
+
+
+@pytest.mark.integration
+def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
+    # the local Ctrl-C + --resume test for every run (an unstaged run on S3: test_storage)
+    run_dir = tmp_path / "cifar_staged" / "run"
+    driver = subprocess.Popen([*STAGED_RUN, "--storage", str(tmp_path)],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        for line in driver.stderr:  # Ctrl-C once the third stage has a result
+            if line.startswith("stage 3/6"):
+                break
+        proc.wait_for(lambda: (run_dir / "stages" / "3-optimizer" / "trials.parquet").exists(),
+                      120, "a result of stage 3")
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        proc.stop(driver)
+    assert driver.returncode == 130, err
+    assert f"finish the run with --resume {run_dir}" in err
+    assert out.strip().splitlines()[-1] == f"results: {run_dir}"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    finished = [d for d in sorted((run_dir / "stages").iterdir())
+                if json.loads((d / "run.json").read_text())["status"] == "finished"]
+    assert [d.name for d in finished][:2] == ["1-lr", "2-batch_size"]
+    logs_before = {log: log.read_text() for d in finished for log in d.glob("tune/*/result.json")}
+
+    proc.run_to_completion([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir)],
+                           dict(os.environ), tmp_path / "resume.log")
+    for log, text in logs_before.items():  # finished stages did not run again
+        assert log.read_text() == text
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "finished" and len(meta["stage_results"]) == 6
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert list(trials["stage"].unique()) == [s["name"] for s in meta["stages"]]
+    assert trials["trial_id"].is_unique and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert trials["epochs"].sum() == len(epochs)
+    first = trials[trials["stage"] == "lr"]
+    assert (first["config/batch_size"] == 256).all() and (first["config/optimizer"] == "sgd").all()
+    # the lr stage carries its two best learning rates into every batch size
+    best_two = first.sort_values("best_val_acc", ascending=False)["config/lr"].head(2)
+    batch = trials[trials["stage"] == "batch_size"]
+    assert len(batch) == 6 and set(batch["config/lr"]) == set(best_two)
+    assert set(batch["config/batch_size"]) == {64, 128, 256}
+    assert (trials["effective_lr"] == trials["config/lr"] * trials["config/batch_size"] / 256).all()
+    # each stage after the first builds on the best configuration found before it
+    for summary, stage in zip(meta["stage_results"][:-1], meta["stages"][1:]):
+        rows = trials[trials["stage"] == stage["name"]]
+        for key, value in summary["best_config"].items():
+            if key not in stage["params"] and not (stage["name"] == "batch_size"
+                                                   and key == "lr"):
+                assert (rows[f"config/{key}"] == value).all(), (stage["name"], key)
+
+
+def _suggest(p, suggestions):
+    from pipelines.tuning.lr_narrowing import narrowed_domain
+
+    return narrowed_domain(p, suggestions)
+
+
+def test_lr_range_auto_narrows_around_every_optimizers_suggestion(tmp_path):
+    from pipelines.tuning.lr_narrowing import apply
+
+    p = _plan(tmp_path, STAGES)  # lr in [1e-3, 1]
+    after = _suggest(p, {"sgd": 0.1, "adam": 0.002})
+    assert (after["low"], after["high"]) == (pytest.approx(1e-3), pytest.approx(0.3))
+    narrowed = apply(p, {"after": after})
+    assert narrowed.staged and narrowed.sweep.space["lr"].high == pytest.approx(0.3)
+    assert len(narrowed.sweep.space["lr"].grid) == 3
+    joint = apply(_plan(tmp_path, STAGES, joint=True), {"after": after})
+    assert not joint.staged and joint.param_space["lr"].upper == pytest.approx(0.3)
+    with pytest.raises(UsageError, match="outside the sweep's lr domain"):
+        _suggest(p, {"sgd": 50.0})
+
+
+def test_lr_range_auto_fixes_an_unsearched_lr(tmp_path):
+    from pipelines.tuning.lr_narrowing import apply
+
+    space = {k: v for k, v in SPACE.items() if k != "lr"}
+    sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=())
+    p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
+    after = _suggest(p, {"sgd": 0.07})
+    assert after == {"type": "fixed", "value": 0.07}
+    assert apply(p, {"after": after}).fixed["lr"] == 0.07
+    with pytest.raises(UsageError, match="one lr cannot suit them all"):
+        _suggest(p, {"sgd": 0.07, "adam": 0.001})
+
+
+def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache):
+    from pipelines.data.cifar10 import DataSpec
+    from pipelines.records.storage import resolve
+    from pipelines.tuning.lr_narrowing import narrow, write
+
+    space = {"lr": LogUniform(1e-3, 1.0), "width": Choice((8, 16))}
+    sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=(),
+                                fixed={"optimizer": "sgd"})
+    p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
+    cache, source = cifar_cache
+    narrowed, narrowing = narrow(p, DataSpec(cache, 2000, 200, 0, source))
+    suggestion = narrowing.record["suggestions"]["sgd"]
+    lr = narrowed.sweep.space["lr"]
+    assert 1e-3 <= lr.low < suggestion < lr.high <= 1.0  # a real suggestion, inside
+    assert lr.high == pytest.approx(min(1.0, 3 * suggestion))
+    record = write(narrowing, resolve(str(tmp_path / "run")))
+    curve = pd.read_parquet(tmp_path / "run" / record["curves"]["sgd"])
+    assert len(curve) >= 50 and (tmp_path / "run" / "lr_range" / "sgd" / "lr_range.png").is_file()
