@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.analysis.leaderboard import (
+    RUNNING,
+    format_table,
+    leaderboard_table,
+    stop_reason_summary,
+)
 from pipelines.cli import EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
@@ -59,8 +65,7 @@ def analyze(args: argparse.Namespace) -> int:
     print(_header(run))
     print(_table(leaderboard(run.trials, run.metric, run.mode, args.top), run))
     if run.meta.get("stage_results"):
-        print("\nstages:\n" + stage_table(run.meta["stage_results"], run.metric).to_string(
-            index=False, float_format=lambda v: f"{v:.4g}"))
+        print("\nstages:\n" + format_table(stage_table(run.meta["stage_results"], run.metric)))
     importances = {name: importance(run, name) for name in IMPORTANCE_EVALUATORS}
     for name, scores in importances.items():
         if not len(scores):
@@ -105,8 +110,7 @@ def _output_dir(run, args) -> Path | None:
 
 
 def _header(run) -> str:
-    counts = run.trials["stop_reason"].fillna("running").value_counts().to_dict()
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no trial ended yet"
+    reasons = stop_reason_summary(run.trials) or "no trial ended yet"
     meta = run.meta
     return (f"{meta.get('sweep')} / {run.name}: {meta.get('algorithm')} search, "
             f"{meta.get('scheduler')} scheduler, status {meta.get('status')}; "
@@ -114,16 +118,14 @@ def _header(run) -> str:
 
 
 def _table(top: pd.DataFrame, run) -> str:
-    from pipelines.analysis.leaderboard import leaderboard_table
-
     metric = run.metric
     table = leaderboard_table(top, metric, list(run.space)[:SHOWN_CONFIG_COLUMNS])
     if "stop_reason" in table:  # no reason yet: still running
-        table["stop_reason"] = table["stop_reason"].astype(object).fillna("running")
+        table["stop_reason"] = table["stop_reason"].astype(object).fillna(RUNNING)
     title = f"\ntop {len(top)} of {len(run.trials)} trials by {metric}:"
     if table.empty:
         return title + "\n  (no trial has reported yet)"
-    return title + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return title + "\n" + format_table(table)
 
 
 if __name__ == "__main__":

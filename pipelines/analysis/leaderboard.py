@@ -7,6 +7,20 @@ import pandas as pd
 
 from pipelines.records import tables as res
 
+RUNNING = "running"  # how a trial without a stop reason yet is shown
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """A table as the CLIs print it: no index, floats to 4 significant digits."""
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def stop_reason_summary(trials: pd.DataFrame) -> str:
+    """'completed 5, early_stopped 7': the trials per stop reason (a trial still
+    going counts as running), by reason; '' when there are none."""
+    counts = trials["stop_reason"].astype(object).fillna(RUNNING).value_counts().to_dict()
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+
 
 def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
     """The top `n` trials by their best score (trials without one last)."""

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipelines.analysis import figures as plots
 from pipelines.analysis.curves import best_so_far, compare_runs
-from pipelines.analysis.leaderboard import leaderboard, stage_table
+from pipelines.analysis.leaderboard import leaderboard, stage_table, stop_reason_summary
 from pipelines.analysis.runs import Run, best_config, run_names
 from pipelines.errors import UsageError
 from pipelines.records.storage import resolve
@@ -114,7 +114,8 @@ def _header(run: Run) -> str:
         "metric": f"{run.metric} ({'higher' if run.mode == 'max' else 'lower'} is better)",
         "algorithm": meta.get("algorithm"), "scheduler": meta.get("scheduler"),
         "status": meta.get("status"), "trials": len(run.trials),
-        "stop reasons": _stop_reasons(run.trials), "epochs trained": len(run.epochs),
+        "stop reasons": stop_reason_summary(run.trials) or "none yet",
+        "epochs trained": len(run.epochs),
         "budget": ", ".join(f"{k} {v}" for k, v in budget.items() if k != "fixed"),
         "fixed config": ", ".join(f"{k}={v}" for k, v in (meta.get("fixed") or {}).items()),
         "started": meta.get("start_time"), "ended": meta.get("end_time") or "not yet",
@@ -257,12 +258,7 @@ def _timed(epochs: pd.DataFrame) -> bool:
     return epochs.empty or ("ended_at" in epochs and bool(epochs["ended_at"].notna().all()))
 
 
-def _stop_reasons(trials: pd.DataFrame) -> str:
-    if trials.empty:
-        return "none yet"
-    reasons = trials["stop_reason"].astype(object).where(trials["stop_reason"].notna(),
-                                                         plots.RUNNING)
-    return ", ".join(f"{r.replace('_', ' ')} {n}" for r, n in reasons.value_counts().items())
+
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Callable
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
-from pipelines.analysis.leaderboard import leaderboard, leaderboard_table
+from pipelines.analysis.leaderboard import (
+    format_table,
+    leaderboard,
+    leaderboard_table,
+    stop_reason_summary,
+)
 from pipelines.errors import RunInterrupted
 from pipelines.records import tables as res
 from pipelines.records.run_record import now_iso
@@ -181,6 +186,5 @@ def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
     top = leaderboard(trials, metric, p.sweep.mode)
     table = leaderboard_table(top, metric, p.sweep.space)
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    counts = trials["stop_reason"].value_counts().to_dict()
-    print("stop reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(format_table(table))
+    print("stop reasons: " + stop_reason_summary(trials))

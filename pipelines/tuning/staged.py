@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 from ray import tune
 
-from pipelines.analysis.leaderboard import leaderboard, stage_table
+from pipelines.analysis.leaderboard import format_table, leaderboard, stage_table
 from pipelines.analysis.runs import config_of
 from pipelines.errors import RunInterrupted
 from pipelines.records import tables as res
@@ -194,6 +194,5 @@ def stage_summary(index: int, stage: Stage, trials: pd.DataFrame, p: RunPlan,
 
 def print_stage_table(summaries: list[dict], metric: str) -> None:
     print("\nstages:")
-    print(stage_table(summaries, metric).to_string(
-        index=False, float_format=lambda v: f"{v:.4g}"))
+    print(format_table(stage_table(summaries, metric)))
 
