@@ -14,12 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.analysis.curves import compare_runs
+from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance
 from pipelines.analysis.leaderboard import (
-    RUNNING,
     format_table,
+    leaderboard,
     leaderboard_table,
+    stage_table,
     stop_reason_summary,
+    stop_reasons,
 )
+from pipelines.analysis.runs import Run, load_run
 from pipelines.cli import EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
@@ -50,11 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    from pipelines.analysis.curves import compare_runs
-    from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance
-    from pipelines.analysis.leaderboard import leaderboard, stage_table
-    from pipelines.analysis.runs import load_run
-
+    """Print the run's leaderboard, stages, importances and final score (and the
+    comparison of several runs); write the report unless --no-report."""
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     runs = [load_run(path) for path in args.runs]
@@ -62,8 +64,8 @@ def analyze(args: argparse.Namespace) -> int:
         raise UsageError("the runs optimise different metrics; compare runs of one sweep")
     out = _output_dir(runs[0], args)
     run = runs[0]
-    print(_header(run))
-    print(_table(leaderboard(run.trials, run.metric, run.mode, args.top), run))
+    print(_summary_line(run))
+    print(_leaderboard_text(leaderboard(run.trials, run.metric, run.mode, args.top), run))
     if run.meta.get("stage_results"):
         print("\nstages:\n" + format_table(stage_table(run.meta["stage_results"], run.metric)))
     importances = {name: importance(run, name) for name in IMPORTANCE_EVALUATORS}
@@ -93,7 +95,7 @@ def analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_dir(run, args) -> Path | None:
+def _output_dir(run: Run, args: argparse.Namespace) -> Path | None:
     if args.no_report:
         return None
     if args.out:
@@ -109,7 +111,7 @@ def _output_dir(run, args) -> Path | None:
     return Path(run.location.path)
 
 
-def _header(run) -> str:
+def _summary_line(run: Run) -> str:
     reasons = stop_reason_summary(run.trials) or "no trial ended yet"
     meta = run.meta
     return (f"{meta.get('sweep')} / {run.name}: {meta.get('algorithm')} search, "
@@ -117,11 +119,11 @@ def _header(run) -> str:
             f"{len(run.trials)} trials ({reasons})")
 
 
-def _table(top: pd.DataFrame, run) -> str:
+def _leaderboard_text(top: pd.DataFrame, run: Run) -> str:
     metric = run.metric
     table = leaderboard_table(top, metric, list(run.space)[:SHOWN_CONFIG_COLUMNS])
     if "stop_reason" in table:  # no reason yet: still running
-        table["stop_reason"] = table["stop_reason"].astype(object).fillna(RUNNING)
+        table["stop_reason"] = stop_reasons(table)
     title = f"\ntop {len(top)} of {len(run.trials)} trials by {metric}:"
     if table.empty:
         return title + "\n  (no trial has reported yet)"

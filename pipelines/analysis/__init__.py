@@ -1,8 +1,8 @@
 """Analyse runs from their Parquet files alone: load runs, rank trials, take the
 best configuration, estimate hyperparameter importance, trace the best score
-against the budget. The figures (`pipelines.analysis.figures`) and the HTML
-report (`pipelines.analysis.report`) are imported on their own: they need
-matplotlib, which nothing else here does."""
+against the budget. The figures (`pipelines.analysis.figures`), the HTML
+report (`pipelines.analysis.report`) and its captions are imported on their
+own: they need matplotlib, which nothing else here does."""
 
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance, scores_at_budget

@@ -4,12 +4,18 @@ trial scored at one budget."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 import pandas as pd
 
 from pipelines.analysis.runs import Run, is_missing, plain_value
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 IMPORTANCE_EVALUATORS = ("fanova", "ped_anova")
 
@@ -62,17 +68,18 @@ def scores_at_budget(run: Run, budget: int | None = None) -> tuple[int, dict[str
     upto = e[e["trial_id"].isin(reached.index[reached >= epoch]) & (e["epoch"] <= epoch)]
     by_trial = upto.groupby("trial_id")[run.metric]
     best = by_trial.max() if run.mode == "max" else by_trial.min()
-    return epoch, best.astype(float).to_dict()
+    return epoch, {str(trial): float(score) for trial, score in best.items()}
 
 
-def study_from_scores(run: Run, scores: dict[str, float]):
+def study_from_scores(run: Run, scores: dict[str, float]) -> optuna.Study:
     """An in-memory Optuna study: each scored trial's searched parameters
     (distributions from run.json's space) with its score."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {name: _distribution(spec) for name, spec in run.space.items()}
-    direction = "maximize" if run.mode == "max" else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if run.mode == "max" \
+        else "minimize"
     study = optuna.create_study(direction=direction)
     for _, row in run.trials[run.trials["trial_id"].isin(list(scores))].iterrows():
         params = {name: _param_value(row.get(res.CONFIG_PREFIX + name), dist)
@@ -84,7 +91,7 @@ def study_from_scores(run: Run, scores: dict[str, float]):
     return study
 
 
-def _distribution(spec: dict):
+def _distribution(spec: dict) -> BaseDistribution:
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -102,14 +109,20 @@ def _distribution(spec: dict):
 _UNUSABLE = object()  # a value outside its distribution: the trial is left out
 
 
-def _param_value(value, distribution):
-    from optuna.distributions import CategoricalDistribution, IntDistribution
+def _param_value(value: float | str | None, distribution: BaseDistribution) -> object:
+    """The value as `distribution` holds it, or _UNUSABLE if it holds no such value."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if isinstance(distribution, CategoricalDistribution):
-        value = None if is_missing(value) else plain_value(value)  # None may be a choice
-        matches = [c for c in distribution.choices if c == value]
+        choice = None if is_missing(value) else plain_value(value)  # None may be a choice
+        matches = [c for c in distribution.choices if c == choice]
         return matches[0] if matches else _UNUSABLE
-    if is_missing(value):
+    if value is None or is_missing(value) \
+            or not isinstance(distribution, (IntDistribution, FloatDistribution)):
         return _UNUSABLE
-    value = int(value) if isinstance(distribution, IntDistribution) else float(value)
-    return value if distribution.low <= value <= distribution.high else _UNUSABLE
+    number = int(value) if isinstance(distribution, IntDistribution) else float(value)
+    return number if distribution.low <= number <= distribution.high else _UNUSABLE

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import pandas as pd
 
+from pipelines.analysis.formatting import LABEL_DIGITS, format_value, table_number
 from pipelines.records import tables as res
 
 RUNNING = "running"  # how a trial without a stop reason yet is shown
@@ -12,13 +15,18 @@ RUNNING = "running"  # how a trial without a stop reason yet is shown
 
 def format_table(frame: pd.DataFrame) -> str:
     """A table as the CLIs print it: no index, floats to 4 significant digits."""
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return frame.to_string(index=False, float_format=table_number)
+
+
+def stop_reasons(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's stop reason, RUNNING for a trial that has none yet."""
+    return trials["stop_reason"].astype(object).fillna(RUNNING)
 
 
 def stop_reason_summary(trials: pd.DataFrame) -> str:
     """'completed 5, early_stopped 7': the trials per stop reason (a trial still
     going counts as running), by reason; '' when there are none."""
-    counts = trials["stop_reason"].astype(object).fillna(RUNNING).value_counts().to_dict()
+    counts = stop_reasons(trials).value_counts().to_dict()
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
 
 
@@ -28,7 +36,8 @@ def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.
                               na_position="last").head(n)
 
 
-def leaderboard_table(top: pd.DataFrame, metric: str, config_keys) -> pd.DataFrame:
+def leaderboard_table(top: pd.DataFrame, metric: str,
+                      config_keys: Iterable[str]) -> pd.DataFrame:
     """The leaderboard as shown on a terminal: id, score, epochs, stop reason and the
     given config keys (those present), without the `config/` prefix."""
     shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
@@ -47,12 +56,10 @@ def stage_table(summaries: list[dict], metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _changes(changed: dict) -> str:
+def _changes(changed: dict[str, Sequence[object]]) -> str:
+    """'lr 0.1 -> 0.0123, optimizer sgd -> adam' from {name: [old, new]}."""
     if not changed:
         return "kept"
-    return ", ".join(f"{name} {_short(old)} -> {_short(new)}"
+    return ", ".join(f"{name} {format_value(old, LABEL_DIGITS)} -> "
+                     f"{format_value(new, LABEL_DIGITS)}"
                      for name, (old, new) in changed.items())
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -6,14 +6,29 @@ nothing else: inline CSS, no JavaScript, no external URLs.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from pipelines.analysis import figures as plots
+from pipelines.analysis import figures
+from pipelines.analysis.captions import (
+    LR_SCHEDULE_CAPTION,
+    best_so_far_caption,
+    importance_caption,
+    learning_curves_caption,
+    metric_vs_params_caption,
+    parallel_coordinates_caption,
+)
 from pipelines.analysis.curves import best_so_far, compare_runs
-from pipelines.analysis.leaderboard import leaderboard, stage_table, stop_reason_summary
-from pipelines.analysis.runs import Run, best_config, run_names
+from pipelines.analysis.formatting import TABLE_DIGITS, format_value, table_number
+from pipelines.analysis.leaderboard import (
+    leaderboard,
+    stage_table,
+    stop_reason_summary,
+    stop_reasons,
+)
+from pipelines.analysis.runs import Run, best_config, concat_runs
 from pipelines.errors import UsageError
 from pipelines.records.storage import resolve
 from pipelines.records.tables import CONFIG_PREFIX
@@ -22,6 +37,7 @@ __all__ = ["REPORT_NAME", "write_report"]
 
 REPORT_NAME = "report.html"
 LEADERBOARD_ROWS = 10
+MISSING = "–"  # a table cell without a value
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -44,7 +60,7 @@ figcaption { font-size: 0.9rem; color: #555; max-width: 85ch; margin-top: 0.3rem
 
 
 def write_report(runs: list[Run], out_dir: str | Path,
-                 importances: dict[str, pd.Series] | None = None,
+                 importances: Mapping[str, pd.Series | None] | None = None,
                  final: dict | None = None) -> Path:
     """Write the figures of `runs[0]` (and best-so-far curves of every run) as PNGs
     into `out_dir`, and `report.html` showing them; returns the HTML's path.
@@ -72,36 +88,27 @@ def write_report(runs: list[Run], out_dir: str | Path,
 
 
 def draw_figures(runs: list[Run], out: Path,
-                 importances: dict[str, pd.Series] | None = None) -> list[tuple[str, str]]:
+                 importances: Mapping[str, pd.Series | None] | None = None,
+                 ) -> list[tuple[str, str]]:
     """Draw every figure into `out`; (file name, caption) pairs in reading order."""
     run = runs[0]
     t, e, meta, metric = run.trials, run.epochs, run.meta, run.metric
-    figures = [
-        ("learning_curves.png", plots.plot_learning_curves(t, e, meta, out / "learning_curves.png"),
-         _learning_curves_caption(run)),
-        ("metric_vs_params.png", plots.plot_metric_vs_params(t, meta, out / "metric_vs_params.png"),
-         f"Each trial's best {metric} against each searched hyperparameter (log axis for "
-         f"log-uniform ones; categories spread sideways so points do not hide each other). "
-         f"Early-stopped trials trained fewer epochs, which alone lowers their score. "
-         f"The ring marks the best trial."),
-        ("parallel_coordinates.png",
-         plots.plot_parallel_coordinates(t, meta, out / "parallel_coordinates.png"),
-         f"One line per scored trial through its value of each hyperparameter (each axis spans "
-         f"the searched range, in log scale for log-uniform ones) to its best {metric}; "
-         f"coloured by best {metric}, the best trial thickest."),
+    drawn = [
+        (figures.plot_learning_curves(t, e, meta, out / "learning_curves.png"),
+         learning_curves_caption(run)),
+        (figures.plot_metric_vs_params(t, meta, out / "metric_vs_params.png"),
+         metric_vs_params_caption(metric)),
+        (figures.plot_parallel_coordinates(t, meta, out / "parallel_coordinates.png"),
+         parallel_coordinates_caption(metric)),
     ]
     if importances:
-        figures.append(("importance.png",
-                        plots.plot_importances(importances, metric, out / "importance.png"),
-                        _importance_caption(importances, run)))
-    figures.append(("lr_schedule.png", plots.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
-                    "The learning rate the optimizer used in the last step of each epoch (the "
-                    "searched lr is per 256 examples; this is after scaling by batch size and "
-                    "the schedule), for the best trial, with the other trials in grey."))
-    figures.append(("best_so_far.png",
-                    plots.plot_best_so_far(_best_so_far(runs), metric, out / "best_so_far.png"),
-                    _best_so_far_caption(runs)))
-    return [(name, caption) for name, _, caption in figures]
+        drawn.append((figures.plot_importances(importances, metric, out / "importance.png"),
+                      importance_caption(importances, metric)))
+    drawn.append((figures.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
+                  LR_SCHEDULE_CAPTION))
+    drawn.append((figures.plot_best_so_far(_best_so_far(runs), metric, out / "best_so_far.png"),
+                  best_so_far_caption(runs)))
+    return [(path.name, caption) for path, caption in drawn]
 
 
 # ---- sections ---------------------------------------------------------------------
@@ -154,13 +161,13 @@ def _leaderboard_section(run: Run) -> str:
     if top.empty:
         return "<h2>Leaderboard</h2>\n<p class='note'>No trial has reported yet.</p>"
     searched = [CONFIG_PREFIX + p for p in run.space if CONFIG_PREFIX + p in top]
-    config = searched or [c for c in top if c.startswith(CONFIG_PREFIX)]
+    config = searched or [c for c in map(str, top.columns) if c.startswith(CONFIG_PREFIX)]
     columns = [c for c in ("trial_id", f"best_{run.metric}", "best_epoch", "epochs",
                            "stop_reason", "wall_s", "failures") if c in top] + config
     if "failures" in top and not top["failures"].any():  # a column of zeros says nothing
         columns.remove("failures")
     table = top[columns].copy()
-    table["stop_reason"] = [plots.RUNNING if pd.isna(r) else r for r in table["stop_reason"]]
+    table["stop_reason"] = stop_reasons(table)
     table = table.rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX)).rename(
         columns={"wall_s": "wall (s)"})
     heading = f"Leaderboard: top {len(table)} of {len(run.trials)} trials by best {run.metric}"
@@ -172,9 +179,9 @@ def _best_config_section(run: Run) -> str:
         config = best_config(run)
     except UsageError:
         return "<h2>Best configuration</h2>\n<p class='note'>No scored trial yet.</p>"
-    best = plots.best_trial_id(run.trials, run.meta)
+    best = figures.best_trial_id(run.trials, run.meta)
     row = run.trials[run.trials["trial_id"] == best].iloc[0]
-    note = (f"Trial {best}: best {run.metric} {_fmt(row[f'best_{run.metric}'])} at epoch "
+    note = (f"Trial {best}: best {run.metric} {table_number(row[f'best_{run.metric}'])} at epoch "
             f"{row['best_epoch']}.")
     if "lr" in config:
         note += " lr is per 256 examples: the optimizer gets lr × batch_size / 256."
@@ -182,8 +189,8 @@ def _best_config_section(run: Run) -> str:
             f"{_kv_table(config)}")
 
 
-def _importance_section(importances: dict[str, pd.Series], metric: str) -> str:
-    shares = {plots.EVALUATOR_NAMES.get(k, k): v for k, v in importances.items()
+def _importance_section(importances: Mapping[str, pd.Series | None], metric: str) -> str:
+    shares = {figures.EVALUATOR_NAMES.get(k, k): v for k, v in importances.items()
               if v is not None and len(v)}
     heading = f"<h2>Hyperparameter importance for best {_esc(metric)} (shares sum to 1)</h2>"
     if not shares:
@@ -194,9 +201,9 @@ def _importance_section(importances: dict[str, pd.Series], metric: str) -> str:
     return f"{heading}\n{_table(table.reset_index())}"
 
 
-def _figures_section(figures: list[tuple[str, str]]) -> str:
+def _figures_section(drawn: list[tuple[str, str]]) -> str:
     items = [f'<figure><img src="{_esc(name)}" alt="{_esc(_alt(name))}">'
-             f"<figcaption>{_esc(caption)}</figcaption></figure>" for name, caption in figures]
+             f"<figcaption>{_esc(caption)}</figcaption></figure>" for name, caption in drawn]
     return "<h2>Figures</h2>\n" + "\n".join(items)
 
 
@@ -204,87 +211,38 @@ def _alt(file_name: str) -> str:
     return Path(file_name).stem.replace("_", " ")
 
 
-# ---- captions ---------------------------------------------------------------------
-
-
-def _learning_curves_caption(run: Run) -> str:
-    text = (f"{run.metric} after each epoch, one line per trial, coloured by why the trial "
-            f"stopped (running: not finished yet); the best trial in black.")
-    rungs = plots.rung_epochs(run.meta)
-    if rungs:
-        text += (f" Dotted lines: {plots.RUNG_SCHEDULERS[run.meta['scheduler']]}'s rungs (epochs "
-                 f"{', '.join(map(str, rungs))}), where trials are compared and the "
-                 f"lower-ranked ones stopped.")
-    return text
-
-
-def _importance_caption(importances: dict[str, pd.Series], run: Run) -> str:
-    names = " and ".join(plots.EVALUATOR_NAMES.get(k, k) for k in importances)
-    attrs = next((v.attrs for v in importances.values() if v is not None and len(v)), {})
-    basis = (f"the best {run.metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
-             f"trials that trained that long (one budget for all, so that training length "
-             f"does not pass for a hyperparameter's effect)" if attrs else f"best {run.metric}")
-    return (f"Share of the variation in {basis} that {names} attribute to each "
-            f"hyperparameter. With few trials these are rough estimates, and evaluators can "
-            f"disagree.")
-
-
-def _best_so_far_caption(runs: list[Run]) -> str:
-    text = (f"The best {runs[0].metric} found so far against the training epochs of all "
-            f"trials together, and against wall time since the run's first epoch began.")
-    untimed = [n for n, r in zip(run_names(runs), runs) if not _timed(r.epochs)]
-    if untimed:
-        text += (f" {', '.join(untimed)}: written before epochs carried timestamps, so its "
-                 f"epochs are ordered by trial id, not by time, and its wall time adds "
-                 f"epoch times as if trials ran one at a time.")
-    return text
-
-
 # ---- HTML helpers -----------------------------------------------------------------
 
 
 def _best_so_far(runs: list[Run]) -> pd.DataFrame:
+    """One run's best-so-far curve, or every run's, told apart by a `run` column."""
     if len(runs) == 1:
         r = runs[0]
         return best_so_far(r.trials, r.epochs, r.metric, r.mode)
-    names = run_names(runs)
-    trials = pd.concat([r.trials.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
-    epochs = pd.concat([r.epochs.assign(run=n) for n, r in zip(names, runs)], ignore_index=True)
+    trials, epochs = concat_runs(runs)
     return best_so_far(trials, epochs, runs[0].metric, runs[0].mode)
 
 
-def _timed(epochs: pd.DataFrame) -> bool:
-    """Whether every epoch carries its end time (runs before `ended_at` do not)."""
-    return epochs.empty or ("ended_at" in epochs and bool(epochs["ended_at"].notna().all()))
-
-
-
-
-
 def _table(frame: pd.DataFrame) -> str:
-    body = frame.to_html(index=False, escape=True, border=0, na_rep="–", float_format=_fmt)
+    body = frame.to_html(index=False, escape=True, border=0, na_rep=MISSING,
+                         float_format=table_number)
     return f'<div class="wide">{body}</div>'
 
 
-def _kv_table(values: dict) -> str:
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_fmt_value(v))}</td></tr>"
+def _kv_table(values: Mapping[str, object]) -> str:
+    """A two-column table: each key beside its value."""
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_cell(v))}</td></tr>"
                    for k, v in values.items())
     return f'<div class="wide"><table class="kv">{rows}</table></div>'
 
 
-def _fmt_value(value) -> str:
+def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "–"
-    if isinstance(value, float):
-        return _fmt(value)
-    return str(value)
+        return MISSING
+    return format_value(value, TABLE_DIGITS)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _esc(text) -> str:
+def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 

@@ -99,6 +99,11 @@ def load_runs(paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(metrics) > 1:
         raise UsageError(f"the runs optimise different metrics ({', '.join(sorted(metrics))}); "
                          f"compare runs of one sweep")
+    return concat_runs(runs)
+
+
+def concat_runs(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs' trials and epochs, each concatenated with a `run` column (run_names)."""
     names = run_names(runs)
     trials = pd.concat([r.trials.assign(run=n) for r, n in zip(runs, names)], ignore_index=True)
     epochs = pd.concat([r.epochs.assign(run=n) for r, n in zip(runs, names)], ignore_index=True)
@@ -114,7 +119,8 @@ def config_of(row: pd.Series) -> dict:
     types = {f.name: str(f.type) for t in TASKS.values()
              for f in dataclasses.fields(t.config_class)}
     config = {}
-    for column, value in row.items():
+    for label, value in row.items():
+        column = str(label)
         if not column.startswith(res.CONFIG_PREFIX) or is_missing(value):
             continue
         key = column.removeprefix(res.CONFIG_PREFIX)
@@ -134,10 +140,11 @@ def best_config(run: Run) -> dict:
     return config_of(leaderboard(scored, run.metric, run.mode, n=1).iloc[0])
 
 
-def is_missing(value) -> bool:
+def is_missing(value: object) -> bool:
+    """Whether a table cell holds no value (None, NaN or pandas' NA)."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def plain_value(value):
+def plain_value(value: object) -> object:
     """numpy scalars to Python ones, so configs compare and serialise cleanly."""
     return value.item() if isinstance(value, np.generic) else value

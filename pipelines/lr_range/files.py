@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.lr_range.range_test import RangeResult, RangeTest
+    from pipelines.records.storage import Location
+    from pipelines.training.config import TrainConfig
 
 
-def write_range_test(out, result, cfg, test, sweep: str) -> dict:
+def write_range_test(out: Location, result: RangeResult, cfg: TrainConfig, test: RangeTest,
+                     sweep: str) -> dict[str, Any]:
     """curve.parquet, lr_range.png and lr_range.json in `out`; returns the JSON."""
-    from pipelines.analysis.figures import plot_lr_range
+    from pipelines.lr_range.plot import plot_lr_range  # matplotlib only when drawing
     from pipelines.records import tables as res
 
     res.write_parquet(result.curve, out / "curve.parquet")

@@ -113,9 +113,10 @@ def test_best_config_and_unscored_runs(tmp_path):
 
 
 def test_best_so_far_is_monotone_and_skips_diverged_epochs(tmp_path):
-    trials = [{"config": {"lr": 0.01}, "scores": [0.3, 0.5]},
-              {"config": {"lr": 1.0}, "scores": [0.99], "loss": math.inf},  # diverged
-              {"config": {"lr": 0.1}, "scores": [0.4, 0.6, 0.55]}]
+    trials: list[dict] = [
+        {"config": {"lr": 0.01}, "scores": [0.3, 0.5]},
+        {"config": {"lr": 1.0}, "scores": [0.99], "loss": math.inf},  # diverged
+        {"config": {"lr": 0.1}, "scores": [0.4, 0.6, 0.55]}]
     run = load_run(write_run(tmp_path / "run", trials))
     curve = best_so_far(run.trials, run.epochs, run.metric, run.mode)
     assert list(curve["epochs"]) == [1, 2, 3, 4, 5, 6]  # the diverged epoch was spent too

@@ -44,7 +44,8 @@ def _meta(space=SPACE, metric="val_acc", mode="max", scheduler="asha") -> dict:
 
 def _record(i: int, kind: str, space=SPACE) -> TrialRecord:
     """A trial of the given kind: completed, early_stopped, diverged, error, running."""
-    config = {"lr": 10 ** (-3 + 0.4 * i), "batch_size": (64, 128, 256)[i % 3],
+    lr = 10 ** (-3 + 0.4 * i)
+    config = {"lr": lr, "batch_size": (64, 128, 256)[i % 3],
               "optimizer": ("sgd", "adam", "adamw")[i % 3], "dropout": 0.05 * i,
               "crop_padding": i % 5, "model": "simple_cnn"}
     config = {k: v for k, v in config.items() if k in space or k == "model"}
@@ -57,7 +58,8 @@ def _record(i: int, kind: str, space=SPACE) -> TrialRecord:
             "epoch": epoch, "val_acc": 0.2 + 0.05 * epoch + 0.01 * i,
             "train_loss": math.nan if blown else 2.0 / epoch,
             "val_loss": 3e7 if blown else 2.2 / epoch + 0.01 * i,
-            "lr": 0.1 * config.get("lr", 0.1) * (MAX_EPOCHS + 1 - epoch), "epoch_s": 2.0,
+            "lr": 0.1 * (lr if "lr" in config else 0.1) * (MAX_EPOCHS + 1 - epoch),
+            "epoch_s": 2.0,
             "images_per_s": 1000.0, "diverged": blown,
         })
     record.error = kind == "error"

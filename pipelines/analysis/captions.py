@@ -1,0 +1,72 @@
+"""The captions of the report's figures: what each shows and how to read it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from pipelines.analysis.figures import EVALUATOR_NAMES, RUNG_SCHEDULERS, rung_epochs
+from pipelines.analysis.formatting import comma_list
+from pipelines.analysis.runs import Run, run_names
+
+LR_SCHEDULE_CAPTION = ("The learning rate the optimizer used in the last step of each epoch "
+                       "(the searched lr is per 256 examples; this is after scaling by batch "
+                       "size and the schedule), for the best trial, with the other trials in "
+                       "grey.")
+
+
+def learning_curves_caption(run: Run) -> str:
+    """The learning curves' caption, naming the scheduler's rungs where it has them."""
+    text = (f"{run.metric} after each epoch, one line per trial, coloured by why the trial "
+            f"stopped (running: not finished yet); the best trial in black.")
+    rungs = rung_epochs(run.meta)
+    if rungs:
+        text += (f" Dotted lines: {RUNG_SCHEDULERS[run.meta['scheduler']]}'s rungs (epochs "
+                 f"{comma_list(rungs)}), where trials are compared and the "
+                 f"lower-ranked ones stopped.")
+    return text
+
+
+def metric_vs_params_caption(metric: str) -> str:
+    """The caption of the scatter plots of the best score against each parameter."""
+    return (f"Each trial's best {metric} against each searched hyperparameter (log axis for "
+            f"log-uniform ones; categories spread sideways so points do not hide each other). "
+            f"Early-stopped trials trained fewer epochs, which alone lowers their score. "
+            f"The ring marks the best trial.")
+
+
+def parallel_coordinates_caption(metric: str) -> str:
+    """The parallel coordinates' caption."""
+    return (f"One line per scored trial through its value of each hyperparameter (each axis "
+            f"spans the searched range, in log scale for log-uniform ones) to its best {metric}; "
+            f"coloured by best {metric}, the best trial thickest.")
+
+
+def importance_caption(importances: Mapping[str, pd.Series | None], metric: str) -> str:
+    """The importance figure's caption: the evaluators, and the budget they compared at."""
+    names = " and ".join(EVALUATOR_NAMES.get(k, k) for k in importances)
+    attrs = next((v.attrs for v in importances.values() if v is not None and len(v)), {})
+    basis = (f"the best {metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
+             f"trials that trained that long (one budget for all, so that training length "
+             f"does not pass for a hyperparameter's effect)" if attrs else f"best {metric}")
+    return (f"Share of the variation in {basis} that {names} attribute to each "
+            f"hyperparameter. With few trials these are rough estimates, and evaluators can "
+            f"disagree.")
+
+
+def best_so_far_caption(runs: list[Run]) -> str:
+    """The best-so-far caption, warning of runs whose epochs carry no timestamps."""
+    text = (f"The best {runs[0].metric} found so far against the training epochs of all "
+            f"trials together, and against wall time since the run's first epoch began.")
+    untimed = [n for n, r in zip(run_names(runs), runs) if not _timed(r.epochs)]
+    if untimed:
+        text += (f" {comma_list(untimed)}: written before epochs carried timestamps, so its "
+                 f"epochs are ordered by trial id, not by time, and its wall time adds "
+                 f"epoch times as if trials ran one at a time.")
+    return text
+
+
+def _timed(epochs: pd.DataFrame) -> bool:
+    """Whether every epoch carries its end time (runs before `ended_at` do not)."""
+    return epochs.empty or ("ended_at" in epochs and bool(epochs["ended_at"].notna().all()))

@@ -1,0 +1,53 @@
+"""What the figures share to look alike: colours, names as written, units and
+titles, and the stop-reason legend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from pipelines.analysis.formatting import comma_list
+from pipelines.analysis.leaderboard import RUNNING
+from pipelines.records.tables import STOP_REASONS
+
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
+STOP_COLORS = {"completed": "#0072B2", "early_stopped": "#E69F00", "diverged": "#D55E00",
+               "error": "#CC79A7", RUNNING: "#009E73"}
+EVALUATOR_NAMES = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA"}
+METRIC_LABELS = {"val_acc": "validation accuracy (fraction)",
+                 "val_loss": "validation loss (cross-entropy)"}
+# units of config keys, as pipelines/training/config.py's comments give them
+CONFIG_UNITS = {"lr": "per 256 examples", "batch_size": "examples", "warmup_epochs": "epochs",
+                "epochs": "epochs", "width": "channels", "crop_padding": "pixels",
+                "flip_prob": "probability"}
+MAX_LABEL = 14  # characters of a tick label before it is cut
+
+
+def run_title(meta: dict) -> str:
+    """'cifar_sweep (optuna, asha)': the sweep with its algorithm and scheduler."""
+    parts = [meta.get("algorithm"), meta.get("scheduler")]
+    return f"{meta.get('sweep', 'run')} ({comma_list(p for p in parts if p)})"
+
+
+def metric_label(metric: str) -> str:
+    """An axis label for the metric, with what it measures where that is known."""
+    return f"{metric}: {METRIC_LABELS[metric]}" if metric in METRIC_LABELS else metric
+
+
+def stop_reason_handles(reasons: dict[str, str], shown: Iterable[object],
+                        marker: bool = False) -> list[Line2D]:
+    """Legend entries for the stop reasons of the trials shown, with their counts:
+    lines (a cross for diverged), or dots when `marker` (for scatter plots)."""
+    counts = pd.Series([reasons.get(str(t), RUNNING) for t in shown]).value_counts()
+    return [_handle(r, f"{r.replace('_', ' ')} ({counts[r]})", marker)
+            for r in (*STOP_REASONS, RUNNING) if r in counts]
+
+
+def _handle(reason: str, label: str, marker: bool) -> Line2D:
+    if marker:
+        return Line2D([], [], color=STOP_COLORS[reason], label=label, linestyle="none",
+                      marker="o")
+    return Line2D([], [], color=STOP_COLORS[reason], label=label, linewidth=2,
+                  marker="x" if reason == "diverged" else None)
