@@ -1,24 +1,75 @@
-"""The run directory and its `run.json`: where a run's results go, and what
-produced them (sweep, algorithm, space, command line, versions, commit, times)."""
+"""The run directory and its `run.json`: where a run's results go, what
+produced them (sweep, algorithm, space, command line, versions, commit, times),
+and the run's status ("running", then "finished", "interrupted" or "failed")."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
+import socket
 import subprocess
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
-from pipelines.errors import UsageError
+from pipelines.errors import RunInterrupted, UsageError
 from pipelines.records.storage import Location, first_line
+from pipelines.records.tables import write_json
 
 PACKAGES = ("ray", "torch", "torchvision", "optuna", "hyperopt", "pyarrow", "pandas", "numpy")
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def driver_record() -> dict[str, Any]:
+    """Who runs the run now; --resume reads it back (a live driver is not resumed)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass
+class RunStatus:
+    """What the body of `run_status` hands back: the final status it reached, and
+    run.json's fields as they are now."""
+
+    run_dir: Location
+    metadata: dict[str, Any]
+    status: str = "failed"  # until the body says otherwise: a crash leaves "failed"
+
+    def update(self, **fields: Any) -> None:
+        """Put `fields` into run.json now, mid-run (e.g. a staged run's stage results)."""
+        self.metadata = {**self.metadata, **fields}
+        write_json(self.metadata, self.run_dir / "run.json")
+
+
+@contextmanager
+def run_status(metadata: dict[str, Any], run_dir: Location, *,
+               flush: Callable[[], None] | None = None) -> Iterator[RunStatus]:
+    """run.json says "running" (and which driver runs it) while the body runs, then
+    its end time and the status the body set; a Ctrl-C (KeyboardInterrupt or
+    RunInterrupted) makes it "interrupted" and leaves as RunInterrupted(run_dir).
+    `flush` writes the body's last results first, however the body ended."""
+    record = RunStatus(run_dir, {**metadata, "status": "running", "end_time": None,
+                                 "driver": driver_record()})
+    write_json(record.metadata, run_dir / "run.json")
+    try:
+        yield record
+    except (RunInterrupted, KeyboardInterrupt):
+        record.status = "interrupted"
+        raise RunInterrupted(run_dir) from None
+    finally:
+        try:
+            if flush:
+                flush()
+        finally:  # run.json must not say "running" after this driver is gone
+            write_json({**record.metadata, "end_time": now_iso(), "status": record.status},
+                       run_dir / "run.json")
 
 
 def create_run_dir(storage: Location, sweep: str, name: str | None, algo: str) -> Location:

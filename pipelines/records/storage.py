@@ -12,11 +12,15 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from pipelines.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STORAGE_ENV = "RAYSWEEP_STORAGE"  # the default --storage, e.g. set on a cluster's head node
 DEFAULT_STORAGE = "results"
@@ -79,7 +83,7 @@ class Location:
         self.fs.create_dir(self.path)
         return True
 
-    def tune_storage(self) -> dict:
+    def tune_storage(self) -> dict[str, Any]:
         """Ray Tune's RunConfig/Tuner.restore arguments for this location."""
         if self.is_local:
             return {"storage_path": self.path}
@@ -114,6 +118,7 @@ def resolve(where: str, flag: str = "--storage") -> Location:
 
 
 def default_storage() -> str:
+    """The default --storage: $RAYSWEEP_STORAGE, else ./results."""
     return os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
 
 
@@ -146,12 +151,13 @@ def _check_local_writable(storage: Path, shown: str) -> None:
                          f"choose a writable --storage directory") from None
 
 
-def parquet_bytes(frame) -> bytes:
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
 
 
 def first_line(error: Exception) -> str:
+    """An error's message in one line (its type's name if it has none)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -27,7 +27,7 @@ BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the task's val_* metrics follow 
 METRIC_PREFIX = "val_"  # a trainer's reported validation metrics (val_acc, val_miou, ...)
 
 
-def epoch_columns(metrics=("val_acc",)) -> dict[str, str]:
+def epoch_columns(metrics: tuple[str, ...] = ("val_acc",)) -> dict[str, str]:
     """epochs.parquet's schema for a task whose trainer reports `metrics`."""
     columns: dict[str, str] = {}
     for name, dtype in BASE_EPOCH_COLUMNS.items():
@@ -47,6 +47,7 @@ CONFIG_PREFIX = "config/"
 
 
 def trial_columns(metric: str) -> dict[str, str]:
+    """trials.parquet's schema (before the config/ columns) for a sweep on `metric`."""
     return {
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
@@ -104,12 +105,14 @@ class TrialRecord:
 
     def summary(self, metric: str, mode: str, max_epochs: int, now: float) -> dict[str, Any]:
         scores = self.scores(metric)
-        best_epoch = (max if mode == "max" else min)(scores, key=scores.get) if scores else None
+        best_epoch = (max if mode == "max" else min)(scores, key=scores.__getitem__) \
+            if scores else None
         last = max(self.epochs, default=None)
         row = {
             "trial_id": self.trial_id, "status": self.status,
             "stop_reason": self.stop_reason(max_epochs), "epochs": len(self.epochs),
-            f"best_{metric}": scores.get(best_epoch, math.nan), "best_epoch": best_epoch,
+            f"best_{metric}": scores[best_epoch] if best_epoch is not None else math.nan,
+            "best_epoch": best_epoch,
             f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
             "node_id": self.node_id, "failures": self.failures,
@@ -119,26 +122,28 @@ class TrialRecord:
         return row
 
 
-def _finite(value) -> bool:
+def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
 def trials_frame(records: list[TrialRecord], *, metric: str, mode: str, max_epochs: int,
                  now: float) -> pd.DataFrame:
+    """trials.parquet: a row per trial; running trials' wall_s run to `now` (unix s)."""
     rows = [r.summary(metric, mode, max_epochs, now) for r in records]
     columns = trial_columns(metric)
     frame = pd.DataFrame(rows, columns=list(columns) + _config_columns(rows))
     return frame.astype(columns)
 
 
-def _config_columns(rows: list[dict]) -> list[str]:
+def _config_columns(rows: list[dict[str, Any]]) -> list[str]:
     seen: dict[str, None] = {}
     for row in rows:
         seen.update({k: None for k in row if k.startswith(CONFIG_PREFIX)})
     return list(seen)
 
 
-def epochs_frame(records: list[TrialRecord], metrics=("val_acc",)) -> pd.DataFrame:
+def epochs_frame(records: list[TrialRecord],
+                 metrics: tuple[str, ...] = ("val_acc",)) -> pd.DataFrame:
     """One row per trial and epoch; `metrics`: the columns an empty frame gets
     (otherwise the val_* metrics the trials reported)."""
     rows = [row for r in records for _, row in sorted(r.epochs.items())]
@@ -152,7 +157,7 @@ def write_parquet(frame: pd.DataFrame, where: Location) -> None:
     where.write_bytes(parquet_bytes(frame))  # serialised first: a failure writes nothing
 
 
-def write_json(data: dict, where: Location) -> None:
+def write_json(data: dict[str, Any], where: Location) -> None:
     where.write_bytes((json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
@@ -160,5 +165,5 @@ def read_parquet(where: Location) -> pd.DataFrame:
     return pd.read_parquet(where.path, filesystem=where.fs)
 
 
-def read_json(where: Location) -> dict:
+def read_json(where: Location) -> dict[str, Any]:
     return json.loads(where.read_bytes())

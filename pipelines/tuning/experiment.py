@@ -8,7 +8,7 @@ import functools
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
@@ -21,15 +21,18 @@ from pipelines.analysis.leaderboard import (
 )
 from pipelines.errors import RunInterrupted
 from pipelines.records import tables as res
-from pipelines.records.run_record import now_iso
+from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
 from pipelines.search.sweep import with_carried
-from pipelines.tuning.resume_checks import TUNE_DIR, driver_record
+from pipelines.tuning.progress import ProgressPrinter
+from pipelines.tuning.recorder import ResultRecorder
+from pipelines.tuning.resume_checks import TUNE_DIR
 
 if TYPE_CHECKING:
-    from pipelines.data.cifar10 import DataSpec
+    import pyarrow.fs as pafs
+
     from pipelines.tuning.plan import RunPlan
-    from pipelines.tuning.recorder import ResultRecorder
+    from pipelines.tuning.trainable import TrialData
 
 CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
 # Tune saves its experiment state (trials, searcher, our recorder) at most this often.
@@ -41,27 +44,45 @@ class EpochBudget(tune.Stopper):
     """Stops the whole search once its trials have run `epochs` epochs in total
     (counted by the recorder, so a resumed run counts what ran before)."""
 
-    def __init__(self, recorder: ResultRecorder, epochs: int):
+    def __init__(self, recorder: ResultRecorder, epochs: int) -> None:
         self.recorder, self.epochs = recorder, epochs
 
     def spent(self) -> bool:
         return self.recorder.epoch_count >= self.epochs
 
-    def __call__(self, trial_id, result) -> bool:
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
         return self.spent()
 
 
-def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict, *,
-                       restore: bool = False, show_leaderboard: bool = True,
+def execute_experiment(p: RunPlan, data: TrialData, run_dir: Location,
+                       metadata: dict[str, Any], *, restore: bool = False,
+                       show_leaderboard: bool = True,
                        after_persist: Callable[[], object] | None = None) -> None:
     """Run the plan's trials into `run_dir` (or finish them: `restore`);
     `after_persist` runs after each write of the results."""
-    from pipelines.tuning.progress import ProgressPrinter
-    from pipelines.tuning.recorder import ResultRecorder
+    _set_tune_environment(run_dir)
+    recorder, persist = _recorder(p, run_dir, after_persist)
+    budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
+        if p.options.epoch_budget else None
+    printer = ProgressPrinter(recorder, metric=p.sweep.metric, mode=p.sweep.mode,
+                              total=p.trials, max_epochs=p.budget.max_epochs)
+    _announce(p, run_dir, restore)
+    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
+                   stop=budget_stop, restore=restore)
+    with run_status(metadata, run_dir, flush=persist) as record:
+        tuner.fit()
+        record.status = _status_after_fit(recorder, p.trials, budget_stop)
+    if show_leaderboard:
+        print_leaderboard(run_dir, p)
+    if record.status == "interrupted":
+        raise RunInterrupted(run_dir)
 
+
+def _set_tune_environment(run_dir: Location) -> None:
+    """Tune's knobs that only its environment sets; the user's own settings win."""
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -70,16 +91,15 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
-    budget, metric, mode = p.budget, p.sweep.metric, p.sweep.mode
+
+
+def _recorder(p: RunPlan, run_dir: Location, after_persist: Callable[[], object] | None
+              ) -> tuple[ResultRecorder, Callable[[], None]]:
+    """The driver's recorder of every result, and `persist`, which writes its records
+    to the run's Parquet files; the recorder's own writes mid-run only warn on failure."""
 
     def persist() -> None:
-        records = list(recorder.records.values())
-        now = time.time()
-        res.write_parquet(res.trials_frame(records, metric=metric, mode=mode,
-                                           max_epochs=budget.max_epochs, now=now),
-                          run_dir / "trials.parquet")
-        res.write_parquet(res.epochs_frame(records, metrics=(metric,)),
-                          run_dir / "epochs.parquet")
+        _write_results(recorder, p, run_dir)
         if after_persist:
             after_persist()
 
@@ -92,46 +112,42 @@ def execute_experiment(p: RunPlan, data: DataSpec, run_dir: Location, metadata: 
 
     recorder = ResultRecorder(persist_or_warn,
                               expand=functools.partial(with_carried, carried=p.carried))
-    budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
-        if p.options.epoch_budget else None
-    total = p.trials
-    printer = ProgressPrinter(recorder, metric=metric, mode=mode, total=total,
-                              max_epochs=budget.max_epochs)
+    return recorder, persist
+
+
+def _write_results(recorder: ResultRecorder, p: RunPlan, run_dir: Location) -> None:
+    """The recorder's records so far into `run_dir`'s trials.parquet and epochs.parquet."""
+    records = list(recorder.records.values())
+    metric = p.sweep.metric
+    res.write_parquet(res.trials_frame(records, metric=metric, mode=p.sweep.mode,
+                                       max_epochs=p.budget.max_epochs, now=time.time()),
+                      run_dir / "trials.parquet")
+    res.write_parquet(res.epochs_frame(records, metrics=(metric,)), run_dir / "epochs.parquet")
+
+
+def _announce(p: RunPlan, run_dir: Location, restore: bool) -> None:
     verb = "resuming" if restore else "running"
-    print(f"{p.options.sweep}: {verb} {total} trials, {p.algo} search, {p.options.scheduler} "
-          f"scheduler, up to {budget.max_epochs} epochs each; results in {run_dir}",
-          file=sys.stderr, flush=True)
-    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
-                   stop=budget_stop, restore=restore)
-    metadata = {**metadata, "status": "running", "end_time": None, "driver": driver_record()}
-    res.write_json(metadata, run_dir / "run.json")
-    status = "failed"
-    try:
-        tuner.fit()
-        # Tune turns a first Ctrl-C into a graceful stop and returns normally.
-        unfinished = len(recorder.records) < total or any(
-            r.ended is None for r in recorder.records.values())
-        spent = budget_stop is not None and budget_stop.spent()
-        if spent:  # Tune stopped the trials still running without telling callbacks
-            recorder.end_running_trials()
-        status = "interrupted" if unfinished and not spent else "finished"
-    except KeyboardInterrupt:  # a second Ctrl-C: Tune gave up waiting for trials
-        status = "interrupted"
-        raise RunInterrupted(run_dir) from None
-    finally:
-        try:
-            persist()
-        finally:  # run.json must not say "running" after this driver is gone
-            res.write_json({**metadata, "end_time": now_iso(), "status": status},
-                           run_dir / "run.json")
-    if show_leaderboard:
-        print_leaderboard(run_dir, p)
-    if status == "interrupted":
-        raise RunInterrupted(run_dir)
+    print(f"{p.options.sweep}: {verb} {p.trials} trials, {p.algo} search, "
+          f"{p.options.scheduler} scheduler, up to {p.budget.max_epochs} epochs each; "
+          f"results in {run_dir}", file=sys.stderr, flush=True)
 
 
-def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list,
-           stop: tune.Stopper | None, restore: bool):
+def _status_after_fit(recorder: ResultRecorder, total: int,
+                      budget_stop: EpochBudget | None) -> str:
+    """The status once Tune's fit returned: "interrupted" if trials are missing or
+    unfinished (Tune turns a first Ctrl-C into a graceful stop and returns normally),
+    else "finished". A spent epoch budget finishes the run, and ends the trials Tune
+    stopped without telling callbacks."""
+    unfinished = len(recorder.records) < total or any(
+        r.ended is None for r in recorder.records.values())
+    spent = budget_stop is not None and budget_stop.spent()
+    if spent:
+        recorder.end_running_trials()
+    return "interrupted" if unfinished and not spent else "finished"
+
+
+def _tuner(p: RunPlan, data: TrialData, run_dir: Location, callbacks: list[tune.Callback],
+           stop: tune.Stopper | None, restore: bool) -> tune.Tuner:
     from pipelines.search.searchers import build_searcher
     from pipelines.search.trial_schedulers import build_scheduler
     from pipelines.tuning.trainable import run_trial
@@ -168,19 +184,23 @@ def _tuner(p: RunPlan, data: DataSpec, run_dir: Location, callbacks: list,
     )
 
 
-def _restored_tuner(run_dir: Location, trainable, callbacks: list, stop, filesystem):
+def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],
+                    callbacks: list[tune.Callback], stop: tune.Stopper | None,
+                    filesystem: pafs.FileSystem | None) -> tune.Tuner:
     tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable, resume_unfinished=True,
                                resume_errored=False, restart_errored=False,
                                storage_filesystem=filesystem)
     # Tune restores the run config pickled at the start, callbacks included; ours are
     # this driver's (they write to this run_dir), and get their state from the snapshot.
-    run_config = tuner._local_tuner.get_run_config()
+    local_tuner = tuner._local_tuner
+    assert local_tuner is not None  # None only under Ray Client, which plan() refuses
+    run_config = local_tuner.get_run_config()
     run_config.callbacks, run_config.stop = callbacks, stop
     return tuner
 
 
-
 def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
+    """The run's best trials and how its trials stopped, on stdout."""
     trials = res.read_parquet(run_dir / "trials.parquet")
     metric = p.sweep.metric
     top = leaderboard(trials, metric, p.sweep.mode)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,14 +22,14 @@ import pandas as pd
 from pipelines.analysis.leaderboard import leaderboard
 from pipelines.analysis.runs import Run, best_config, load_run
 from pipelines.data.cache import resolve_data_dir
-from pipelines.data.cifar10 import TrainValData, ensure_cache
+from pipelines.data.cifar10 import CachedSplit, TrainValData, ensure_cache
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 from pipelines.records.run_record import now_iso
 from pipelines.records.storage import first_line
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
-from pipelines.training.loop import default_device
+from pipelines.training.loop import Metrics, State, default_device
 from pipelines.training.tasks import task
 
 FINAL_FILE = "final.parquet"
@@ -43,7 +45,7 @@ class FinalOptions:
     threads: int | None = None  # torch threads; None: torch's default
 
 
-def final(options: FinalOptions) -> dict:
+def final(options: FinalOptions) -> dict[str, Any]:
     """Retrain the best trial's configuration, test it once, record the score."""
     run = load_run(options.run_dir)
     _check_run(run, options)
@@ -68,6 +70,7 @@ def final(options: FinalOptions) -> dict:
     if result.diverged:
         raise UsageError(f"the best configuration (trial {trial_id}) diverged when retrained "
                          f"on {len(train_data.train_idx)} images; nothing was tested")
+    assert result.model is not None  # train() returns the model it trained
     # as validation scored it: the same autocast and test-time flip
     test_loss, test_acc = evaluate(result.model, test_images(test_cache), default_device(),
                                    cfg=config)
@@ -104,7 +107,8 @@ def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
         raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
 
 
-def training_images(root, train_size: int | None, seed: int) -> TrainValData:
+def training_images(root: Path, train_size: int | None, seed: int) -> TrainValData:
+    """The training split (all of it, or a seeded `train_size` subset), no validation."""
     cache, _ = ensure_cache(root, "train")
     images, labels = cache.open()
     idx = np.arange(len(labels))
@@ -115,17 +119,18 @@ def training_images(root, train_size: int | None, seed: int) -> TrainValData:
     return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
 
 
-def test_images(cache) -> TrainValData:
+def test_images(cache: CachedSplit) -> TrainValData:
+    """The test split, every image in the validation role (nothing to train on)."""
     images, labels = cache.open()
     return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))
 
 
-def _print_epoch(metrics: dict, state: dict) -> None:
+def _print_epoch(metrics: Metrics, state: State) -> None:
     print(f"  epoch {metrics['epoch']}: train_loss {metrics['train_loss']:.4f}, "
           f"{metrics['images_per_s']:.0f} images/s", file=sys.stderr, flush=True)
 
 
-def _record(run: Run, score: dict) -> dict:
+def _record(run: Run, score: dict[str, Any]) -> dict[str, Any]:
     """Append the evaluation to final.parquet and put it in run.json; returns the
     score with the number of evaluations so far."""
     meta = res.read_json(run.location / "run.json")  # the newest, not the one read at start

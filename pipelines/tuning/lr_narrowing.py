@@ -19,7 +19,7 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UsageError
 from pipelines.records.storage import Location
@@ -44,7 +44,7 @@ class Narrowing:
     sweep: str
     test: RangeTest
     results: dict[str, tuple[TrainConfig, RangeResult]]  # by optimizer
-    record: dict  # what run.json keeps: the rule, the suggestions, the domains
+    record: dict[str, Any]  # what run.json keeps: the rule, the suggestions, the domains
 
 
 def reference_configs(p: RunPlan) -> list[TrainConfig]:
@@ -67,7 +67,9 @@ def narrow(p: RunPlan, data: DataSpec) -> tuple[RunPlan, Narrowing]:
     from pipelines.data.cifar10 import open_split
     from pipelines.lr_range.range_test import RangeTest, range_test
 
-    test, train_val, results = RangeTest(), open_split(data), {}
+    test, train_val = RangeTest(), open_split(data)
+    results: dict[str, tuple[TrainConfig, RangeResult]] = {}
+    suggestions: dict[str, float] = {}
     for cfg in reference_configs(p):
         print(f"lr range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}, up to "
               f"{test.num_iter} steps", file=sys.stderr, flush=True)
@@ -79,14 +81,15 @@ def narrow(p: RunPlan, data: DataSpec) -> tuple[RunPlan, Narrowing]:
         print(f"lr range test: {cfg.optimizer} suggests lr {result.suggestion:.3g} per 256 "
               f"examples", file=sys.stderr, flush=True)
         results[cfg.optimizer] = (cfg, result)
-    suggestions = {name: r.suggestion for name, (_, r) in results.items()}
+        suggestions[cfg.optimizer] = result.suggestion
     record = {"rule": RULE, "suggestions": suggestions,
               "before": describe(p.sweep.space).get("lr"),
               "after": narrowed_domain(p, suggestions)}
     return apply(p, record), Narrowing(p.options.sweep, test, results, record)
 
 
-def narrowed_domain(p: RunPlan, suggestions: dict[str, float]) -> dict:
+def narrowed_domain(p: RunPlan, suggestions: dict[str, float]) -> dict[str, Any]:
+    """The lr domain (as run.json describes one) around the suggestions."""
     domain = p.sweep.space.get("lr")
     if domain is None:
         if len(suggestions) > 1:
@@ -94,6 +97,9 @@ def narrowed_domain(p: RunPlan, suggestions: dict[str, float]) -> dict:
                              f"({', '.join(suggestions)}) but fixes lr, and one lr cannot "
                              f"suit them all; search lr too")
         return {"type": "fixed", "value": next(iter(suggestions.values()))}
+    if isinstance(domain, Choice):
+        raise UsageError("--lr-range auto narrows a range of lr, and this sweep's lr is a "
+                         "Choice; make it a LogUniform or run without --lr-range")
     low = max(domain.low, min(suggestions.values()) / BELOW)
     high = min(domain.high, max(suggestions.values()) * ABOVE)
     if low >= high:
@@ -105,7 +111,7 @@ def narrowed_domain(p: RunPlan, suggestions: dict[str, float]) -> dict:
     return describe({"lr": LogUniform(low, high, grid=grid)})["lr"]
 
 
-def apply(p: RunPlan, record: dict) -> RunPlan:
+def apply(p: RunPlan, record: dict[str, Any]) -> RunPlan:
     """The plan with a recorded narrowing applied (a fresh run, or a resumed one)."""
     after = record["after"]
     if after["type"] == "fixed":
@@ -116,7 +122,7 @@ def apply(p: RunPlan, record: dict) -> RunPlan:
     return with_sweep(p, sweep)
 
 
-def write(narrowing: Narrowing, run_dir: Location) -> dict:
+def write(narrowing: Narrowing, run_dir: Location) -> dict[str, Any]:
     """Each test's curve, plot and summary under <run>/lr_range/<optimizer>/; returns
     the record for run.json."""
     from pipelines.lr_range.files import write_range_test

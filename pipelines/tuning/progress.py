@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 from pipelines.records.tables import TrialRecord
 from pipelines.tuning.recorder import ResultRecorder
@@ -14,12 +16,15 @@ from pipelines.tuning.recorder import ResultRecorder
 PROGRESS_EVERY_S = 5.0
 
 
-def _last_error_line(trial) -> str:
-    path = getattr(trial, "error_file", None)
+def _last_error_line(trial: Trial) -> str:
+    path: str | None = trial.error_file  # None until the trial wrote one
     try:
-        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    except (OSError, TypeError):
+        text = Path(path).read_text() if path is not None else None
+    except OSError:
+        text = None
+    if text is None:
         return "see its error.txt under the run's tune/ directory"
+    lines = [line for line in text.splitlines() if line.strip()]
     return f"{lines[-1].strip()} (full traceback: {path})" if lines else str(path)
 
 
@@ -27,21 +32,24 @@ class ProgressPrinter(tune.Callback):
     """One line to stderr every few seconds and whenever a trial ends."""
 
     def __init__(self, recorder: ResultRecorder, *, metric: str, mode: str, total: int,
-                 max_epochs: int):
+                 max_epochs: int) -> None:
         # No stream is stored: Tune pickles its callbacks with the experiment state.
         self.recorder, self.metric, self.mode = recorder, metric, mode
         self.total, self.max_epochs = total, max_epochs
         self.start = time.time()
         self._last = 0.0
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict[str, Any], **info: Any) -> None:
         if time.time() - self._last >= PROGRESS_EVERY_S:
             self.print_line()
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
+                          **info: Any) -> None:
         self.print_line()
 
-    def on_trial_error(self, iteration, trials, trial, **info):
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         print(f"trial {trial.trial_id} failed: {_last_error_line(trial)}", file=sys.stderr,
               flush=True)
         self.print_line()

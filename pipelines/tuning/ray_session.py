@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -24,7 +25,8 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from sweeps
-    if not joins_cluster(address):
+    embedded = not joins_cluster(address)  # asked before `address` becomes "local" below
+    if embedded:
         # Ray starts workers at nice 15, so with every core running a trial the driver
         # and Ray's own daemons win each contention: trials trained 12-17% slower than
         # outside Ray (bench/overhead.py). Our embedded Ray runs nothing but the sweep.
@@ -33,8 +35,8 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
     # any cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=True,
-             **({} if joins_cluster(address) else {"_system_config": EMBEDDED_RAY_CONFIG}))
+             logging_level=logging.ERROR, configure_logging=True,
+             _system_config=EMBEDDED_RAY_CONFIG if embedded else None)
     gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_trial > gpus:
         # An autoscaling cluster starts GPU nodes once trials ask for them (cluster.yaml
@@ -45,6 +47,7 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
 
 
 def stop_ray(started_ray: bool) -> None:
+    """Shut Ray down if `start_ray` started it (a joined cluster keeps running)."""
     if started_ray:
         import ray
 

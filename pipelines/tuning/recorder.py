@@ -4,9 +4,10 @@ print live progress."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 from pipelines.records.tables import TrialRecord
 
@@ -21,14 +22,14 @@ class ResultRecorder(tune.Callback):
     """
 
     def __init__(self, on_change: Callable[[], None],
-                 expand: Callable[[dict], dict] = dict):
+                 expand: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
         self.records: dict[str, TrialRecord] = {}
         self._on_change = on_change
         self._expand = expand  # Tune's config -> the trainer's (see sweep.with_carried)
         self._persisted = 0.0
         self.epoch_count = 0  # epochs recorded over all trials (a replaced one counts once)
 
-    def _record(self, trial) -> TrialRecord:
+    def _record(self, trial: Trial) -> TrialRecord:
         if trial.trial_id not in self.records:
             self.records[trial.trial_id] = TrialRecord(trial.trial_id,
                                                        self._expand(dict(trial.config)),
@@ -37,10 +38,12 @@ class ResultRecorder(tune.Callback):
         record.failures = trial.num_failures
         return record
 
-    def on_trial_start(self, iteration, trials, trial, **info):
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         self._record(trial).status = "RUNNING"
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict[str, Any], **info: Any) -> None:
         if "epoch" in result:
             record = self._record(trial)
             self.epoch_count += int(result["epoch"]) not in record.epochs
@@ -48,13 +51,14 @@ class ResultRecorder(tune.Callback):
         if time.time() - self._persisted >= PERSIST_EVERY_S:
             self._persist()
 
-    def on_trial_recover(self, iteration, trials, trial, **info):
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial,
+                         **info: Any) -> None:
         self._record(trial).status = "PENDING"  # a worker or node died; Tune retries it
 
-    def get_state(self) -> dict:
+    def get_state(self) -> dict[str, Any]:
         return {"records": self.records}
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         self.records = state["records"]
         self.epoch_count = sum(len(r.epochs) for r in self.records.values())
 
@@ -69,18 +73,16 @@ class ResultRecorder(tune.Callback):
             if record.ended is None:
                 record.ended, record.status = time.time(), "TERMINATED"
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
+                          **info: Any) -> None:
         self._finish(trial, error=False)
 
-    def on_trial_error(self, iteration, trials, trial, **info):
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         self._finish(trial, error=True)
 
-    def _finish(self, trial, *, error: bool) -> None:
+    def _finish(self, trial: Trial, *, error: bool) -> None:
         record = self._record(trial)
         record.ended, record.error = time.time(), error
         record.status = "ERROR" if error else "TERMINATED"
         self._persist()
-
-
-
-

@@ -4,7 +4,6 @@ is still running it, and that Tune saved a state to continue from."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -36,12 +35,9 @@ def stored_options(metadata: dict, known: set[str], run_dir: Location) -> dict:
     return options
 
 
-def driver_record() -> dict:
-    """Who runs the run now; `check_no_live_driver` reads it back."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
 def check_no_live_driver(metadata: dict, run_dir: Location) -> None:
+    """A UsageError if run.json's driver (pipelines.records.run_record.driver_record)
+    is still running the run on this machine."""
     driver = metadata.get("driver") or {}
     if metadata["status"] != "running" or driver.get("host") != socket.gethostname():
         return  # another host's driver cannot be checked; its run.json says "running"

@@ -8,9 +8,10 @@ Validation comes first so that bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.data.cache import resolve_data_dir
+from pipelines.data.cifar10 import DataSpec
 from pipelines.errors import UsageError
 from pipelines.records.run_record import (
     command_line,
@@ -27,6 +28,9 @@ from pipelines.tuning.experiment import execute_experiment
 from pipelines.tuning.plan import RunOptions, RunPlan, plan
 from pipelines.tuning.ray_session import start_ray, stop_ray
 
+if TYPE_CHECKING:
+    from pipelines.tuning.trainable import TrialData
+
 
 def run(options: RunOptions) -> Location:
     """Run the sweep end to end (or finish `options.resume`); return its results directory."""
@@ -36,6 +40,7 @@ def run(options: RunOptions) -> Location:
     data = _prepare_data(the_plan)
     narrowing = None
     if options.lr_range:  # before Ray starts: the range test has the machine to itself
+        assert isinstance(data, DataSpec)  # plan() allows --lr-range on classification only
         the_plan, narrowing = lr_narrowing.narrow(the_plan, data)
     started_ray = start_ray(options.address, options.gpus_per_trial)
     try:
@@ -54,6 +59,8 @@ def resume(options: RunOptions) -> Location:
     """Finish a run whose driver died or was stopped: Tune restores its trials,
     searcher and our result records from the run's last saved experiment state;
     finished trials are not run again."""
+    if not options.resume:
+        raise UsageError("resume needs the run directory to finish (RunOptions.resume)")
     run_dir = resolve(options.resume, "--resume")
     metadata = resume_checks.read_run_metadata(run_dir)
     known = {f.name for f in dataclasses.fields(RunOptions)}
@@ -83,7 +90,7 @@ def resume(options: RunOptions) -> Location:
     return run_dir
 
 
-def _prepare_data(p: RunPlan) -> Any:
+def _prepare_data(p: RunPlan) -> TrialData:
     """The trials' data, decoded once per machine; a split that does not fit the
     data fails here, not in every trial."""
     return task(p.sweep.task).prepare_data(p.options.data_dir, p.sweep.data,
@@ -91,7 +98,7 @@ def _prepare_data(p: RunPlan) -> Any:
                                            p.options.seed)
 
 
-def _execute(p: RunPlan, data: Any, run_dir: Location, metadata: dict,
+def _execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str, Any],
              restore: bool = False) -> None:
     if p.staged:
         staged.execute(p, data, run_dir, metadata)
@@ -99,7 +106,8 @@ def _execute(p: RunPlan, data: Any, run_dir: Location, metadata: dict,
         execute_experiment(p, data, run_dir, metadata, restore=restore)
 
 
-def _run_metadata(p: RunPlan, data: Any) -> dict:
+def _run_metadata(p: RunPlan, data: TrialData) -> dict[str, Any]:
+    """run.json as a new run starts: what runs, on what, and how to run it again."""
     options = {**dataclasses.asdict(p.options), "resume": None,  # absolute, for --resume
                "storage": resolve(p.options.storage).uri,
                "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}

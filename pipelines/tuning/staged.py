@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -20,28 +20,29 @@ from ray import tune
 
 from pipelines.analysis.leaderboard import format_table, leaderboard, stage_table
 from pipelines.analysis.runs import config_of
-from pipelines.errors import RunInterrupted
 from pipelines.records import tables as res
-from pipelines.records.run_record import now_iso
+from pipelines.records.run_record import now_iso, run_status
 from pipelines.records.storage import Location
 from pipelines.search.space import compile_space, describe
 from pipelines.search.sweep import CARRIED_KEY, Stage, start_values
 from pipelines.tuning.experiment import execute_experiment, print_leaderboard
-from pipelines.tuning.resume_checks import driver_record, has_tune_state
+from pipelines.tuning.resume_checks import has_tune_state
 
 if TYPE_CHECKING:
-    from pipelines.data.cifar10 import DataSpec
     from pipelines.tuning.plan import RunPlan
+    from pipelines.tuning.trainable import TrialData
 
 STAGES_DIR = "stages"
 STAGE_COLUMN = "stage"
 
 
 def stage_dir(run_dir: Location, index: int, stage: Stage) -> Location:
+    """Where stage `index` (from 1) runs: <run>/stages/<index>-<name>."""
     return run_dir / STAGES_DIR / f"{index}-{stage.name}"
 
 
-def stage_plan(p: RunPlan, index: int, stage: Stage, carried: tuple[dict, ...]) -> RunPlan:
+def stage_plan(p: RunPlan, index: int, stage: Stage,
+               carried: tuple[dict[str, Any], ...]) -> RunPlan:
     """The plan of one stage: its own parameters searched, the carried configuration(s)
     fixed. With several carried, which one a trial builds on is searched too."""
     algo = stage.algo or p.options.algo or p.sweep.default_algo
@@ -64,27 +65,15 @@ def stage_plan(p: RunPlan, index: int, stage: Stage, carried: tuple[dict, ...]) 
                                fixed={**fixed, **carried[0]}, carried=carried)
 
 
-def execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict) -> None:
+def execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str, Any]) -> None:
     """Run (or finish) every stage in order; the per-stage table ends the run."""
-
-    metadata = {**metadata, "status": "running", "end_time": None, "driver": driver_record()}
-    res.write_json(metadata, run_dir / "run.json")
-    status, summaries = "failed", []
-    try:
-        carried = (start_values(p.sweep.space, p.sweep.config_class),)
+    summaries: list[dict[str, Any]] = []
+    with run_status(metadata, run_dir) as record:
+        start = start_values(p.sweep.space, p.sweep.config_class)
+        carried: tuple[dict[str, Any], ...] = (start,)
         for index, stage in enumerate(p.sweep.stages, start=1):
-            where = stage_dir(run_dir, index, stage)
-            if _status(where) != "finished":
-                restore = has_tune_state(where)
-                if restore:  # its trials were built on these; a resume must not change them
-                    carried = _recorded_carried(where, carried)
-                else:
-                    _fresh_dir(where)
-                sp = stage_plan(p, index, stage, carried)
-                _announce(index, len(p.sweep.stages), stage, sp, restore)
-                execute_experiment(sp, data, where, _stage_metadata(metadata, sp, stage),
-                                   restore=restore, show_leaderboard=False,
-                                   after_persist=lambda: merge_results(run_dir, p.sweep.stages))
+            if _status(stage_dir(run_dir, index, stage)) != "finished":
+                carried = _run_stage(p, data, run_dir, index, stage, carried, record.metadata)
             merged = merge_results(run_dir, p.sweep.stages)
             # the pool so far: this stage and the ones before it, never a later one's
             # partial results (on a resume they exist already)
@@ -93,17 +82,28 @@ def execute(p: RunPlan, data: DataSpec, run_dir: Location, metadata: dict) -> No
                 if not merged.empty else merged
             before, carried = carried, top_configs(so_far, p, stage.top_k) or carried
             summaries.append(stage_summary(index, stage, so_far, p, before, carried))
-            metadata = {**metadata, "stage_results": summaries}
-            res.write_json(metadata, run_dir / "run.json")
-        status = "finished"
-    except (RunInterrupted, KeyboardInterrupt):  # Ctrl-C in a stage, or between two
-        status = "interrupted"
-        raise RunInterrupted(run_dir) from None
-    finally:
-        res.write_json({**metadata, "end_time": now_iso(), "status": status},
-                       run_dir / "run.json")
+            record.update(stage_results=summaries)
+        record.status = "finished"
     print_stage_table(summaries, p.sweep.metric)
     print_leaderboard(run_dir, p)
+
+
+def _run_stage(p: RunPlan, data: TrialData, run_dir: Location, index: int, stage: Stage,
+               carried: tuple[dict[str, Any], ...],
+               metadata: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """Run (or finish) one unfinished stage; returns the configurations it built on."""
+    where = stage_dir(run_dir, index, stage)
+    restore = has_tune_state(where)
+    if restore:  # its trials were built on these; a resume must not change them
+        carried = _recorded_carried(where, carried)
+    else:
+        _fresh_dir(where)
+    sp = stage_plan(p, index, stage, carried)
+    _announce(index, len(p.sweep.stages), stage, sp, restore)
+    execute_experiment(sp, data, where, _stage_metadata(metadata, sp, stage),
+                       restore=restore, show_leaderboard=False,
+                       after_persist=lambda: merge_results(run_dir, p.sweep.stages))
+    return carried
 
 
 def _status(where: Location) -> str | None:
@@ -112,7 +112,8 @@ def _status(where: Location) -> str | None:
     return res.read_json(where / "run.json").get("status")
 
 
-def _recorded_carried(where: Location, computed: tuple[dict, ...]) -> tuple[dict, ...]:
+def _recorded_carried(where: Location,
+                      computed: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
     """The configurations a stage's trials were started on (its run.json)."""
     recorded = res.read_json(where / "run.json").get("carried")
     return tuple(recorded) if recorded else computed
@@ -132,7 +133,7 @@ def _announce(index: int, total: int, stage: Stage, sp: RunPlan, restore: bool) 
           f"({sp.algo}{carried})", file=sys.stderr, flush=True)
 
 
-def _stage_metadata(metadata: dict, sp: RunPlan, stage: Stage) -> dict:
+def _stage_metadata(metadata: dict[str, Any], sp: RunPlan, stage: Stage) -> dict[str, Any]:
     return {**{k: v for k, v in metadata.items() if k not in ("stages", "stage_results")},
             "stage": dataclasses.asdict(stage), "algorithm": sp.algo,
             "space": describe(sp.sweep.space), "fixed": sp.fixed,
@@ -143,7 +144,8 @@ def _stage_metadata(metadata: dict, sp: RunPlan, stage: Stage) -> dict:
 def merge_results(run_dir: Location, stages: tuple[Stage, ...]) -> pd.DataFrame:
     """Every stage's trials and epochs, with a `stage` column, into the run's
     own Parquet files; returns the trials."""
-    trials, epochs = [], []
+    trials: list[pd.DataFrame] = []
+    epochs: list[pd.DataFrame] = []
     for index, stage in enumerate(stages, start=1):
         where = stage_dir(run_dir, index, stage)
         if not (where / "trials.parquet").is_file():
@@ -160,12 +162,12 @@ def merge_results(run_dir: Location, stages: tuple[Stage, ...]) -> pd.DataFrame:
     return merged
 
 
-def top_configs(trials: pd.DataFrame, p: RunPlan, k: int) -> tuple[dict, ...]:
+def top_configs(trials: pd.DataFrame, p: RunPlan, k: int) -> tuple[dict[str, Any], ...]:
     """The k best distinct configurations (of the space's parameters) so far."""
     if trials.empty:
         return ()
     scored = trials.dropna(subset=[f"best_{p.sweep.metric}"])
-    configs: list[dict] = []
+    configs: list[dict[str, Any]] = []
     for _, row in leaderboard(scored, p.sweep.metric, p.sweep.mode, n=len(scored)).iterrows():
         config = {name: value for name, value in config_of(row).items()
                   if name in p.sweep.space}
@@ -177,7 +179,9 @@ def top_configs(trials: pd.DataFrame, p: RunPlan, k: int) -> tuple[dict, ...]:
 
 
 def stage_summary(index: int, stage: Stage, trials: pd.DataFrame, p: RunPlan,
-             before: tuple[dict, ...], after: tuple[dict, ...]) -> dict:
+                  before: tuple[dict[str, Any], ...],
+                  after: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """One stage's row of run.json's stage_results and of the stage table."""
     metric = f"best_{p.sweep.metric}"
     ours = trials[trials[STAGE_COLUMN] == stage.name] if not trials.empty else trials
     best = (max if p.sweep.mode == "max" else min)
@@ -192,7 +196,8 @@ def stage_summary(index: int, stage: Stage, trials: pd.DataFrame, p: RunPlan,
             "best_config": after[0], "changed": changed}
 
 
-def print_stage_table(summaries: list[dict], metric: str) -> None:
+def print_stage_table(summaries: list[dict[str, Any]], metric: str) -> None:
+    """The per-stage table, on stdout."""
     print("\nstages:")
     print(format_table(stage_table(summaries, metric)))
 

@@ -12,19 +12,24 @@ import ray
 import torch
 from ray import tune
 
+from pipelines.data.cifar10 import DataSpec
+from pipelines.data.seg_folder import SegSpec
 from pipelines.search.sweep import with_carried
+from pipelines.training.loop import Metrics, State
 from pipelines.training.tasks import TASKS
 
 CHECKPOINT_FILE = "state.pt"
+# What a task's prepare_data made on the driver; Tune ships it to every trial.
+TrialData = DataSpec | SegSpec
 
 
 @functools.lru_cache(maxsize=2)
-def _data(task: str, spec: Any) -> Any:
+def _data(task: str, spec: TrialData) -> Any:
     # Once per worker process: reused actors keep the memory-mapped split.
     return TASKS[task].open_data(spec)
 
 
-def _restore_state() -> dict | None:
+def _restore_state() -> State | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
@@ -32,13 +37,13 @@ def _restore_state() -> dict | None:
         return load_state(Path(d) / CHECKPOINT_FILE)
 
 
-def load_state(path: Path) -> dict:
+def load_state(path: Path) -> State:
     """A trial's saved state. weights_only: tensors and plain containers only; a
     checkpoint holding any other object (code, on unpickling) is refused."""
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def _report(metrics: dict, state: dict, *, node_id: str) -> None:
+def _report(metrics: Metrics, state: State, *, node_id: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         torch.save(state, Path(d) / CHECKPOINT_FILE)
         # node_id, not just Tune's node_ip: nodes that share a host share an IP
@@ -46,8 +51,8 @@ def _report(metrics: dict, state: dict, *, node_id: str) -> None:
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def run_trial(config: dict, *, task: str, data: Any, threads: int,
-              carried: tuple[dict, ...] = ()) -> None:
+def run_trial(config: dict[str, Any], *, task: str, data: TrialData, threads: int,
+              carried: tuple[dict[str, Any], ...] = ()) -> None:
     """Ray Tune entry point for one trial of `task` (a key of TASKS) on `data`,
     the spec its task prepared on the driver; a stage's trial builds on `carried`."""
     torch.set_num_threads(threads)

@@ -52,9 +52,9 @@ def test_trial_rows_summarise_each_trial():
     assert rows.loc["t1", "best_val_acc"] == 0.5 and rows.loc["t1", "best_epoch"] == 2
     assert rows.loc["t1", "last_val_acc"] == 0.4 and rows.loc["t1", "wall_s"] == 10.0
     assert rows.loc["t5", "wall_s"] == 2.0  # still running: time so far
-    assert pd.isna(rows.loc["t4", "best_epoch"]) and rows.loc["t4", "epochs"] == 0
+    assert rows["best_epoch"].isna()["t4"] and rows.loc["t4", "epochs"] == 0
     assert rows.loc["t2", "config/optimizer"] == "adam"
-    assert rows.loc["t1", "node_ip"] == "127.0.0.1" and pd.isna(rows.loc["t2", "node_ip"])
+    assert rows.loc["t1", "node_ip"] == "127.0.0.1" and rows["node_ip"].isna()["t2"]
 
 
 def test_a_diverged_epoch_is_not_a_score():

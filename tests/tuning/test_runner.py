@@ -29,7 +29,7 @@ def local_ray():
 
 def _tune_results(run_dir):
     """What the trials reported, read from Ray Tune's own per-trial result logs."""
-    reported = {}
+    reported: dict[str, set[int]] = {}
     for log in (run_dir / "tune").glob("*/result.json"):
         for line in log.read_text().splitlines():
             result = json.loads(line)

@@ -14,7 +14,7 @@ import pytest
 
 import tests.processes as proc
 from pipelines.errors import UsageError
-from pipelines.search.space import Choice, LogUniform
+from pipelines.search.space import Choice, Domain, LogUniform
 from pipelines.search.sweep import (
     CARRIED_KEY,
     DEFAULT_STAGE_ORDER,
@@ -28,8 +28,8 @@ from pipelines.tuning.plan import RunOptions, plan
 from pipelines.tuning.staged import stage_plan, stage_summary, top_configs
 from tests.conftest import REPO, data_dir
 
-SPACE = {"lr": LogUniform(1e-3, 1.0), "batch_size": Choice((64, 128)),
-         "width": Choice((8, 16))}
+SPACE: dict[str, Domain] = {"lr": LogUniform(1e-3, 1.0), "batch_size": Choice((64, 128)),
+                            "width": Choice((8, 16))}
 
 
 def _sweep(stages):
@@ -143,6 +143,7 @@ def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
     driver = subprocess.Popen([*STAGED_RUN, "--storage", str(tmp_path)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, start_new_session=True)
+    assert driver.stderr is not None
     try:
         for line in driver.stderr:  # Ctrl-C once the third stage has a result
             if line.startswith("stage 3/6"):
@@ -204,8 +205,9 @@ def test_lr_range_auto_narrows_around_every_optimizers_suggestion(tmp_path):
     after = _suggest(p, {"sgd": 0.1, "adam": 0.002})
     assert (after["low"], after["high"]) == (pytest.approx(1e-3), pytest.approx(0.3))
     narrowed = apply(p, {"after": after})
-    assert narrowed.staged and narrowed.sweep.space["lr"].high == pytest.approx(0.3)
-    assert len(narrowed.sweep.space["lr"].grid) == 3
+    lr = narrowed.sweep.space["lr"]
+    assert isinstance(lr, LogUniform)
+    assert narrowed.staged and lr.high == pytest.approx(0.3) and len(lr.grid) == 3
     joint = apply(_plan(tmp_path, STAGES, joint=True), {"after": after})
     assert not joint.staged and joint.param_space["lr"].upper == pytest.approx(0.3)
     with pytest.raises(UsageError, match="outside the sweep's lr domain"):
@@ -230,7 +232,7 @@ def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache)
     from pipelines.records.storage import resolve
     from pipelines.tuning.lr_narrowing import narrow, write
 
-    space = {"lr": LogUniform(1e-3, 1.0), "width": Choice((8, 16))}
+    space: dict[str, Domain] = {"lr": LogUniform(1e-3, 1.0), "width": Choice((8, 16))}
     sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=(),
                                 fixed={"optimizer": "sgd"})
     p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
@@ -238,6 +240,7 @@ def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache)
     narrowed, narrowing = narrow(p, DataSpec(cache, 2000, 200, 0, source))
     suggestion = narrowing.record["suggestions"]["sgd"]
     lr = narrowed.sweep.space["lr"]
+    assert isinstance(lr, LogUniform)
     assert 1e-3 <= lr.low < suggestion < lr.high <= 1.0  # a real suggestion, inside
     assert lr.high == pytest.approx(min(1.0, 3 * suggestion))
     record = write(narrowing, resolve(str(tmp_path / "run")))
