@@ -12,6 +12,7 @@ trainer's `tta` option, which search_spaces/cifar_fast.py turns on.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from models.registry import register_model
@@ -21,7 +22,7 @@ HEAD_SCALE = 1 / 9
 
 
 class ConvGroup(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__(
             nn.Conv2d(c_in, c_out, 3, padding="same", bias=False), nn.MaxPool2d(2),
             nn.BatchNorm2d(c_out), nn.GELU(),
@@ -31,7 +32,7 @@ class ConvGroup(nn.Sequential):
 
 
 class AirbenchNet(nn.Module):
-    def __init__(self, num_classes: int = 10, width: int = 64, dropout: float = 0.0):
+    def __init__(self, num_classes: int = 10, width: int = 64, dropout: float = 0.0) -> None:
         super().__init__()
         widths = (width, 4 * width, 4 * width)
         self.features = nn.Sequential(
@@ -43,7 +44,7 @@ class AirbenchNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[2], num_classes, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x))) * HEAD_SCALE
 
 

@@ -3,6 +3,7 @@ channels doubling per stage from `width`, then global average pooling."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from models.registry import register_model
@@ -19,7 +20,7 @@ def _stage(c_in: int, c_out: int) -> nn.Sequential:
 
 class PlainCNN(nn.Module):
     def __init__(self, num_classes: int = 10, width: int = 32, depth: int = 3,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0) -> None:
         super().__init__()
         if not 1 <= depth <= 5:  # each stage halves 32x32; five stages reach 1x1
             raise ValueError(f"plain_cnn depth must be 1..5 stages, got {depth}")
@@ -32,7 +33,7 @@ class PlainCNN(nn.Module):
             nn.Linear(channels[-1], num_classes),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 

@@ -29,11 +29,13 @@ def register_model(name: str, task: str = "classification"
 
 
 def model_names(task: str | None = None) -> list[str]:
+    """The registered models (of `task` if given), sorted."""
     return sorted(name for name in _MODELS if task is None or _TASKS[name] == task)
 
 
 def build_model(
-    name: str, *, num_classes: int, width: int, depth: int | None, dropout: float, **extra
+    name: str, *, num_classes: int, width: int, depth: int | None, dropout: float,
+    **extra: object,
 ) -> nn.Module:
     """Build a registered model. `depth=None` means the model's own default;
     `extra`: model-specific arguments (a segmentation model's `in_channels`)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from models.registry import register_model
 
 
 class SimpleCNN(nn.Module):
-    def __init__(self, num_classes: int = 10, width: int = 16, dropout: float = 0.0):
+    def __init__(self, num_classes: int = 10, width: int = 16, dropout: float = 0.0) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(3, width, kernel_size=3, padding=1),
@@ -19,7 +20,7 @@ class SimpleCNN(nn.Module):
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 16 * 16, num_classes)
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 

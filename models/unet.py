@@ -32,7 +32,7 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 
 class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 16,
-                 depth: int = DEFAULT_DEPTH, dropout: float = 0.0):
+                 depth: int = DEFAULT_DEPTH, dropout: float = 0.0) -> None:
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"unet depth must be in {DEPTHS.start}..{DEPTHS.stop - 1} "

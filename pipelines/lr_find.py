@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
+
+if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
+    from pipelines.lr_range.range_test import RangeResult, RangeTest
+    from pipelines.records.storage import Location
+    from pipelines.search.sweep import Budget, Sweep
+    from pipelines.training.config import TrainConfig
 
 EXIT_NO_SUGGESTION = 1
 DEFAULT_BATCH_SIZE = 128
@@ -92,7 +99,7 @@ def find(args: argparse.Namespace) -> int:
     return 0
 
 
-def _range_test(args):
+def _range_test(args: argparse.Namespace) -> RangeTest:
     from pipelines.lr_range.range_test import RangeTest
 
     if args.seed < 0:
@@ -104,7 +111,7 @@ def _range_test(args):
                          .replace("num_iter", "--num-iter")) from None
 
 
-def _config(args, sweep, budget):
+def _config(args: argparse.Namespace, sweep: Sweep, budget: Budget) -> TrainConfig:
     """The sweep's fixed values with the flags on top, checked by building the model
     (a bad combination, e.g. --model simple_cnn with the full budget's depth, is a
     UsageError here, not a traceback later)."""
@@ -123,8 +130,7 @@ def _config(args, sweep, budget):
     if args.batch_size is not None:
         values["batch_size"] = args.batch_size
     try:
-        cfg = TrainConfig.from_dict(values)
-        cfg.validate()
+        cfg = TrainConfig.from_dict(values)  # validated
         build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
                     dropout=cfg.dropout)
     except (TypeError, ValueError, KeyError) as e:
@@ -132,7 +138,8 @@ def _config(args, sweep, budget):
     return cfg
 
 
-def _write(result, cfg, test, sweep: str, storage):
+def _write(result: RangeResult, cfg: TrainConfig, test: RangeTest, sweep: str,
+           storage: Location) -> Location:
     """The test's files in a new directory; on a failed write, the directory is
     removed again (nothing half-written)."""
     from pipelines.lr_range.files import write_range_test

@@ -9,6 +9,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -22,10 +23,11 @@ DEFAULT_DATA_DIR = "./data"
 
 
 def resolve_data_dir(cli_value: str | None) -> Path:
+    """--data-dir if given, else $RAYSWEEP_DATA_DIR, else ./data."""
     return Path(cli_value or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
 
 
-def files_fingerprint(salt: str, files) -> str:
+def files_fingerprint(salt: str, files: Iterable[Path]) -> str:
     """A cache key for decoded `files`: their paths, sizes and modification times,
     so a changed or moved source decodes again."""
     h = hashlib.sha256(salt.encode())
@@ -36,10 +38,13 @@ def files_fingerprint(salt: str, files) -> str:
 
 
 def cache_root() -> Path:
+    """Where decoded data is cached on this machine: $RAYSWEEP_CACHE_DIR or
+    ~/.cache/raysweep."""
     return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/raysweep").expanduser()
 
 
 def save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write `array` as .npy at `path`: whole or not at all (concurrent trials may read it)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
     with os.fdopen(fd, "wb") as f:
         np.save(f, array)

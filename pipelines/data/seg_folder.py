@@ -13,11 +13,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipelines.data.cache import cache_root, files_fingerprint, resolve_data_dir, save_atomic
 from pipelines.errors import UsageError
+
+if TYPE_CHECKING:  # PIL is imported where images are decoded, not with this module
+    from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -30,7 +34,7 @@ class SegDataset:
     class_names: tuple[str, ...] = ("background", "foreground")
     class_values: tuple[int, ...] = (0, 255)  # the mask value of each class
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.class_names) != len(self.class_values) or len(self.class_names) < 2:
             raise ValueError("a SegDataset needs at least 2 classes, one name per value")
 
@@ -72,7 +76,8 @@ def _pairs(folder: Path) -> list[tuple[Path, Path]]:
     return [(images[n], masks[n]) for n in sorted(images, key=_natural)]
 
 
-def _natural(name: str):
+def _natural(name: str) -> tuple[int, int, str]:
+    # numbered files (1.png, 2.png, ..., 10.png) in numeric order, before any others
     stem = Path(name).stem
     return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
 
@@ -100,7 +105,7 @@ def load_pairs(folder: Path, dataset: SegDataset) -> tuple[np.ndarray, np.ndarra
     return np.stack(images), np.stack(masks)
 
 
-def _as_uint8(im, path: Path) -> np.ndarray:
+def _as_uint8(im: Image.Image, path: Path) -> np.ndarray:
     """8-bit grayscale or RGB; 16-bit grayscale is scaled down, not clipped."""
     if im.mode.startswith("I;16") or im.mode == "I":
         return (np.asarray(im, dtype=np.float64) / 65535 * 255).round().astype(np.uint8)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ class RangeTest:
     diverge_factor: float = 4.0  # stop once the smoothed loss exceeds this x its minimum
     min_drop: float = 0.1  # the smoothed loss must fall 10% below its start to suggest
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (0 < self.start_lr < self.end_lr and math.isfinite(self.end_lr)):
             raise ValueError(f"need 0 < start_lr < end_lr < inf, got {self.start_lr:g} and "
                              f"{self.end_lr:g}")
@@ -87,9 +88,13 @@ def range_test(cfg: TrainConfig, data: TrainValData, test: RangeTest = RangeTest
     return suggest(pd.DataFrame(rows), stopped, test)
 
 
-def _run(model, opt, cfg, data, test, device, generator):
+def _run(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig,
+         data: TrainValData, test: RangeTest, device: torch.device,
+         generator: torch.Generator) -> tuple[list[dict[str, float]], str]:
+    """The curve's rows (one per step) and why it stopped."""
     model.train()
-    rows, avg, best = [], 0.0, math.inf
+    rows: list[dict[str, float]] = []
+    avg, best = 0.0, math.inf
     for step, (x, y) in enumerate(_endless_batches(data, cfg.batch_size, device, generator)):
         if step >= test.num_iter:
             return rows, "reached end_lr"
@@ -115,7 +120,9 @@ def _run(model, opt, cfg, data, test, device, generator):
     return rows, "reached end_lr"
 
 
-def _endless_batches(data: TrainValData, batch_size: int, device, generator):
+def _endless_batches(data: TrainValData, batch_size: int, device: torch.device,
+                     generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    # a fresh shuffle of the training split each pass, for as many steps as the test takes
     while True:
         order = torch.randperm(len(data.train_idx), generator=generator)
         yield from batches(data, data.train_idx, batch_size, device, order)

@@ -4,15 +4,23 @@ classification and segmentation trainers, and the table of tasks."""
 
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import BaseConfig, SegConfig, TrainConfig
-from pipelines.training.loop import Report, TrainResult, default_device, fit
+from pipelines.training.loop import (
+    EpochStats,
+    Metrics,
+    Report,
+    State,
+    TrainResult,
+    default_device,
+    fit,
+)
 from pipelines.training.lr_schedules import SCHEDULES, LRSchedule, build_schedule
 from pipelines.training.optim import OPTIMIZERS, build_optimizer, effective_lr
 from pipelines.training.segment import evaluate_segmentation, train_segmentation
 from pipelines.training.tasks import TASKS, Task, task
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "TASKS", "BaseConfig", "LRSchedule", "Report", "SegConfig",
-    "Task", "TrainConfig", "TrainResult", "build_optimizer", "build_schedule", "default_device",
-    "effective_lr", "evaluate", "evaluate_segmentation", "fit", "task", "train",
-    "train_segmentation",
+    "OPTIMIZERS", "SCHEDULES", "TASKS", "BaseConfig", "EpochStats", "LRSchedule", "Metrics",
+    "Report", "SegConfig", "State", "Task", "TrainConfig", "TrainResult", "build_optimizer",
+    "build_schedule", "default_device", "effective_lr", "evaluate", "evaluate_segmentation",
+    "fit", "task", "train", "train_segmentation",
 ]

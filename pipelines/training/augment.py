@@ -38,6 +38,7 @@ def random_flip(x: torch.Tensor, prob: float, generator: torch.Generator) -> tor
 
 def augment(x: torch.Tensor, *, crop_padding: int, flip_prob: float,
             generator: torch.Generator) -> torch.Tensor:
+    """A classification batch's augmentation: a random crop, then a random flip."""
     return random_flip(random_crop(x, crop_padding, generator), flip_prob, generator)
 
 

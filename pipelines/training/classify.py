@@ -23,7 +23,10 @@ from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, TrainValData
 from pipelines.training.augment import augment
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.loop import (
+    EpochStats,
+    Metrics,
     Report,
+    State,
     TrainResult,
     autocast,
     default_device,
@@ -31,6 +34,7 @@ from pipelines.training.loop import (
     fit,
     run_steps,
 )
+from pipelines.training.lr_schedules import LRSchedule
 
 EVAL_BATCH = 1024
 
@@ -110,7 +114,7 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
 
 
 def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
-          resume_state: dict | None = None, device: torch.device | None = None,
+          resume_state: State | None = None, device: torch.device | None = None,
           resident: bool | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
     once if the loss becomes NaN or infinite. With an empty validation split
@@ -127,22 +131,23 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     train_split = Resident.of(data, data.train_idx, device) if on_device else None
     val_split = Resident.of(data, data.val_idx, device) if on_device else None
 
-    def evaluate_epoch() -> dict:
+    def validate_epoch() -> Metrics:
         val_loss, val_acc = evaluate(net, data, device, val_split, cfg)
         return {"val_loss": val_loss, "val_acc": val_acc}
 
     return fit(cfg, model, len(data.train_idx), device, score="val_acc",
                train_epoch=functools.partial(_train_epoch, net, cfg=cfg, data=data,
                                              device=device, resident=train_split),
-               evaluate=evaluate_epoch, report=report, resume_state=resume_state)
+               validate_epoch=validate_epoch, report=report, resume_state=resume_state)
 
 
-def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: TrainConfig,
-                 data: TrainValData, device: torch.device, resident: Resident | None):
+def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
+                 generator: torch.Generator, *, cfg: TrainConfig, data: TrainValData,
+                 device: torch.device, resident: Resident | None) -> EpochStats:
     """One pass over the training split."""
     order = torch.randperm(len(data.train_idx), generator=generator)
 
-    def loss_of(x, y):
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
                     generator=generator)
         if device.type == "cuda":

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from models import model_names
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+ConfigT = TypeVar("ConfigT", bound="BaseConfig")  # from_dict builds the class it is called on
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class BaseConfig:
     depth: int | None = None  # model-specific; None = the model's default
     dropout: float = 0.0  # before the classifier; at a U-Net's bottleneck
     seed: int = 0
-    # speed, not results (mostly): trainer.py
+    # speed, not results (mostly): loop.py
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16
     compile: bool = False  # torch.compile the model (minutes of compiling, then faster steps)
 
@@ -48,7 +50,7 @@ class BaseConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]):
+    def from_dict(cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
         """Build from a dict (e.g. a Ray Tune trial config); unknown keys are an error."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
@@ -81,8 +83,6 @@ class BaseConfig:
         self._validate_names()
 
     def _validate_names(self) -> None:
-        # imported here: the registries import this module
-
         for key, value, known in (("model", self.model, model_names(self.TASK)),
                                   ("optimizer", self.optimizer, list(OPTIMIZERS)),
                                   ("schedule", self.schedule, list(SCHEDULES))):

@@ -8,15 +8,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple, cast
 
 import torch
 
 from pipelines.training.config import BaseConfig
-from pipelines.training.lr_schedules import build_schedule
+from pipelines.training.lr_schedules import LRSchedule, build_schedule
 from pipelines.training.optim import build_optimizer, effective_lr
 
-Report = Callable[[dict, dict], None]
+Metrics = dict[str, float]  # an epoch's metrics (epoch and diverged are an int and a bool)
+# a checkpointable state: state dicts of tensors, counters and RNG states, as torch.save takes
+State = dict[str, Any]
+Report = Callable[[Metrics, State], None]
 
 
 DIVERGENCE_CHECK_EVERY = 10  # steps between finiteness checks (each one syncs a GPU)
@@ -35,21 +38,40 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(cfg: BaseConfig, device: torch.device):
+def autocast(cfg: BaseConfig, device: torch.device) -> torch.autocast:
     """bf16 autocast where `cfg.precision` asks for it (auto: on CUDA)."""
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def fast_model(model: torch.nn.Module, cfg: BaseConfig, device: torch.device):
+def fast_model(model: torch.nn.Module, cfg: BaseConfig, device: torch.device
+               ) -> torch.nn.Module:
     """What runs the steps: channels_last on CUDA, compiled if `cfg.compile`. The
     state (checkpoints) stays the plain module's."""
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if cfg.compile else model
+    # torch.compile of a Module is an OptimizedModule, itself a Module; the stub says Callable
+    return cast(torch.nn.Module, torch.compile(model)) if cfg.compile else model
 
 
-def _state(model, opt, schedule, epoch, best, generator) -> dict:
+class EpochStats(NamedTuple):
+    """What one epoch's optimizer steps (`run_steps`) give back."""
+
+    mean_loss: float  # per example
+    examples: int
+    seconds: float
+    diverged: bool  # the loss became NaN or infinite
+    lr: float  # the optimizer's learning rate at the last step (as scheduled)
+
+
+# train_epoch(opt, schedule, generator): one pass over the training data
+TrainEpoch = Callable[[torch.optim.Optimizer, LRSchedule, torch.Generator], EpochStats]
+# loss_of(inputs, targets): a batch's mean loss, to backpropagate
+LossOf = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
+           epoch: int, best: float, generator: torch.Generator) -> State:
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
@@ -58,10 +80,10 @@ def _state(model, opt, schedule, epoch, best, generator) -> dict:
 
 
 def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
-        score: str, train_epoch: Callable, evaluate: Callable[[], dict],
-        report: Report | None, resume_state: dict | None) -> TrainResult:
+        score: str, train_epoch: TrainEpoch, validate_epoch: Callable[[], Metrics],
+        report: Report | None, resume_state: State | None) -> TrainResult:
     """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
-    one `train_epoch(opt, schedule, generator)` and `evaluate()` per epoch, a
+    one `train_epoch(opt, schedule, generator)` and `validate_epoch()` per epoch, a
     report with a checkpointable state, and a stop at a diverged loss. `score` is
     the validation metric whose best (highest) the state keeps."""
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -75,11 +97,12 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         generator.set_state(resume_state["rng"])
         torch.set_rng_state(resume_state["torch_rng"])
         first_epoch = resume_state["epoch"] + 1
-        best = resume_state.get("best_score", resume_state.get("best_val_acc", 0.0))
+        older_best: float = resume_state.get("best_val_acc", 0.0)  # older checkpoints' name
+        best = resume_state.get("best_score", older_best)
 
     for epoch in range(first_epoch, cfg.epochs + 1):
         train_loss, seen, epoch_s, diverged, lr = train_epoch(opt, schedule, generator)
-        scores = evaluate()
+        scores = validate_epoch()
         schedule.after_epoch(train_loss if math.isnan(scores["val_loss"]) else
                              scores["val_loss"])
         last = scores[score]
@@ -94,11 +117,12 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
     return TrainResult(cfg.epochs, best, last, False, model)
 
 
-def run_steps(model, opt, schedule, device: torch.device, loss_of: Callable,
-              batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
-    """Optimizer steps over `batches`, `loss_of(x, y)` each; returns (mean loss,
-    examples, seconds, diverged, learning rate of the last step). The loss is read
-    back only every DIVERGENCE_CHECK_EVERY steps (each read syncs a GPU)."""
+def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
+              device: torch.device, loss_of: LossOf,
+              batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> EpochStats:
+    """Optimizer steps over `batches`, `loss_of(x, y)` each, and their EpochStats.
+    The loss is read back only every DIVERGENCE_CHECK_EVERY steps (each read
+    syncs a GPU)."""
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
@@ -117,4 +141,5 @@ def run_steps(model, opt, schedule, device: torch.device, loss_of: Callable,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     mean_loss = loss_sum.item() / max(seen, 1)
-    return mean_loss, seen, time.perf_counter() - start, not math.isfinite(mean_loss), lr
+    return EpochStats(mean_loss, seen, time.perf_counter() - start,
+                      not math.isfinite(mean_loss), lr)

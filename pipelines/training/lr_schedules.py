@@ -4,10 +4,10 @@ calls `after_batch()` every step and `after_epoch(val_loss)` every epoch."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 
 class ScheduleSettings(Protocol):
@@ -24,7 +24,9 @@ class ScheduleSettings(Protocol):
 class LRSchedule:
     """A torch LR scheduler behind the trainer's two calls."""
 
-    def __init__(self, scheduler: LambdaLR | ReduceLROnPlateau, *, per_batch: bool):
+    # any torch scheduler (ReduceLROnPlateau is an LRScheduler too, in the torch >= 2.3 this
+    # project needs); a plateau one is stepped with the epoch's loss, never per batch
+    def __init__(self, scheduler: LRScheduler, *, per_batch: bool) -> None:
         self.scheduler, self.per_batch = scheduler, per_batch
 
     def after_batch(self) -> None:
@@ -35,10 +37,10 @@ class LRSchedule:
         if isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step(val_loss)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return self.scheduler.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state)
 
 
@@ -63,35 +65,43 @@ def _one_cycle(step: int, total: int, rise: int) -> float:
     return ONECYCLE_END + (1 - ONECYCLE_END) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _onecycle(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+def _onecycle(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+              ) -> LRSchedule:
     total = cfg.epochs * steps_per_epoch
     rise_fraction = min(0.5, max(0.01, cfg.warmup_epochs / cfg.epochs))
     rise = max(1, round(rise_fraction * total))
     return LRSchedule(LambdaLR(opt, lambda s: _one_cycle(s, total, rise)), per_batch=True)
 
 
-def _cosine(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+def _cosine(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+            ) -> LRSchedule:
     total = cfg.epochs * steps_per_epoch
     # at most half the run warms up, so the cosine always decays (as onecycle's rise)
     warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
     return LRSchedule(LambdaLR(opt, lambda s: _warmup_cosine(s, total, warmup)), per_batch=True)
 
 
-def _step(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+def _step(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+          ) -> LRSchedule:
     milestones = [int(0.5 * cfg.epochs * steps_per_epoch), int(0.75 * cfg.epochs * steps_per_epoch)]
     return LRSchedule(LambdaLR(opt, lambda s: 0.1 ** sum(s >= m for m in milestones)),
                       per_batch=True)
 
 
-def _plateau(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+def _plateau(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+             ) -> LRSchedule:
     return LRSchedule(ReduceLROnPlateau(opt, factor=0.1, patience=2), per_batch=False)
 
 
-def _constant(opt, cfg: ScheduleSettings, steps_per_epoch: int) -> LRSchedule:
+def _constant(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+              ) -> LRSchedule:
     return LRSchedule(LambdaLR(opt, lambda s: 1.0), per_batch=True)
 
 
-SCHEDULES: dict[str, Callable[..., LRSchedule]] = {
+# build(opt, cfg, steps_per_epoch): a schedule of `opt`'s learning rate over cfg.epochs
+ScheduleBuilder = Callable[[torch.optim.Optimizer, ScheduleSettings, int], LRSchedule]
+
+SCHEDULES: dict[str, ScheduleBuilder] = {
     "onecycle": _onecycle, "cosine": _cosine, "step": _step,
     "plateau": _plateau, "constant": _constant,
 }
@@ -99,4 +109,5 @@ SCHEDULES: dict[str, Callable[..., LRSchedule]] = {
 
 def build_schedule(opt: torch.optim.Optimizer, cfg: ScheduleSettings,
                    steps_per_epoch: int) -> LRSchedule:
+    """`cfg.schedule`'s schedule of `opt`, for `cfg.epochs` epochs of `steps_per_epoch`."""
     return SCHEDULES[cfg.schedule](opt, cfg, steps_per_epoch)

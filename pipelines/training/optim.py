@@ -60,4 +60,5 @@ OPTIMIZERS: dict[str, Callable[[Params, OptimizerSettings, float], torch.optim.O
 
 
 def build_optimizer(params: Params, cfg: OptimizerSettings) -> torch.optim.Optimizer:
+    """`cfg.optimizer` over `params`, at the effective learning rate of `cfg.lr`."""
     return OPTIMIZERS[cfg.optimizer](params, cfg, effective_lr(cfg.lr, cfg.batch_size))

@@ -52,6 +52,7 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, loss: str,
              dice_weight: float) -> torch.Tensor:
+    """The training loss `loss` (SEG_LOSSES of pipelines.training.config)."""
     if loss == "bce":
         return cross_entropy(logits, target)
     if loss == "dice":
@@ -78,7 +79,8 @@ def dice_and_iou(counts: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndar
     return dice, iou
 
 
-def seg_scores(counts, class_names: tuple[str, ...]) -> dict[str, float]:
+def seg_scores(counts: np.ndarray | torch.Tensor, class_names: tuple[str, ...]
+               ) -> dict[str, float]:
     """val_dice, val_miou (means over the classes) and val_dice_<class> for each."""
     dice, iou = dice_and_iou(counts)
     return {"val_dice": float(dice.mean()), "val_miou": float(iou.mean()),

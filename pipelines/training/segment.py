@@ -2,7 +2,7 @@
 random crops of the training images, scored on whole validation images.
 
 Like `pipelines.training.classify.train` it is a plain function that runs without Ray,
-with the same report/checkpoint protocol and epoch loop (`trainer.fit`). An
+with the same report/checkpoint protocol and epoch loop (`loop.fit`). An
 epoch is as many crops as cover the training images' pixels once. The
 training images live on the device as uint8 and are cropped and augmented in
 batches there.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,7 +22,10 @@ from pipelines.data.seg_folder import SegData
 from pipelines.training.augment import augment_pairs
 from pipelines.training.config import SegConfig
 from pipelines.training.loop import (
+    EpochStats,
+    Metrics,
     Report,
+    State,
     TrainResult,
     autocast,
     default_device,
@@ -29,13 +33,14 @@ from pipelines.training.loop import (
     fit,
     run_steps,
 )
+from pipelines.training.lr_schedules import LRSchedule
 from pipelines.training.seg_metrics import confusion, predict, seg_loss, seg_scores
 
 SCORE = "val_miou"  # what the checkpoint's "best" follows
 
 
 def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None = None,
-                       resume_state: dict | None = None,
+                       resume_state: State | None = None,
                        device: torch.device | None = None) -> TrainResult:
     cfg.validate()
     device = device or default_device()
@@ -54,8 +59,8 @@ def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None =
                    _train_epoch, net, cfg=cfg, images=images, masks=masks, crops=crops,
                    crop=crop, normalise=functools.partial(_normalise, mean=mean, std=std),
                    device=device),
-               evaluate=functools.partial(evaluate_segmentation, net, data, cfg, mean, std,
-                                          device),
+               validate_epoch=functools.partial(evaluate_segmentation, net, data, cfg, mean,
+                                                std, device),
                report=report, resume_state=resume_state)
 
 
@@ -68,10 +73,12 @@ def _normalise(x: torch.Tensor, *, mean: float, std: float) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: SegConfig,
-                 images: torch.Tensor, masks: torch.Tensor, crops: int, crop: int,
-                 normalise, device: torch.device):
-    def loss_of(x, y):
+def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
+                 generator: torch.Generator, *, cfg: SegConfig, images: torch.Tensor,
+                 masks: torch.Tensor, crops: int, crop: int,
+                 normalise: Callable[[torch.Tensor], torch.Tensor],
+                 device: torch.device) -> EpochStats:
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = augment_pairs(x.float().div_(255), y.long(), flip_prob=cfg.flip_prob,
                              rot90_prob=cfg.rot90_prob, jitter=cfg.jitter,
                              generator=generator)
@@ -84,7 +91,8 @@ def _train_epoch(model, opt, schedule, generator: torch.Generator, *, cfg: SegCo
 
 
 def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: int,
-                 batch_size: int, generator: torch.Generator):
+                 batch_size: int, generator: torch.Generator
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """`count` square crops at uniformly random images and offsets, in batches."""
     n, _, height, width = images.shape
     for start in range(0, count, batch_size):
@@ -99,8 +107,8 @@ def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: in
 
 
 @torch.no_grad()
-def evaluate_segmentation(model, data: SegData, cfg: SegConfig, mean: float, std: float,
-                          device: torch.device) -> dict:
+def evaluate_segmentation(model: torch.nn.Module, data: SegData, cfg: SegConfig, mean: float,
+                          std: float, device: torch.device) -> Metrics:
     """val_loss, val_dice, val_miou and val_dice_<class> on the whole validation
     images, one at a time (full-size inference, no crops); NaN without any."""
     names = data.class_names

@@ -39,15 +39,17 @@ def test_suggestions_on_a_known_curve():
                                                                       (log_lr + 0.7) * 5, 0)
     result = suggest(curve_of(losses), "diverged", TEST)
     assert result.steepest == pytest.approx(1e-2, rel=0.3)
-    assert 1e-3 < result.valley < 1e-1 and result.suggestion == result.steepest
+    assert result.valley is not None and 1e-3 < result.valley < 1e-1
+    assert result.suggestion == result.steepest
 
 
 def test_no_suggestion_when_the_loss_never_falls():
     flat = 2.3 + 0.01 * np.random.default_rng(0).standard_normal(150)
     result = suggest(curve_of(flat), "end_lr", TEST)
-    assert result.suggestion is None and "never fell" in result.why_no_suggestion
+    assert result.suggestion is None and "never fell" in str(result.why_no_suggestion)
     short = suggest(curve_of(np.array([2.3, 9.0, 50.0])), "diverged", TEST)
-    assert short.suggestion is None and "diverged after 3 steps" in short.why_no_suggestion
+    assert short.suggestion is None
+    assert "diverged after 3 steps" in str(short.why_no_suggestion)
 
 
 def test_the_model_and_optimizer_are_restored(tiny_data):
@@ -71,7 +73,8 @@ def test_valley_of_a_curve_falling_from_its_first_point():
 def test_a_loss_that_falls_only_at_the_very_start_gets_no_suggestion():
     losses = np.concatenate([[2.3, 1.5, 1.2], np.linspace(1.25, 3.0, 150)])
     result = suggest(curve_of(losses), "diverged", TEST)
-    assert result.suggestion is None and "fell only in the first" in result.why_no_suggestion
+    assert result.suggestion is None
+    assert "fell only in the first" in str(result.why_no_suggestion)
 
 
 def test_range_settings_are_checked():

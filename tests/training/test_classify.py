@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS, effective_lr
 from pipelines.tuning.trainable import load_state
 
-TINY = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
+TINY: dict[str, Any] = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
 
 
 def run(data, **overrides):

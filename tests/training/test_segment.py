@@ -66,9 +66,9 @@ def test_perfect_disjoint_and_empty_masks():
     s = _scores(all_interior, all_interior)
     assert s["val_dice_membrane"] == 1.0 and s["val_miou"] == 1.0
     # "all interior" on ISBI-like masks: foreground Dice high, mean IoU low
-    target = np.ones((100,), dtype=int)
-    target[:22] = 0  # 22% membrane
-    s = _scores(np.ones((100,), dtype=int), target)
+    membrane_22 = np.ones((100,), dtype=int)
+    membrane_22[:22] = 0  # 22% membrane
+    s = _scores(np.ones((100,), dtype=int), membrane_22)
     assert s["val_dice_interior"] == pytest.approx(2 * 78 / (2 * 78 + 22))  # ~0.88
     assert s["val_dice_membrane"] == 0.0 and s["val_miou"] == pytest.approx(0.39)
 
