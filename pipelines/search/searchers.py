@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ray.tune.search import BasicVariantGenerator, Searcher
+from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 # TPE and HyperOpt start with random points; on a small budget use half of it.
 MAX_RANDOM_STARTUP = 10
 
 
-def _variants(*, seed: int, num_samples: int, **_) -> BasicVariantGenerator:
+def _variants(*, seed: int, num_samples: int, **_: str) -> BasicVariantGenerator:
     # Grid points expand to a cartesian product; plain domains are sampled at random.
     return BasicVariantGenerator(random_state=seed)
 
@@ -33,10 +33,12 @@ def _hyperopt(*, metric: str, mode: str, seed: int, num_samples: int) -> Searche
                           n_initial_points=startup)
 
 
-SEARCHERS: dict[str, Callable[..., Searcher | BasicVariantGenerator]] = {
+SEARCHERS: dict[str, Callable[..., Searcher | SearchAlgorithm]] = {
     "grid": _variants, "random": _variants, "optuna": _optuna, "hyperopt": _hyperopt,
 }
 
 
-def build_searcher(algo: str, *, metric: str, mode: str, seed: int, num_samples: int):
+def build_searcher(algo: str, *, metric: str, mode: str, seed: int,
+                   num_samples: int) -> Searcher | SearchAlgorithm:
+    """The search algorithm called `algo` (a key of SEARCHERS), seeded."""
     return SEARCHERS[algo](metric=metric, mode=mode, seed=seed, num_samples=num_samples)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ray import tune
+from ray.tune.search.sample import Domain as TuneDomain
 
 from pipelines.errors import UsageError
 
@@ -28,7 +29,7 @@ class Uniform:
         _check_range(name, self.low, self.high)
         _check_grid_in_range(name, self.grid, self.low, self.high)
 
-    def sample_domain(self):
+    def sample_domain(self) -> TuneDomain:
         return tune.uniform(self.low, self.high)
 
 
@@ -41,7 +42,7 @@ class LogUniform(Uniform):
         if self.low <= 0:
             raise UsageError(f"parameter {name!r}: log domain needs low > 0, got {self.low}")
 
-    def sample_domain(self):
+    def sample_domain(self) -> TuneDomain:
         return tune.loguniform(self.low, self.high)
 
 
@@ -60,7 +61,7 @@ class IntUniform:
             raise UsageError(f"parameter {name!r}: log domain needs low > 0, got {self.low}")
         _check_grid_in_range(name, self.grid, self.low, self.high)
 
-    def sample_domain(self):
+    def sample_domain(self) -> TuneDomain:
         sampler = tune.lograndint if self.log else tune.randint
         return sampler(self.low, self.high + 1)  # Tune's upper bound is exclusive
 
@@ -80,7 +81,7 @@ class Choice:
             raise UsageError(f"parameter {name!r}: grid points {outside} are not among the "
                              f"options {list(self.options)}")
 
-    def sample_domain(self):
+    def sample_domain(self) -> TuneDomain:
         return tune.choice(list(self.options))
 
 
@@ -101,6 +102,7 @@ def _check_grid_in_range(name: str, grid: tuple, low: float, high: float) -> Non
 
 
 def grid_points(domain: Domain) -> tuple:
+    """The values grid search tries: a Choice's grid (default: its options), a range's grid."""
     if isinstance(domain, Choice):
         return tuple(domain.grid if domain.grid is not None else domain.options)
     return tuple(domain.grid)
@@ -125,10 +127,12 @@ def check_space(space: Mapping[str, Domain], known_keys: list[str]) -> None:
 
 
 def grid_size(space: Mapping[str, Domain]) -> int:
+    """Points in the space's grid: the product of every domain's grid points."""
     return math.prod(len(grid_points(d)) for d in space.values())
 
 
-def to_tune(space: Mapping[str, Domain], algo: str, fixed: Mapping[str, Any]) -> dict:
+def to_tune(space: Mapping[str, Domain], algo: str,
+            fixed: Mapping[str, Any]) -> dict[str, Any]:
     """Compile to a Ray Tune param_space; `fixed` values pass through as constants."""
     compiled: dict[str, Any] = dict(fixed)
     for name, domain in space.items():
@@ -165,7 +169,7 @@ def compile_space(space: Mapping[str, Domain], algo: str, fixed: Mapping[str, An
     return CompiledSpace(param_space, 1, grid_size(space) * passes)
 
 
-def describe(space: Mapping[str, Domain]) -> dict[str, dict]:
+def describe(space: Mapping[str, Domain]) -> dict[str, dict[str, Any]]:
     """A JSON-friendly description of the space, for run.json."""
     return {name: {"type": type(d).__name__, **{k: list(v) if isinstance(v, tuple) else v
                                                 for k, v in vars(d).items()}}

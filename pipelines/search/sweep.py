@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pipelines.data.seg_folder import SegDataset
 from pipelines.errors import UsageError
@@ -91,13 +91,16 @@ def default_stages(space: Mapping[str, Domain], num_samples: int,
                      if set(space) - grouped else ())
 
 
-def start_values(space, config_class: type[BaseConfig] = TrainConfig) -> dict:
-    """Every parameter's value before a stage tunes it: the trainer's default."""
+def start_values(space: Iterable[str],
+                 config_class: type[BaseConfig] = TrainConfig) -> dict[str, Any]:
+    """Every parameter's (of `space`, by name) value before a stage tunes it: the
+    trainer's default."""
     defaults = config_class()
     return {name: getattr(defaults, name) for name in space}
 
 
-def with_carried(config: dict, carried: tuple[dict, ...]) -> dict:
+def with_carried(config: dict[str, Any],
+                 carried: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     """A stage trial's full configuration: the carried configuration it builds on
     (chosen by CARRIED_KEY when there are several), with its own values on top."""
     if not carried:
@@ -114,12 +117,16 @@ class Sweep:
     full: Budget
     quick: Budget  # CPU-sized: --quick
     fixed: Mapping[str, Any] = field(default_factory=dict)  # config values for every trial
-    metric: str = "val_acc"
+    metric: str = ""  # a metric the trainer reports; "": the task's default (TASKS)
     mode: str = "max"
     default_algo: str = "optuna"
     stages: tuple[Stage, ...] = ()  # staged tuning (see Stage); () = one joint search
     task: str = "classification"  # a key of pipelines.training.tasks.TASKS
     data: SegDataset | None = None  # segmentation: the folder; classification: CIFAR-10
+
+    def __post_init__(self) -> None:
+        if not self.metric:  # frozen: set through object's own __setattr__
+            object.__setattr__(self, "metric", task(self.task).metric)
 
     @property
     def config_class(self) -> type[BaseConfig]:
@@ -160,7 +167,6 @@ class Sweep:
             raise UsageError(f"parameter(s) {untuned} are in no stage; add them to one, or "
                              f"fix them in fixed={{...}}")
 
-
     def _check_config(self, values: Mapping[str, Any], what: str) -> None:
         try:
             self.config_class.from_dict(dict(values))
@@ -169,12 +175,14 @@ class Sweep:
 
 
 def sweep_names() -> list[str]:
+    """The sweeps, by CLI name: the modules of search_spaces/."""
     package = importlib.import_module(SWEEP_PACKAGE)
     return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
                   if not m.name.startswith("_"))
 
 
 def load_sweep(name: str) -> Sweep:
+    """search_spaces/<name>.py's SWEEP, checked; a UsageError naming the known ones."""
     if name not in sweep_names():
         raise UsageError(f"unknown sweep {name!r}; known sweeps: {', '.join(sweep_names())} "
                          f"(see --list)")

@@ -31,7 +31,7 @@ def _median(*, max_epochs: int, grace_period: int, reduction_factor: int) -> Tri
                               min_samples_required=3)
 
 
-def _none(**_) -> TrialScheduler:
+def _none(**_: int) -> TrialScheduler:
     return FIFOScheduler()
 
 
@@ -42,5 +42,6 @@ SCHEDULERS: dict[str, Callable[..., TrialScheduler]] = {
 
 def build_scheduler(name: str, *, max_epochs: int, grace_period: int,
                     reduction_factor: int) -> TrialScheduler:
+    """The trial scheduler called `name` (a key of SCHEDULERS); epochs are its time unit."""
     return SCHEDULERS[name](max_epochs=max_epochs, grace_period=grace_period,
                             reduction_factor=reduction_factor)

@@ -1,12 +1,16 @@
 """The space compiler, for every algorithm and every sweep module."""
 
+from typing import Mapping
+
 import pytest
+from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from pipelines.errors import UsageError
 from pipelines.search.searchers import SEARCHERS, build_searcher
 from pipelines.search.space import (
     Choice,
+    Domain,
     IntUniform,
     LogUniform,
     Uniform,
@@ -17,7 +21,7 @@ from pipelines.search.space import (
 from pipelines.search.sweep import load_sweep, sweep_names
 from pipelines.training.config import TrainConfig
 
-SPACE = {
+SPACE: dict[str, Domain] = {
     "lr": LogUniform(1e-3, 1.0, grid=(0.01, 0.1)),
     "dropout": Uniform(0.0, 0.5, grid=(0.0,)),
     "crop_padding": IntUniform(0, 4, grid=(2, 4)),
@@ -51,7 +55,9 @@ def test_every_searcher_accepts_the_compiled_space(algo):
     if hasattr(searcher, "set_search_properties"):
         assert searcher.set_search_properties("val_acc", "max", space) is not False
     if algo in ("optuna", "hyperopt"):
+        assert isinstance(searcher, Searcher)
         suggestion = searcher.suggest("trial_1")
+        assert suggestion is not None
         assert 1e-3 <= suggestion["lr"] <= 1.0
         assert 0 <= suggestion["crop_padding"] <= 4
         assert suggestion["optimizer"] in ("sgd", "adam")
@@ -91,7 +97,9 @@ def test_every_sweep_compiles_for_every_algorithm(name, algo):
     for budget in (sweep.quick, sweep.full):
         to_tune(sweep.space, algo, {**sweep.fixed, **budget.fixed})
         sweep.config_class.from_dict({**sweep.fixed, **budget.fixed})
-    for space in [{k: sweep.space[k] for k in s.params} for s in sweep.stages] or [sweep.space]:
+    spaces: list[Mapping[str, Domain]] = [{k: sweep.space[k] for k in s.params}
+                                          for s in sweep.stages] or [sweep.space]
+    for space in spaces:
         assert grid_size(space) <= 64, "keep the default grid runnable"
 
 

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from pipelines.search.space import grid_points
+from pipelines.search.space import candidate_values, grid_points
 from pipelines.search.sweep import load_sweep, sweep_names
 from pipelines.training.classify import train
+from pipelines.training.config import TrainConfig
 
 CLASSIFICATION = [name for name in sweep_names()
                   if load_sweep(name).task == "classification"]
@@ -17,11 +18,28 @@ CLASSIFICATION = [name for name in sweep_names()
 @pytest.mark.parametrize("name", CLASSIFICATION)
 def test_every_classification_sweep_trains_one_epoch(tiny_data, name):
     sweep = load_sweep(name)
-    first = {key: (grid_points(domain) or (domain.low,))[0]
+    first = {key: (grid_points(domain) or candidate_values(domain))[0]  # a range's low
              for key, domain in sweep.space.items()}
     values = {**sweep.fixed, **sweep.quick.fixed, **first, "epochs": 1}
     reports = []
-    train(sweep.config_class.from_dict(values), tiny_data,
+    cfg = sweep.config_class.from_dict(values)
+    assert isinstance(cfg, TrainConfig)
+    train(cfg, tiny_data,
           report=lambda metrics, state: reports.append(metrics))
     assert len(reports) == 1 and math.isfinite(reports[0]["train_loss"])
     assert 0 <= reports[0][sweep.metric] <= 1
+
+
+@pytest.mark.parametrize("task,metric", [("classification", "val_acc"),
+                                         ("segmentation", "val_miou")])
+def test_a_sweep_without_a_metric_optimises_its_tasks_default(task, metric):
+    from pipelines import Budget, Choice, Sweep
+    from pipelines.training.tasks import TASKS
+
+    budget = Budget(num_samples=1, max_epochs=1, grace_period=1, reduction_factor=2,
+                    train_size=10, val_size=10)
+    sweep = Sweep(description="d", space={"width": Choice((8, 16))}, full=budget,
+                  quick=budget, task=task)
+    assert sweep.metric == metric == TASKS[task].metric
+    assert Sweep(description="d", space={"width": Choice((8,))}, full=budget, quick=budget,
+                 task=task, metric="val_loss", mode="min").metric == "val_loss"
