@@ -19,11 +19,18 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Barrier
+
+    from pipelines.data.cifar10 import DataSpec
 
 STARTUP_RUNS = 5
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.data_startup",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--train-size", type=int, default=45_000)
@@ -33,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _startup(spec, out) -> None:
+def _startup(spec: DataSpec, out: Queue[tuple[float, int]]) -> None:
     import numpy as np
     import torch  # noqa: F401  (a trial worker has it imported already)
 
@@ -57,7 +64,7 @@ def _mapped_pss_kib(path: str) -> int:
     return total
 
 
-def _read_all(spec, ready, done, out) -> None:
+def _read_all(spec: DataSpec, ready: Barrier, done: Barrier, out: Queue[int]) -> None:
     import numpy as np
 
     from pipelines.data.cifar10 import open_split
@@ -71,7 +78,7 @@ def _read_all(spec, ready, done, out) -> None:
     done.wait()
 
 
-def memory(spec, n: int) -> float:
+def memory(spec: DataSpec, n: int) -> float:
     """MiB of the image cache's mapping, summed (PSS) over n processes."""
     ctx = mp.get_context("spawn")
     ready, done, out = ctx.Barrier(n + 1), ctx.Barrier(n + 1), ctx.Queue()
@@ -86,7 +93,7 @@ def memory(spec, n: int) -> float:
     return sum(pss) / 1024
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from pipelines.data.cifar10 import DataSpec, ensure_cache
 
     args = parse_args(argv)

@@ -26,12 +26,12 @@ from pipelines.data.cifar10 import ensure_cache
 from pipelines.search.space import grid_points
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
-from pipelines.training.loop import default_device
+from pipelines.training.loop import Metrics, State, default_device
 from pipelines.tuning.final import test_images, training_images
 from search_spaces.cifar_fast import SWEEP
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.fast_recipe",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--lr", type=float, default=0.375, help="per 256 examples")
@@ -48,12 +48,13 @@ def main(argv=None) -> None:
     data = training_images(root, None, cfg.seed)
     start = time.time()
 
-    def report(metrics, state):
+    def report(metrics: Metrics, state: State) -> None:
         print(f"[{time.time() - start:7.0f}s] epoch {metrics['epoch']} train_loss "
               f"{metrics['train_loss']:.4f} {metrics['images_per_s']:.0f} images/s", flush=True)
 
     device = default_device()
     result = train(cfg, data, report=report, device=device)
+    assert result.model is not None  # train() returns the model it trained
     train_s = time.time() - start
     test = test_images(ensure_cache(root, "test")[0])
     scores = {"device": device.type, "lr": cfg.lr, "epochs": cfg.epochs,

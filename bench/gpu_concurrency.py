@@ -19,12 +19,13 @@ import os
 import tempfile
 
 from pipelines.analysis.runs import load_run
+from pipelines.records.storage import Location
 from pipelines.tuning.plan import RunOptions
 from pipelines.tuning.ray_session import start_ray
 from pipelines.tuning.runner import run
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_concurrency",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -34,13 +35,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def aggregate_rate(run_dir, train_size: int) -> float:
+def aggregate_rate(run_dir: Location, train_size: int) -> float:
     epochs = load_run(run_dir.uri).epochs
     span = epochs["ended_at"].max() - (epochs["ended_at"] - epochs["epoch_s"]).min()
     return len(epochs) * train_size / span
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     import torch
 
     args = parse_args(argv)

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.data.cache import resolve_data_dir
-from pipelines.data.cifar10 import DataSpec, ensure_cache, open_split
+from pipelines.data.cifar10 import DataSpec, TrainValData, ensure_cache, open_split
 from pipelines.records.tables import CONFIG_PREFIX, read_parquet
 from pipelines.search.space import grid_points
 from pipelines.tuning.plan import RunOptions, RunPlan, plan
@@ -72,8 +72,8 @@ def in_pipeline_order(configs: list[dict], trials: pd.DataFrame) -> list[dict]:
     trial's config exactly, key for key."""
     ordered = []
     for _, row in trials.iterrows():
-        seen = {k.removeprefix(CONFIG_PREFIX): v for k, v in row.items()
-                if k.startswith(CONFIG_PREFIX)}
+        seen = {str(k).removeprefix(CONFIG_PREFIX): v for k, v in row.items()
+                if str(k).startswith(CONFIG_PREFIX)}
         match = [c for c in configs if c == seen]
         assert len(match) == 1, f"pipeline trial {row['trial_id']} ran an unexpected {seen}"
         ordered.append(match[0])
@@ -85,7 +85,7 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
     """Time Ray start-up, run() (which reuses the started Ray) and ray.shutdown."""
     import ray
 
-    times = {}
+    times: dict[str, float] = {}
     start = time.perf_counter()
     # The runner's own start-up, timed here; run() then finds Ray started and reuses it.
     assert start_ray(options.address, options.gpus_per_trial), \
@@ -93,6 +93,7 @@ def run_pipeline(options: RunOptions) -> tuple[dict[str, float], pd.DataFrame, p
     times["init"] = time.perf_counter() - start
     try:
         cpus = ray.cluster_resources().get("CPU", 0)
+        assert options.max_concurrent, "the bench runs a set number of trials at once"
         needed = options.max_concurrent * options.cpus_per_trial
         assert cpus >= needed, f"Ray has {cpus:g} CPUs, {needed:g} needed for the concurrency"
         start, cpu, others = time.perf_counter(), _cpu_s(), _cpu_s_but_trials()
@@ -130,7 +131,7 @@ def _cpu_s_but_trials() -> dict[int, float]:
 
 
 @functools.lru_cache(maxsize=1)
-def _data(spec: DataSpec):
+def _data(spec: DataSpec) -> TrainValData:
     return open_split(spec)  # once per worker process, as pipelines.tuning.trainable does
 
 
@@ -163,8 +164,8 @@ def run_bare(configs: list[dict], spec: DataSpec, concurrency: int,
     return time.perf_counter() - start, results
 
 
-def measure_once(args, options: RunOptions, configs: list[dict], spec: DataSpec,
-                 bare_first: bool) -> dict[str, float]:
+def measure_once(args: argparse.Namespace, options: RunOptions, configs: list[dict],
+                 spec: DataSpec, bare_first: bool) -> dict[str, float]:
     """One pipeline run and one bare run of the same trials; returns the figures."""
     n_workers, threads = args.concurrency, args.cpus_per_trial
     bare = None

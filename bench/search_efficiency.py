@@ -35,7 +35,7 @@ METHODS = {  # name -> (algo, scheduler)
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.search_efficiency",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -46,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def one(args, storage: str, seed: int, algo: str, scheduler: str) -> dict:
+def one(args: argparse.Namespace, storage: str, seed: int, algo: str,
+        scheduler: str) -> dict:
     with contextlib.redirect_stdout(io.StringIO()):
         run_dir = run(RunOptions(sweep="cifar_sweep", quick=True, algo=algo,
                                  scheduler=scheduler, num_samples=args.num_samples,
@@ -60,7 +61,7 @@ def one(args, storage: str, seed: int, algo: str, scheduler: str) -> dict:
             "max_epochs": r.meta["budget"]["max_epochs"]}
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     start_ray()
     rows = []

@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from ray.tune.search import Searcher
 
 from pipelines.search.searchers import build_searcher
 from pipelines.search.space import to_tune
@@ -23,7 +24,7 @@ from pipelines.search.sweep import load_sweep
 METRIC, MODE = "val_acc", "max"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.searcher_overhead",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--at", type=int, nargs="+", default=[100, 1000])
@@ -42,6 +43,7 @@ def suggestion_times(algo: str, at: list[int], probe: int) -> dict[int, float]:
     sweep = load_sweep("cifar_sweep")
     space = to_tune(sweep.space, algo, {})
     searcher = build_searcher(algo, metric=METRIC, mode=MODE, seed=0, num_samples=max(at))
+    assert isinstance(searcher, Searcher), f"{algo} suggests no configurations one by one"
     searcher.set_search_properties(METRIC, MODE, space)
     rng, done, times = np.random.default_rng(0), 0, {}
 
@@ -49,6 +51,7 @@ def suggestion_times(algo: str, at: list[int], probe: int) -> dict[int, float]:
         start = time.perf_counter()
         config = searcher.suggest(str(trial))
         seconds = time.perf_counter() - start
+        assert config is not None, f"{algo} suggested nothing"
         searcher.on_trial_complete(str(trial), {METRIC: _score(config, rng)})
         return seconds
 
@@ -61,7 +64,7 @@ def suggestion_times(algo: str, at: list[int], probe: int) -> dict[int, float]:
     return times
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def one_run(args, storage: str, seed: int, **method) -> dict:
+def one_run(args: argparse.Namespace, storage: str, seed: int, **method: Any) -> dict:
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # each run's leaderboard
         run_dir = run(RunOptions(sweep=SWEEP, quick=True, seed=seed, storage=storage,
@@ -57,7 +58,7 @@ def one_run(args, storage: str, seed: int, **method) -> dict:
             "trials": len(trials), "wall_s": wall, "run": run_dir.uri}
 
 
-def compare(args, storage: str, seed: int) -> dict:
+def compare(args: argparse.Namespace, storage: str, seed: int) -> dict:
     staged = one_run(args, storage, seed, name=f"staged-seed{seed}")
     joint = one_run(args, storage, seed, name=f"joint-seed{seed}", joint=True, algo="optuna",
                     num_samples=10_000, epoch_budget=staged["epochs"])

@@ -24,21 +24,31 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models import build_model
-from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, DataSpec, ensure_cache, open_split
+from pipelines.data.cifar10 import (
+    MEAN,
+    NUM_CLASSES,
+    STD,
+    DataSpec,
+    TrainValData,
+    ensure_cache,
+    open_split,
+)
 from pipelines.training.augment import augment
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
-from pipelines.training.loop import default_device
+from pipelines.training.loop import Metrics, State, default_device
+
+Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # one epoch, on the device
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.throughput",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--model", default="simple_cnn")
@@ -54,17 +64,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def ours(cfg: TrainConfig, data) -> Iterator[float]:
+def ours(cfg: TrainConfig, data: TrainValData) -> Iterator[float]:
     """Images/s of each epoch of our `train`, which runs in a thread that waits at
     each report until the next epoch is asked for."""
-    rates: queue.Queue = queue.Queue()
+    rates: queue.Queue[float | BaseException] = queue.Queue()
     go = threading.Semaphore(0)
 
-    def report(metrics, state):
+    def report(metrics: Metrics, state: State) -> None:
         rates.put(metrics["images_per_s"])
         go.acquire()
 
-    def run():
+    def run() -> None:
         try:
             train(cfg, data, report=report)
         except BaseException as e:  # noqa: BLE001 (handed to the main thread)
@@ -79,14 +89,16 @@ def ours(cfg: TrainConfig, data) -> Iterator[float]:
         go.release()
 
 
-def _model(cfg: TrainConfig, device):
+def _model(cfg: TrainConfig,
+           device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
                         dropout=cfg.dropout).to(device)
     return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
-def _epoch_rates(model, opt, epochs: int, batches) -> Iterator[float]:
+def _epoch_rates(model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int,
+                 batches: Batches) -> Iterator[float]:
     """Train `epochs` passes over `batches()` (each yields (x, y) on the device);
     yield each epoch's images/s, training steps only."""
     for _ in range(epochs):
@@ -102,7 +114,8 @@ def _epoch_rates(model, opt, epochs: int, batches) -> Iterator[float]:
         yield seen / (time.perf_counter() - start)
 
 
-def minimal_loop(cfg: TrainConfig, data, device) -> Iterator[float]:
+def minimal_loop(cfg: TrainConfig, data: TrainValData,
+                 device: torch.device) -> Iterator[float]:
     """The loop one writes by hand: the split in memory as tensors, index, augment, step."""
     model, opt = _model(cfg, device)
     images = torch.from_numpy(np.asarray(data.images[data.train_idx])).to(device)
@@ -111,7 +124,7 @@ def minimal_loop(cfg: TrainConfig, data, device) -> Iterator[float]:
     std = torch.tensor(STD, device=device)[None, :, None, None]
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    def batches():
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(images), generator=generator).to(device)
         for i in range(0, len(images), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
@@ -121,23 +134,25 @@ def minimal_loop(cfg: TrainConfig, data, device) -> Iterator[float]:
     return _epoch_rates(model, opt, cfg.epochs, batches)
 
 
-class PilCifar(torch.utils.data.Dataset):
+class PilCifar(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     """What torchvision.datasets.CIFAR10 does per item: a PIL image through transforms
     (the on-disk format differs: ours is Parquet, so it reads our decoded arrays)."""
 
-    def __init__(self, images, labels, transform):
+    def __init__(self, images: np.ndarray, labels: np.ndarray,
+                 transform: Callable[[Any], torch.Tensor]) -> None:  # a PIL image in
         self.images, self.labels, self.transform = images, labels, transform
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
 
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> Iterator[float]:
+def torchvision_pipeline(cfg: TrainConfig, data: TrainValData, device: torch.device,
+                         workers: int) -> Iterator[float]:
     from torchvision import transforms
 
     transform = transforms.Compose([
@@ -150,14 +165,14 @@ def torchvision_pipeline(cfg: TrainConfig, data, device, workers: int) -> Iterat
                                          pin_memory=device.type == "cuda")
     model, opt = _model(cfg, device)
 
-    def batches():
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
     return _epoch_rates(model, opt, cfg.epochs, batches)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = default_device()
@@ -171,7 +186,7 @@ def main(argv=None) -> None:
                "torchvision + DataLoader": torchvision_pipeline(cfg, data, device,
                                                                 args.workers)}
     names = list(methods)
-    runs = {name: [] for name in names}
+    runs: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds + 1):  # rotate the order: none always goes first
         for name in names[round_ % 3:] + names[:round_ % 3]:
             runs[name].append(next(methods[name]))

@@ -16,7 +16,7 @@ EXIT_BROKEN_PIPE = 141  # the shell's code for SIGPIPE: what `tool | head` leave
 
 
 class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not argparse's usage block
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UsageError(f"{message} (see --help)")
 
 

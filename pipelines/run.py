@@ -11,9 +11,7 @@ from pipelines.errors import RunInterrupted, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR
-    from pipelines.records.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
-
+    """The CLI's flags, in the order --help lists them."""
     p = OneLineParser(prog="python -m pipelines.run",
                       description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
                                   "results land in <storage>/<sweep>/<run>/ as Parquet.")
@@ -21,6 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the sweeps and exit")
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized budget: a stratified subset, few trials, few epochs")
+    _add_search_flags(p)
+    _add_resource_flags(p)
+    _add_storage_flags(p)
+    _add_other_run_flags(p)
+    return p
+
+
+def _add_search_flags(p: argparse.ArgumentParser) -> None:
+    """The search and its budget: algorithm, scheduler, trials, epochs, data sizes."""
     p.add_argument("--algo", help="grid | random | optuna | hyperopt (default: the sweep's)")
     p.add_argument("--scheduler", default="asha", help="asha | hyperband | median | none")
     p.add_argument("--num-samples", type=int, help="trials (grid: passes over the grid)")
@@ -38,12 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-range", choices=["auto"],
                    help="auto: run an LR range test first and narrow the lr domain around "
                         "its suggestion (see the README)")
+
+
+def _add_resource_flags(p: argparse.ArgumentParser) -> None:
+    """What each trial gets, and which Ray runs them."""
     p.add_argument("--cpus-per-trial", type=float, default=1.0,
                    help="Ray CPUs and torch threads per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
     p.add_argument("--address", help="join a running Ray cluster ('auto'); default: "
                                      "RAY_ADDRESS if set, else an embedded local Ray")
+
+
+def _add_storage_flags(p: argparse.ArgumentParser) -> None:
+    """Where the data comes from and the results go."""
+    from pipelines.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR
+    from pipelines.records.storage import DEFAULT_STORAGE, STORAGE_ENV, default_storage
+
     p.add_argument("--data-dir", help=f"data root (default: ${DATA_DIR_ENV} or "
                                       f"{DEFAULT_DATA_DIR})")
     p.add_argument("--storage", default=default_storage(),
@@ -51,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"a URI such as s3://bucket/path or gs://bucket/path (default: "
                         f"${STORAGE_ENV} or ./{DEFAULT_STORAGE})")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
+
+
+def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
+    """The seed, and the two commands on an existing run: --final and --resume."""
     p.add_argument("--seed", type=int, default=0, help="seeds the split, search and trials")
     p.add_argument("--final", metavar="RUN_DIR",
                    help="retrain the run's best configuration on every training image "
@@ -60,7 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish a stopped or crashed run (<storage>/<sweep>/<run>): finished "
                         "and failed trials are kept, unfinished ones continue from their "
                         "last checkpoint")
-    return p
 
 
 # A resumed run is the run as it was started; only where it runs may change.

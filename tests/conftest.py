@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from pipelines.data.cache import DATA_DIR_ENV
-from pipelines.data.cifar10 import OFFLINE_ENV, DataSpec, ensure_cache, open_split
+from pipelines.data.cifar10 import (
+    OFFLINE_ENV,
+    CachedSplit,
+    DataSpec,
+    TrainValData,
+    ensure_cache,
+    open_split,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests talk to loopback only: no dataset downloads, no Ray usage statistics.
@@ -22,14 +29,14 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar_cache():
+def cifar_cache() -> tuple[CachedSplit, str]:
     if not any(data_dir().rglob("train-*.parquet")):
         pytest.fail(f"CIFAR-10 not found under {data_dir()}; set {DATA_DIR_ENV}")
     return ensure_cache(data_dir())
 
 
 @pytest.fixture(scope="session")
-def tiny_data(cifar_cache):
+def tiny_data(cifar_cache: tuple[CachedSplit, str]) -> TrainValData:
     """500 training and 200 validation images of real CIFAR-10."""
     cache, source = cifar_cache
     return open_split(DataSpec(cache, 500, 200, 0, source))

@@ -25,11 +25,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from tests.conftest import REPO
 
 RAY = str(Path(sys.executable).with_name("ray"))
 READY_LINE = "will now block forever"
+T = TypeVar("T")
 
 
 def session_pids(session: int) -> list[int]:
@@ -78,7 +80,7 @@ def _signal_all(session: int, sig: int) -> None:
             pass
 
 
-def start(args: list[str], env: dict, log: Path, **kwargs) -> subprocess.Popen:
+def start(args: list[str], env: dict, log: Path, **kwargs: Any) -> subprocess.Popen:
     """Start a command in a session of its own, output to `log`."""
     with open(log, "w") as out:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -107,7 +109,9 @@ def run_to_completion(args: list[str], env: dict, log: Path, timeout_s: float = 
         stop(process)
 
 
-def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.3):
+def wait_for(condition: Callable[[], T | None], timeout_s: float, what: str,
+             poll_s: float = 0.3) -> T:
+    """`condition()` once it is truthy; a TimeoutError after `timeout_s`."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         value = condition()
@@ -153,7 +157,7 @@ def start_node(args: list[str], env: dict, log: Path, timeout_s: float = 90) -> 
     node = RayNode(start([RAY, "start", *args, "--block", "--disable-usage-stats",
                           "--temp-dir", str(temp_dir)], env, log), log, temp_dir)
 
-    def ready():
+    def ready() -> bool:
         if node.process.poll() is not None:
             raise RuntimeError(f"ray start exited {node.process.returncode}:\n"
                                f"{log.read_text()[-3000:]}")
@@ -190,6 +194,7 @@ def alive_node_ids(dashboard: str, token: str) -> set[str]:
 
 def ctrl_c_after_first_result(driver: subprocess.Popen) -> tuple[str, str]:
     """Ctrl-C (SIGINT to the driver alone) once a trial has reported; its output."""
+    assert driver.stderr is not None, "start the driver with stderr=subprocess.PIPE"
     for line in driver.stderr:
         if "best val_acc" in line:
             break

@@ -53,6 +53,7 @@ def test_a_reader_that_stops_early_ends_the_list_quietly():
     # `python -m pipelines.run --list | head -1`: the reader is gone before the write
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.run", "--list"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141, err

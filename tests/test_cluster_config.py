@@ -46,16 +46,18 @@ def ray_starts(command: str) -> list[tuple[dict[str, str], list[str]]]:
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     exported: dict[str, str] = {}
-    starts, words = [], []
+    starts: list[tuple[dict[str, str], list[str]]] = []
+    words: list[str] = []
     for token in [*lexer, ";"]:
         if token and set(token) <= set(";&|()"):  # the end of a simple command
             n = 0
             while n < len(words) and re.fullmatch(r"[A-Za-z_]\w*=.*", words[n]):
                 n += 1
-            env = dict(w.split("=", 1) for w in words[:n])
+            env = {k: v for k, _, v in (w.partition("=") for w in words[:n])}
             rest = words[n:]
             if rest[:1] == ["export"]:
-                exported.update(w.split("=", 1) for w in rest[1:] if "=" in w)
+                exported.update({k: v for k, sep, v in (w.partition("=") for w in rest[1:])
+                                 if sep})
             elif rest[:2] == ["ray", "start"]:
                 starts.append(({**exported, **env}, rest[2:]))
             words = []

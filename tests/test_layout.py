@@ -34,7 +34,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, list[s
     dependency a reader must follow. `from a.b import c` is an import of the
     module a.b.c when that exists, else of a.b (taking the name c)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = []
+    found: list[tuple[str, list[str], int]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(a.name, [], node.lineno) for a in node.names if a.name in known]
