@@ -27,7 +27,7 @@ from pipelines.search.space import grid_points
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.loop import Metrics, State, default_device
-from pipelines.tuning.final import test_images, training_images
+from pipelines.tuning.final_score import final_test_images, final_training_images
 from search_spaces.cifar_fast import SWEEP
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig.from_dict({**SWEEP.fixed, **SWEEP.full.fixed, **first_grid_point,
                                  "lr": args.lr, "epochs": args.epochs, "seed": 0})
     print(cfg, flush=True)
-    data = training_images(root, None, cfg.seed)
+    data = final_training_images(root, None, cfg.seed)
     start = time.time()
 
     def report(metrics: Metrics, state: State) -> None:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     result = train(cfg, data, report=report, device=device)
     assert result.model is not None  # train() returns the model it trained
     train_s = time.time() - start
-    test = test_images(ensure_cache(root, "test")[0])
+    test = final_test_images(ensure_cache(root, "test")[0])
     scores = {"device": device.type, "lr": cfg.lr, "epochs": cfg.epochs,
               "train_s": round(train_s, 1)}
     for tta in (False, True):

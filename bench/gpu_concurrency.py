@@ -20,8 +20,8 @@ import tempfile
 
 from pipelines.analysis.runs import load_run
 from pipelines.records.storage import Location
-from pipelines.tuning.plan import RunOptions
 from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
 
 

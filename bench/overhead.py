@@ -33,8 +33,8 @@ from pipelines.data.cache import resolve_data_dir
 from pipelines.data.cifar10 import DataSpec, TrainValData, ensure_cache, open_split
 from pipelines.records.tables import CONFIG_PREFIX, read_parquet
 from pipelines.search.space import grid_points
-from pipelines.tuning.plan import RunOptions, RunPlan, plan
 from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.run_plan import RunOptions, RunPlan, plan
 from pipelines.tuning.runner import run
 
 SWEEP = "cifar_sweep"
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def grid_configs(p: RunPlan) -> list[dict]:
-    """Every trial config of one grid pass, built as runner.plan builds Tune's."""
+    """Every trial config of one grid pass, built as tuning.run_plan.plan builds Tune's."""
     names = list(p.sweep.space)
     points = [grid_points(p.sweep.space[name]) for name in names]
     return [{**p.fixed, **dict(zip(names, values))} for values in itertools.product(*points)]

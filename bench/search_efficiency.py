@@ -23,8 +23,8 @@ import pandas as pd
 
 from pipelines.analysis.curves import best_so_far
 from pipelines.analysis.runs import load_run
-from pipelines.tuning.plan import RunOptions
 from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
 
 METHODS = {  # name -> (algo, scheduler)

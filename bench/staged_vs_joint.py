@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.records.tables import read_parquet
-from pipelines.tuning.plan import RunOptions
 from pipelines.tuning.ray_session import start_ray
+from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
 
 SWEEP = "cifar_staged"

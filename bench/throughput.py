@@ -40,7 +40,7 @@ from pipelines.data.cifar10 import (
     ensure_cache,
     open_split,
 )
-from pipelines.training.augment import augment
+from pipelines.training.augmentation import augment
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
 from pipelines.training.loop import Metrics, State, default_device

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.analysis.anova import IMPORTANCE_EVALUATORS, importance
 from pipelines.analysis.curves import compare_runs
-from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance
-from pipelines.analysis.leaderboard import (
+from pipelines.analysis.ranking import (
     format_table,
     leaderboard,
     leaderboard_table,
@@ -84,10 +84,11 @@ def analyze(args: argparse.Namespace) -> int:
     if len(runs) > 1:
         print("\n" + compare_runs(runs).to_string(index=False))
     if out is not None:
-        from pipelines.analysis.report import write_report
+        from pipelines.analysis import report as html_report
 
         try:
-            report = write_report(runs, out, importances=importances, final=final)
+            report = html_report.write_report(runs, out, importances=importances,
+                                              final=final)
         except OSError as e:
             raise UsageError(f"cannot write the report to {out} ({e.strerror or e}); pass "
                              f"--out DIR, a writable directory") from None

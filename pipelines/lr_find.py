@@ -18,7 +18,7 @@ from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
-    from pipelines.lr_range.range_test import RangeResult, RangeTest
+    from pipelines.lr_range.finder import RangeResult, RangeTest
     from pipelines.records.storage import Location
     from pipelines.search.sweep import Budget, Sweep
     from pipelines.training.config import TrainConfig
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 def find(args: argparse.Namespace) -> int:
     from pipelines.data.cache import resolve_data_dir
     from pipelines.data.cifar10 import DataSpec, ensure_cache, open_split
-    from pipelines.lr_range.range_test import range_test
+    from pipelines.lr_range.finder import range_test
     from pipelines.records.storage import check_writable, resolve
     from pipelines.search.sweep import load_sweep
     from pipelines.training.tasks import task
@@ -100,7 +100,7 @@ def find(args: argparse.Namespace) -> int:
 
 
 def _range_test(args: argparse.Namespace) -> RangeTest:
-    from pipelines.lr_range.range_test import RangeTest
+    from pipelines.lr_range.finder import RangeTest
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")

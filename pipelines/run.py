@@ -99,7 +99,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode
 
 
 def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from pipelines.tuning.final import FinalOptions, final
+    from pipelines.tuning.final_score import FinalOptions, final
 
     threads = None if args.cpus_per_trial == parser.get_default("cpus_per_trial") else \
         max(1, int(args.cpus_per_trial))  # unset: torch's default, every core
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick`; --list shows them")
-        from pipelines.tuning.plan import RunOptions
+        from pipelines.tuning.run_plan import RunOptions
         from pipelines.tuning.runner import run
 
         options = RunOptions(**{k: v for k, v in vars(args).items()

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipelines.analysis.anova import importance
 from pipelines.analysis.curves import best_so_far
-from pipelines.analysis.importance import importance
-from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.ranking import leaderboard
 from pipelines.analysis.runs import best_config, load_run, load_runs
 from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.training.config import TrainConfig

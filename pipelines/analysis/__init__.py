@@ -4,13 +4,22 @@ against the budget. The figures (`pipelines.analysis.figures`), the HTML
 report (`pipelines.analysis.report`) and its captions are imported on their
 own: they need matplotlib, which nothing else here does."""
 
+from pipelines.analysis.anova import IMPORTANCE_EVALUATORS, importance, scores_at_budget
 from pipelines.analysis.curves import best_so_far, compare_runs
-from pipelines.analysis.importance import IMPORTANCE_EVALUATORS, importance, scores_at_budget
-from pipelines.analysis.leaderboard import leaderboard, leaderboard_table, stage_table
+from pipelines.analysis.formatting import LABEL_DIGITS, significant
+from pipelines.analysis.ranking import (
+    format_table,
+    leaderboard,
+    leaderboard_table,
+    stage_table,
+    stop_reason_summary,
+    stop_reasons,
+)
 from pipelines.analysis.runs import Run, best_config, config_of, load_run, load_runs, run_names
 
 __all__ = [
-    "IMPORTANCE_EVALUATORS", "Run", "best_config", "best_so_far", "compare_runs", "config_of",
-    "importance", "leaderboard", "leaderboard_table", "load_run", "load_runs", "run_names",
-    "scores_at_budget", "stage_table",
+    "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run", "best_config", "best_so_far", "compare_runs",
+    "config_of", "format_table", "importance", "leaderboard", "leaderboard_table", "load_run",
+    "load_runs", "run_names", "scores_at_budget", "significant", "stage_table",
+    "stop_reason_summary", "stop_reasons",
 ]

@@ -22,7 +22,7 @@ from pipelines.analysis.captions import (
 )
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import TABLE_DIGITS, format_value, table_number
-from pipelines.analysis.leaderboard import (
+from pipelines.analysis.ranking import (
     leaderboard,
     stage_table,
     stop_reason_summary,
@@ -64,7 +64,7 @@ def write_report(runs: list[Run], out_dir: str | Path,
                  final: dict | None = None) -> Path:
     """Write the figures of `runs[0]` (and best-so-far curves of every run) as PNGs
     into `out_dir`, and `report.html` showing them; returns the HTML's path.
-    `importances`: {evaluator: pipelines.analysis.importance(...)}; `final`: the
+    `importances`: {evaluator: pipelines.analysis.anova(...)}; `final`: the
     test score of the chosen configuration ({"test_acc": ..., "config": {...}})."""
     if not runs:
         raise ValueError("write_report needs at least one run")

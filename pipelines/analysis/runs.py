@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.ranking import leaderboard
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 from pipelines.records.run_record import read_run_json

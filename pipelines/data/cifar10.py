@@ -122,7 +122,7 @@ def locate(root: Path) -> tuple[str, Path]:
     )
 
 
-SPLITS = ("train", "test")  # the test split is read by pipelines.tuning.final alone
+SPLITS = ("train", "test")  # the test split is read by pipelines.tuning.final_score alone
 
 
 def _decode_parquet(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.lr_range.range_test import RangeResult, RangeTest
+    from pipelines.lr_range.finder import RangeResult, RangeTest
     from pipelines.records.storage import Location
     from pipelines.training.config import TrainConfig
 

@@ -2,10 +2,28 @@
 writes), the Parquet schema of its tables, and its run directory and run.json
 (with the run's status)."""
 
-from pipelines.records.run_record import RunStatus, create_run_dir, read_run_json, run_status
-from pipelines.records.storage import Location, check_writable, default_storage, resolve
+from pipelines.records.run_record import (
+    RunStatus,
+    command_line,
+    create_run_dir,
+    git_commit,
+    now_iso,
+    package_versions,
+    read_run_json,
+    run_status,
+)
+from pipelines.records.storage import (
+    DEFAULT_STORAGE,
+    STORAGE_ENV,
+    Location,
+    check_writable,
+    default_storage,
+    first_line,
+    resolve,
+)
 from pipelines.records.tables import (
     CONFIG_PREFIX,
+    LR_CURVE_COLUMNS,
     STOP_REASONS,
     TrialRecord,
     epochs_frame,
@@ -15,6 +33,8 @@ from pipelines.records.tables import (
 )
 
 __all__ = [
+    "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
+    "git_commit", "now_iso", "package_versions",
     "CONFIG_PREFIX", "STOP_REASONS", "Location", "RunStatus", "TrialRecord", "check_writable",
     "create_run_dir", "default_storage", "epochs_frame", "read_parquet", "read_run_json",
     "resolve", "run_status", "trials_frame", "write_parquet",

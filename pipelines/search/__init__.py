@@ -16,6 +16,7 @@ from pipelines.search.space import (
     to_tune,
 )
 from pipelines.search.sweep import (
+    CARRIED_KEY,
     Budget,
     Stage,
     Sweep,
@@ -28,6 +29,7 @@ from pipelines.search.sweep import (
 from pipelines.search.trial_schedulers import SCHEDULERS, build_scheduler
 
 __all__ = [
+    "CARRIED_KEY",
     "SCHEDULERS", "SEARCHERS", "Budget", "Choice", "Domain", "IntUniform", "LogUniform", "Stage",
     "Sweep", "Uniform", "build_scheduler", "build_searcher", "compile_space", "default_stages",
     "describe", "grid_points", "grid_size", "load_sweep", "start_values", "sweep_names",

@@ -112,6 +112,10 @@ def with_carried(config: dict[str, Any],
 
 @dataclass(frozen=True)
 class Sweep:
+    """One search: its space, budgets and defaults (metric, mode, algorithm), its
+    stages if it tunes in stages, and the task and data it trains on. Checked by
+    `check()` before a run starts."""
+
     description: str  # one line, shown by --list
     space: Mapping[str, Domain]
     full: Budget

@@ -2,7 +2,8 @@
 LR schedules by name, batched augmentation, the shared epoch loop, the
 classification and segmentation trainers, and the table of tasks."""
 
-from pipelines.training.classify import evaluate, train
+from pipelines.training.augmentation import augment
+from pipelines.training.classify import batches, evaluate, train
 from pipelines.training.config import BaseConfig, SegConfig, TrainConfig
 from pipelines.training.loop import (
     EpochStats,
@@ -19,6 +20,7 @@ from pipelines.training.segment import evaluate_segmentation, train_segmentation
 from pipelines.training.tasks import TASKS, Task, task
 
 __all__ = [
+    "augment", "batches",
     "OPTIMIZERS", "SCHEDULES", "TASKS", "BaseConfig", "EpochStats", "LRSchedule", "Metrics",
     "Report", "SegConfig", "State", "Task", "TrainConfig", "TrainResult", "build_optimizer",
     "build_schedule", "default_device", "effective_lr", "evaluate", "evaluate_segmentation",

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from models import build_model
 from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, TrainValData
-from pipelines.training.augment import augment
+from pipelines.training.augmentation import augment
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.loop import (
     EpochStats,

@@ -27,6 +27,8 @@ DIVERGENCE_CHECK_EVERY = 10  # steps between finiteness checks (each one syncs a
 
 @dataclass(frozen=True)
 class TrainResult:
+    """How a training run ended: its epochs, best and last score, and the model."""
+
     epochs: int
     best_score: float  # of the task's score (val_acc, val_miou); 0 without validation
     last_score: float

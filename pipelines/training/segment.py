@@ -19,7 +19,7 @@ import torch
 
 from models import build_model
 from pipelines.data.seg_folder import SegData
-from pipelines.training.augment import augment_pairs
+from pipelines.training.augmentation import augment_pairs
 from pipelines.training.config import SegConfig
 from pipelines.training.loop import (
     EpochStats,
@@ -42,6 +42,9 @@ SCORE = "val_miou"  # what the checkpoint's "best" follows
 def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None = None,
                        resume_state: State | None = None,
                        device: torch.device | None = None) -> TrainResult:
+    """Train `cfg.epochs` epochs of random crops (from `resume_state`'s epoch if
+    given), scoring the whole validation images after each; the report protocol
+    is classify.train's."""
     cfg.validate()
     device = device or default_device()
     torch.manual_seed(cfg.seed)

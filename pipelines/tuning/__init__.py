@@ -2,10 +2,17 @@
 stop, one Tune experiment or a staged run, the trainable, the driver-side
 recorder and progress, --resume's checks, --lr-range auto and --final."""
 
-from pipelines.tuning.final import FinalOptions, final
-from pipelines.tuning.plan import RunOptions, RunPlan, plan
+from pipelines.tuning.final_score import (
+    FinalOptions,
+    final,
+    final_test_images,
+    final_training_images,
+)
 from pipelines.tuning.ray_session import start_ray, stop_ray
+from pipelines.tuning.run_plan import RunOptions, RunPlan, plan
 from pipelines.tuning.runner import resume, run
 
-__all__ = ["FinalOptions", "RunOptions", "RunPlan", "final", "plan", "resume", "run",
-           "start_ray", "stop_ray"]
+__all__ = [
+    "FinalOptions", "RunOptions", "RunPlan", "final", "final_test_images",
+    "final_training_images", "plan", "resume", "run", "start_ray", "stop_ray",
+]

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
-from pipelines.analysis.leaderboard import (
+from pipelines.analysis.ranking import (
     format_table,
     leaderboard,
     leaderboard_table,
     stop_reason_summary,
 )
-from pipelines.errors import RunInterrupted
+from pipelines.errors import RunInterrupted, UsageError
 from pipelines.records import tables as res
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
@@ -31,7 +31,7 @@ from pipelines.tuning.resume_checks import TUNE_DIR
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-    from pipelines.tuning.plan import RunPlan
+    from pipelines.tuning.run_plan import RunPlan
     from pipelines.tuning.trainable import TrialData
 
 CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
@@ -187,9 +187,16 @@ def _tuner(p: RunPlan, data: TrialData, run_dir: Location, callbacks: list[tune.
 def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],
                     callbacks: list[tune.Callback], stop: tune.Stopper | None,
                     filesystem: pafs.FileSystem | None) -> tune.Tuner:
-    tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable, resume_unfinished=True,
-                               resume_errored=False, restart_errored=False,
-                               storage_filesystem=filesystem)
+    try:
+        tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable,
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False, storage_filesystem=filesystem)
+    except ModuleNotFoundError as e:  # Tune's pickles name our classes by module path
+        if not (e.name or "").startswith(("pipelines.", "models.")):
+            raise
+        raise UsageError(f"{run_dir} was started by a raysweep whose modules were laid out "
+                         f"differently (its saved state needs {e.name}); resume it with the "
+                         f"version that started it") from None
     # Tune restores the run config pickled at the start, callbacks included; ours are
     # this driver's (they write to this run_dir), and get their state from the snapshot.
     local_tuner = tuner._local_tuner
@@ -207,4 +214,5 @@ def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
     table = leaderboard_table(top, metric, p.sweep.space)
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
     print(format_table(table))
-    print("stop reasons: " + stop_reason_summary(trials))
+    # trials an interrupted run left unfinished have no stop reason, and are not counted
+    print("stop reasons: " + stop_reason_summary(trials.dropna(subset=["stop_reason"])))

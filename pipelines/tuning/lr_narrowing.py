@@ -26,11 +26,11 @@ from pipelines.records.storage import Location
 from pipelines.search.space import Choice, LogUniform, describe
 from pipelines.search.sweep import start_values
 from pipelines.training.config import TrainConfig
-from pipelines.tuning.plan import RunPlan, with_sweep
+from pipelines.tuning.run_plan import RunPlan, with_sweep
 
 if TYPE_CHECKING:
     from pipelines.data.cifar10 import DataSpec
-    from pipelines.lr_range.range_test import RangeResult, RangeTest
+    from pipelines.lr_range.finder import RangeResult, RangeTest
 
 BELOW, ABOVE = 10.0, 3.0  # the narrowed domain: [suggestion / BELOW, suggestion * ABOVE]
 RULE = (f"lr in [suggestion / {BELOW:g}, suggestion * {ABOVE:g}] (steepest descent of the "
@@ -65,7 +65,7 @@ def reference_configs(p: RunPlan) -> list[TrainConfig]:
 def narrow(p: RunPlan, data: DataSpec) -> tuple[RunPlan, Narrowing]:
     """Run the range test(s) and return the plan with the narrowed lr domain."""
     from pipelines.data.cifar10 import open_split
-    from pipelines.lr_range.range_test import RangeTest, range_test
+    from pipelines.lr_range.finder import RangeTest, range_test
 
     test, train_val = RangeTest(), open_split(data)
     results: dict[str, tuple[TrainConfig, RangeResult]] = {}

@@ -25,7 +25,7 @@ class ResultRecorder(tune.Callback):
                  expand: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
         self.records: dict[str, TrialRecord] = {}
         self._on_change = on_change
-        self._expand = expand  # Tune's config -> the trainer's (see sweep.with_carried)
+        self._expand = expand  # Tune's config -> the trainer's (see search.sweep.with_carried)
         self._persisted = 0.0
         self.epoch_count = 0  # epochs recorded over all trials (a replaced one counts once)
 

@@ -27,6 +27,8 @@ def read_run_metadata(run_dir: Location) -> dict:
 
 
 def stored_options(metadata: dict, known: set[str], run_dir: Location) -> dict:
+    """The options a run was started with; a UsageError if this version does not
+    know them all."""
     options = metadata["options"]
     unknown = sorted(set(options) - known)
     if unknown:

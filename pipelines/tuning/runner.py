@@ -25,8 +25,8 @@ from pipelines.search.space import describe
 from pipelines.training.tasks import task
 from pipelines.tuning import lr_narrowing, resume_checks, staged
 from pipelines.tuning.experiment import execute_experiment
-from pipelines.tuning.plan import RunOptions, RunPlan, plan
 from pipelines.tuning.ray_session import start_ray, stop_ray
+from pipelines.tuning.run_plan import RunOptions, RunPlan, plan
 
 if TYPE_CHECKING:
     from pipelines.tuning.trainable import TrialData

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 from ray import tune
 
-from pipelines.analysis.leaderboard import format_table, leaderboard, stage_table
+from pipelines.analysis.ranking import format_table, leaderboard, stage_table
 from pipelines.analysis.runs import config_of
 from pipelines.records import tables as res
 from pipelines.records.run_record import now_iso, run_status
@@ -29,7 +29,7 @@ from pipelines.tuning.experiment import execute_experiment, print_leaderboard
 from pipelines.tuning.resume_checks import has_tune_state
 
 if TYPE_CHECKING:
-    from pipelines.tuning.plan import RunPlan
+    from pipelines.tuning.run_plan import RunPlan
     from pipelines.tuning.trainable import TrialData
 
 STAGES_DIR = "stages"

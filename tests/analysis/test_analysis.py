@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.analysis.anova import importance, scores_at_budget
 from pipelines.analysis.curves import best_so_far, compare_runs
-from pipelines.analysis.importance import importance, scores_at_budget
 from pipelines.analysis.runs import best_config, load_run, load_runs
 from pipelines.errors import UsageError
 from pipelines.records import tables as res

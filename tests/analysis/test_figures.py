@@ -16,7 +16,7 @@ from PIL import Image
 
 from pipelines.analysis import figures as plots
 from pipelines.analysis.curves import best_so_far
-from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.ranking import leaderboard
 from pipelines.analysis.report import REPORT_NAME, write_report
 from pipelines.analysis.runs import Run
 from pipelines.records.storage import resolve

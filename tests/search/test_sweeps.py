@@ -1,6 +1,6 @@
 """Every sweep module trains: its quick budget's configuration at the first
 grid point of each parameter, one epoch on tiny real data (segmentation
-sweeps: test_segmentation runs one through the CLI)."""
+sweeps: tests/training/test_segment.py runs one through the CLI)."""
 
 import math
 

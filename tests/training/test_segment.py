@@ -22,7 +22,7 @@ from pipelines.data.seg_folder import (
     split_slices,
 )
 from pipelines.errors import UsageError
-from pipelines.training.augment import augment_pairs
+from pipelines.training.augmentation import augment_pairs
 from pipelines.training.config import SegConfig
 from pipelines.training.seg_metrics import (
     confusion,

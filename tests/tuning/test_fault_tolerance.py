@@ -159,3 +159,26 @@ def test_resuming_a_finished_run_is_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pipelines.run", "--resume", str(run)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "already finished; nothing to resume" in out.stderr
+
+
+@pytest.mark.integration
+def test_a_run_saved_by_another_module_layout_is_refused_in_one_line(tmp_path, capsys):
+    """Tune pickles our classes by module path (tuner.pkl); a run saved by a raysweep
+    whose modules lived elsewhere (here: the flat pipelines.progress of earlier
+    versions) cannot be restored by this one, and says so instead of a traceback."""
+    from pipelines.run import main
+
+    run = tmp_path / "cifar_sweep" / "run"
+    (run / "tune").mkdir(parents=True)
+    run_json = json.dumps({"status": "interrupted", "metric": "val_acc", "mode": "max",
+                           "options": {"sweep": "cifar_sweep", "quick": True,
+                                       "train_size": 100, "val_size": 100}})
+    (run / "run.json").write_text(run_json)
+    # a pickle of pipelines.progress.ResultRecorder, as an earlier version's tuner.pkl held
+    (run / "tune" / "tuner.pkl").write_bytes(b"cpipelines.progress\nResultRecorder\n.")
+    (run / "tune" / "experiment_state-2026-11-30_12-00-00.json").write_text("{}")
+    code = main(["--resume", str(run), "--data-dir", str(data_dir())])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and err[-1].startswith("error: "), err
+    assert "modules were laid out differently" in err[-1] and "pipelines.progress" in err[-1]
+    assert (run / "run.json").read_text() == run_json  # nothing half-written

@@ -24,7 +24,7 @@ from pipelines.search.sweep import (
     start_values,
     with_carried,
 )
-from pipelines.tuning.plan import RunOptions, plan
+from pipelines.tuning.run_plan import RunOptions, plan
 from pipelines.tuning.staged import stage_plan, stage_summary, top_configs
 from tests.conftest import REPO, data_dir
 

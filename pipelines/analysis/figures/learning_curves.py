@@ -24,7 +24,7 @@ from pipelines.analysis.figures.trials import (
     trial_stop_reasons,
 )
 from pipelines.analysis.formatting import comma_list
-from pipelines.analysis.leaderboard import RUNNING
+from pipelines.analysis.ranking import RUNNING
 
 
 def plot_learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, meta: dict,

@@ -17,7 +17,7 @@ from pipelines.analysis.figures.trials import (
     scored_trials,
     trial_stop_reasons,
 )
-from pipelines.analysis.leaderboard import stop_reasons
+from pipelines.analysis.ranking import stop_reasons
 from pipelines.records.tables import CONFIG_PREFIX
 
 PANELS_PER_ROW = 4  # at most; rows are filled evenly

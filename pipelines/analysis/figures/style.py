@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from pipelines.analysis.formatting import comma_list
-from pipelines.analysis.leaderboard import RUNNING
+from pipelines.analysis.ranking import RUNNING
 from pipelines.records.tables import STOP_REASONS
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.leaderboard import leaderboard, stop_reasons
+from pipelines.analysis.ranking import leaderboard, stop_reasons
 
 RUNG_SCHEDULERS = {"asha": "ASHA", "hyperband": "HyperBand"}  # name -> as written
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.leaderboard import leaderboard
+from pipelines.analysis.ranking import leaderboard
 from pipelines.analysis.runs import Run, best_config, load_run
 from pipelines.data.cache import resolve_data_dir
 from pipelines.data.cifar10 import CachedSplit, TrainValData, ensure_cache
@@ -37,6 +37,8 @@ FINAL_FILE = "final.parquet"
 
 @dataclass(frozen=True)
 class FinalOptions:
+    """`--final RUN_DIR` and the flags it takes."""
+
     run_dir: str
     sweep: str | None = None  # if given, the run must be of this sweep
     data_dir: str | None = None  # None: the directory the sweep used
@@ -52,7 +54,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
     config = _final_config(run, options)
     root = resolve_data_dir(options.data_dir or run.meta.get("options", {}).get("data_dir"))
     test_cache, _ = ensure_cache(root, "test")  # missing test data fails before hours of training
-    train_data = training_images(root, options.train_size, config.seed)
+    train_data = final_training_images(root, options.train_size, config.seed)
     if options.threads:
         import torch
 
@@ -72,7 +74,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
                          f"on {len(train_data.train_idx)} images; nothing was tested")
     assert result.model is not None  # train() returns the model it trained
     # as validation scored it: the same autocast and test-time flip
-    test_loss, test_acc = evaluate(result.model, test_images(test_cache), default_device(),
+    test_loss, test_acc = evaluate(result.model, final_test_images(test_cache), default_device(),
                                    cfg=config)
     score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
@@ -107,7 +109,7 @@ def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
         raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
 
 
-def training_images(root: Path, train_size: int | None, seed: int) -> TrainValData:
+def final_training_images(root: Path, train_size: int | None, seed: int) -> TrainValData:
     """The training split (all of it, or a seeded `train_size` subset), no validation."""
     cache, _ = ensure_cache(root, "train")
     images, labels = cache.open()
@@ -119,7 +121,7 @@ def training_images(root: Path, train_size: int | None, seed: int) -> TrainValDa
     return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
 
 
-def test_images(cache: CachedSplit) -> TrainValData:
+def final_test_images(cache: CachedSplit) -> TrainValData:
     """The test split, every image in the validation role (nothing to train on)."""
     images, labels = cache.open()
     return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))

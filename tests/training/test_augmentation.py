@@ -1,6 +1,6 @@
 import torch
 
-from pipelines.training.augment import random_crop, random_flip
+from pipelines.training.augmentation import random_crop, random_flip
 
 
 def _images(n=64):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from models import build_model
 from pipelines.data.cifar10 import NUM_CLASSES, TrainValData
 from pipelines.records.tables import LR_CURVE_COLUMNS
-from pipelines.training.augment import augment
+from pipelines.training.augmentation import augment
 from pipelines.training.classify import batches
 from pipelines.training.config import TrainConfig
 from pipelines.training.loop import default_device

@@ -15,12 +15,15 @@ from pipelines.search.searchers import SEARCHERS
 from pipelines.search.space import compile_space, to_tune
 from pipelines.search.sweep import Budget, Sweep, load_sweep
 from pipelines.search.trial_schedulers import SCHEDULERS
-from pipelines.training.tasks import task
+from pipelines.training.tasks import TASKS, task
 from pipelines.tuning.ray_session import joins_cluster
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """A run as asked for: the CLI's flags, field for field (None: the sweep's or
+    the budget's value); run.json keeps them for --resume."""
+
     sweep: str
     quick: bool = False
     algo: str | None = None  # None: the sweep's default
@@ -48,6 +51,9 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunPlan:
+    """A run as it will go: the options resolved against the sweep into a budget,
+    an algorithm and a compiled space, all checked."""
+
     options: RunOptions
     sweep: Sweep
     algo: str
@@ -85,7 +91,8 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
     if options.lr_range not in (None, "auto"):
         raise UsageError(f"--lr-range {options.lr_range!r}: the only mode is 'auto'")
     if options.lr_range and not task(sweep.task).range_test:
-        raise UsageError(f"--lr-range auto runs on classification sweeps; {options.sweep} is "
+        tested = ", ".join(name for name, t in TASKS.items() if t.range_test)
+        raise UsageError(f"--lr-range auto runs on {tested} sweeps; {options.sweep} is "
                          f"a {sweep.task} sweep, so drop --lr-range")
     _check_resources(options)
     if options.name is not None and (not options.name or Path(options.name).name != options.name

@@ -11,7 +11,7 @@ import torch
 
 from models import build_model
 from pipelines.data.cifar10 import NUM_CLASSES
-from pipelines.lr_range.range_test import RangeTest, lr_at, range_test, suggest
+from pipelines.lr_range.finder import RangeTest, lr_at, range_test, suggest
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
 from tests.conftest import REPO, data_dir
@@ -65,7 +65,7 @@ def test_the_model_and_optimizer_are_restored(tiny_data):
 
 
 def test_valley_of_a_curve_falling_from_its_first_point():
-    from pipelines.lr_range.range_test import valley
+    from pipelines.lr_range.finder import valley
 
     assert valley(np.array([2.0, 1.0, 3.0, 4.0, 5.0])) == 0  # not -1: the largest lr
 
