@@ -15,11 +15,19 @@ from pipelines.analysis.ranking import (
     stop_reason_summary,
     stop_reasons,
 )
-from pipelines.analysis.runs import Run, best_config, config_of, load_run, load_runs, run_names
+from pipelines.analysis.runs import (
+    Run,
+    best_config,
+    config_of,
+    load_run,
+    load_runs,
+    run_names,
+    scored_epochs,
+)
 
 __all__ = [
     "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run", "best_config", "best_so_far", "compare_runs",
     "config_of", "format_table", "importance", "leaderboard", "leaderboard_table", "load_run",
-    "load_runs", "run_names", "scores_at_budget", "significant", "stage_table",
+    "load_runs", "run_names", "scores_at_budget", "scored_epochs", "significant", "stage_table",
     "stop_reason_summary", "stop_reasons",
 ]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 import pandas as pd
 
-from pipelines.analysis.runs import Run, is_missing, plain_value
+from pipelines.analysis.runs import Run, is_missing, plain_value, scored_epochs
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 
@@ -59,8 +58,7 @@ def importance(run: Run, evaluator: str = "fanova", seed: int = 0,
 def scores_at_budget(run: Run, budget: int | None = None) -> tuple[int, dict[str, float]]:
     """(epoch E, {trial_id: best score up to E}) for the trials that reached E;
     E is `budget`, or by default the deepest epoch every scored trial reached."""
-    e = run.epochs.dropna(subset=[run.metric])
-    e = e[np.isfinite(e[run.metric].astype(float)) & np.isfinite(e["train_loss"].astype(float))]
+    e = scored_epochs(run.epochs, run.metric)
     if e.empty:
         return 0, {}
     reached = e.groupby("trial_id")["epoch"].max()

@@ -148,3 +148,15 @@ def is_missing(value: object) -> bool:
 def plain_value(value: object) -> object:
     """numpy scalars to Python ones, so configs compare and serialise cleanly."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def scored_epochs(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Epochs with a finite score, leaving out the epoch whose training loss
+    diverged (its evaluation ran on NaN weights), as pipelines.records.tables does:
+    what the figures draw and importance compares."""
+    if metric not in epochs:
+        return epochs.iloc[:0]
+    ok = np.isfinite(epochs[metric].astype(float))
+    if "train_loss" in epochs:
+        ok &= np.isfinite(epochs["train_loss"].astype(float))
+    return epochs[ok]

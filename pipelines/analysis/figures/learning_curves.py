@@ -20,11 +20,11 @@ from pipelines.analysis.figures.trials import (
     RUNG_SCHEDULERS,
     best_trial_id,
     rung_epochs,
-    scored_epochs,
     trial_stop_reasons,
 )
 from pipelines.analysis.formatting import comma_list
 from pipelines.analysis.ranking import RUNNING
+from pipelines.analysis.runs import scored_epochs
 
 
 def plot_learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, meta: dict,

@@ -1,5 +1,5 @@
 """What the figures read from the trials and epochs tables and run.json: the
-best trial, each trial's stop reason, the scored epochs, the scheduler's rungs."""
+best trial, each trial's stop reason, the scored trials, the scheduler's rungs."""
 
 from __future__ import annotations
 
@@ -44,17 +44,6 @@ def trial_stop_reasons(trials: pd.DataFrame) -> dict[str, str]:
     if trials.empty:
         return {}
     return {str(t): str(r) for t, r in zip(trials["trial_id"], stop_reasons(trials))}
-
-
-def scored_epochs(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Epochs with a finite score, leaving out the epoch whose training loss
-    diverged (its evaluation ran on NaN weights), as pipelines.records.tables does."""
-    if metric not in epochs:
-        return epochs.iloc[:0]
-    ok = np.isfinite(epochs[metric].astype(float))
-    if "train_loss" in epochs:
-        ok &= np.isfinite(epochs["train_loss"].astype(float))
-    return epochs[ok]
 
 
 def scored_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
