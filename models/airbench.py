@@ -8,6 +8,9 @@ airbench's data-dependent whitening of the stem and its Lookahead optimizer
 are not reproduced; the net trains with this pipeline's optimizers and
 schedules like any other registered model. Its test-time flipping is the
 trainer's `tta` option, which search_spaces/cifar_fast.py turns on.
+
+Images smaller than airbench's 32x32 skip a max-pool along a side that is
+already 1 pixel, so 8x8 images fit; at 32x32 every pool halves, as in airbench.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ HEAD_SCALE = 1 / 9
 
 
 class ConvGroup(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int] = (2, 2)) -> None:
         super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding="same", bias=False), nn.MaxPool2d(2),
+            nn.Conv2d(c_in, c_out, 3, padding="same", bias=False), nn.MaxPool2d(pool),
             nn.BatchNorm2d(c_out), nn.GELU(),
             nn.Conv2d(c_out, c_out, 3, padding="same", bias=False),
             nn.BatchNorm2d(c_out), nn.GELU(),
@@ -32,13 +35,19 @@ class ConvGroup(nn.Sequential):
 
 
 class AirbenchNet(nn.Module):
-    def __init__(self, num_classes: int = 10, width: int = 64, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 64, dropout: float = 0.0,
+                 in_channels: int = 3, image_size: tuple[int, int] = (32, 32)) -> None:
         super().__init__()
         widths = (width, 4 * width, 4 * width)
+        stem = nn.Conv2d(in_channels, STEM_CHANNELS, 2)  # first, so a seed inits as it always did
+        size = (image_size[0] - 1, image_size[1] - 1)  # pixels after the unpadded 2x2 stem
+        groups = []
+        for c_in, c_out in zip((STEM_CHANNELS, *widths), widths):
+            pool = (min(2, size[0]), min(2, size[1]))  # 1 along a side of 1 pixel: no pooling
+            groups.append(ConvGroup(c_in, c_out, pool))
+            size = (size[0] // pool[0], size[1] // pool[1])
         self.features = nn.Sequential(
-            nn.Conv2d(3, STEM_CHANNELS, 2), nn.GELU(),
-            ConvGroup(STEM_CHANNELS, widths[0]), ConvGroup(widths[0], widths[1]),
-            ConvGroup(widths[1], widths[2]),
+            stem, nn.GELU(), *groups,
             nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         )
         self.dropout = nn.Dropout(dropout)
@@ -49,7 +58,8 @@ class AirbenchNet(nn.Module):
 
 
 @register_model("airbench")
-def airbench(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
+def airbench(*, num_classes: int, in_channels: int, image_size: tuple[int, int], width: int,
+             dropout: float, depth: int | None = None) -> nn.Module:
     if depth is not None:
         raise ValueError(f"airbench has a fixed depth; got depth={depth}, pass None")
-    return AirbenchNet(num_classes, width, dropout)
+    return AirbenchNet(num_classes, width, dropout, in_channels, image_size)

@@ -1,5 +1,6 @@
 """CIFAR ResNet (He et al. 2016, section 4.2): depth = 6n + 2 layers in three
-stages of n basic blocks with `width`, 2*width and 4*width channels."""
+stages of n basic blocks with `width`, 2*width and 4*width channels. Padded
+stride-2 convolutions round up, so any image of at least 1x1 pixel fits."""
 
 from __future__ import annotations
 
@@ -31,14 +32,15 @@ class BasicBlock(nn.Module):
 
 class CifarResNet(nn.Module):
     def __init__(self, num_classes: int = 10, width: int = 16, depth: int = 20,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, in_channels: int = 3) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), "
                              f"got {depth}")
         blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(True),
         )
         layers, c_in = [], width
         for stage, c_out in enumerate((width, 2 * width, 4 * width)):
@@ -57,6 +59,7 @@ class CifarResNet(nn.Module):
 
 
 @register_model("resnet")
-def resnet(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
-    return CifarResNet(num_classes=num_classes, width=width,
-                       depth=20 if depth is None else depth, dropout=dropout)
+def resnet(*, num_classes: int, in_channels: int, width: int, dropout: float,
+           depth: int = 20) -> nn.Module:
+    return CifarResNet(num_classes=num_classes, width=width, depth=depth, dropout=dropout,
+                       in_channels=in_channels)

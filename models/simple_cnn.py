@@ -1,4 +1,6 @@
-"""The seed model: one conv layer (3 -> width), max-pool, dropout, linear."""
+"""The seed model: one conv layer (in_channels -> width), max-pool, dropout, linear.
+
+The linear layer is sized for `image_size`, so the model takes images of that size only."""
 
 from __future__ import annotations
 
@@ -9,15 +11,17 @@ from models.registry import register_model
 
 
 class SimpleCNN(nn.Module):
-    def __init__(self, num_classes: int = 10, width: int = 16, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 16, dropout: float = 0.0,
+                 in_channels: int = 3, image_size: tuple[int, int] = (32, 32)) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),  # 32x32 -> 16x16
         )
+        pooled = (image_size[0] // 2) * (image_size[1] // 2)  # pixels after the max-pool
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 16 * 16, num_classes)
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * pooled, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -25,7 +29,9 @@ class SimpleCNN(nn.Module):
 
 
 @register_model("simple_cnn")
-def simple_cnn(*, num_classes: int, width: int, depth: int | None, dropout: float) -> nn.Module:
-    if depth not in (None, 1):
+def simple_cnn(*, num_classes: int, in_channels: int, image_size: tuple[int, int], width: int,
+               dropout: float, depth: int = 1) -> nn.Module:
+    if depth != 1:
         raise ValueError(f"simple_cnn has exactly one conv layer; got depth={depth}, use depth=1")
-    return SimpleCNN(num_classes=num_classes, width=width, dropout=dropout)
+    return SimpleCNN(num_classes=num_classes, width=width, dropout=dropout,
+                     in_channels=in_channels, image_size=image_size)

@@ -64,7 +64,6 @@ class UNet(nn.Module):
 
 
 @register_model("unet", task="segmentation")
-def unet(*, num_classes: int, width: int, depth: int | None, dropout: float,
-         in_channels: int = 1) -> nn.Module:
-    return UNet(in_channels, num_classes, width, DEFAULT_DEPTH if depth is None else depth,
-                dropout)
+def unet(*, num_classes: int, in_channels: int, width: int, dropout: float,
+         depth: int = DEFAULT_DEPTH) -> nn.Module:
+    return UNet(in_channels, num_classes, width, depth, dropout)

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from models import model_names
+from models import check_model
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS
 
@@ -83,8 +83,8 @@ class BaseConfig:
         self._validate_names()
 
     def _validate_names(self) -> None:
-        for key, value, known in (("model", self.model, model_names(self.TASK)),
-                                  ("optimizer", self.optimizer, list(OPTIMIZERS)),
+        check_model(self.model, self.TASK)  # ValueError: one line naming the model and the fix
+        for key, value, known in (("optimizer", self.optimizer, list(OPTIMIZERS)),
                                   ("schedule", self.schedule, list(SCHEDULES))):
             if value not in known:
                 raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")

@@ -20,6 +20,36 @@ def test_forward_backward_finite(name, dropout):
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.parametrize("name", model_names("classification"))
+@pytest.mark.parametrize("classes", [3, 10])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 17, 23)])
+def test_classification_models_take_any_channels_classes_and_image_size(name, classes, shape):
+    torch.manual_seed(0)
+    channels, height, width = shape
+    model = build_model(name, num_classes=classes, width=4, depth=None, dropout=0.0,
+                        in_channels=channels, image_size=(height, width))
+    logits = model(torch.randn(2, *shape))
+    assert logits.shape == (2, classes)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# Parameter counts of the 3x32x32, 10-class networks, computed with the code before
+# models took any image size (issue 14): CIFAR results depend on these being unchanged.
+CIFAR_PARAMETERS = [
+    ("simple_cnn", 8, None, 20_714), ("simple_cnn", 16, None, 41_418),
+    ("plain_cnn", 8, None, 6_418), ("plain_cnn", 8, 5, 99_922), ("plain_cnn", 32, 3, 94_762),
+    ("resnet", 8, 8, 19_954), ("resnet", 16, 20, 272_474),
+    ("airbench", 8, None, 33_176), ("airbench", 64, None, 1_972_792),
+]
+
+
+@pytest.mark.parametrize("name,width,depth,parameters", CIFAR_PARAMETERS)
+def test_the_cifar_networks_are_unchanged(name, width, depth, parameters):
+    model = build_model(name, num_classes=10, width=width, depth=depth, dropout=0.0)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+
+
 def test_width_and_depth_change_the_model():
     def size(**kw):
         model = build_model(kw.pop("name"), num_classes=10, dropout=0.0, **kw)

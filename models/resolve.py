@@ -1,0 +1,123 @@
+"""A model name to a factory, and the factory's arguments from its signature.
+
+A name is a registered model (`resnet`), an import path
+(`package.module:factory`: the module imported, the attribute called) or a
+scheme's model (`torchvision:resnet18`). A factory is called with those of
+num_classes, in_channels, image_size ((H, W) pixels), width, depth and dropout
+that its signature names; a `**kwargs` factory gets them all."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from models.registry import ModelFactory, registered_factory
+from models.torchvision_models import torchvision_factory
+
+# "<scheme>:<name>" names that are not import paths: scheme -> (factory of a name, its task)
+SCHEMES: dict[str, tuple[Callable[[str], ModelFactory], str]] = {
+    "torchvision": (torchvision_factory, "classification"),
+}
+
+NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def resolve_factory(name: str, task: str | None = None) -> ModelFactory:
+    """The factory that `name` names; a registered or scheme's model must be of
+    `task` if given (an imported factory's task is its author's word)."""
+    if ":" not in name:
+        try:
+            return registered_factory(name, task)
+        except ValueError as e:  # name the kinds of model that are not registered
+            schemes = [s for s, (_, s_task) in SCHEMES.items() if task in (None, s_task)]
+            hints = "".join(f", or '{s}:<name>'" for s in schemes)
+            raise ValueError(f"{e}; or 'package.module:factory'{hints}") from None
+    prefix, _, target = name.partition(":")
+    if prefix not in SCHEMES:
+        return imported_factory(name)
+    factory_of, scheme_task = SCHEMES[prefix]
+    if task not in (None, scheme_task):
+        raise ValueError(f"model {name!r} is a {scheme_task} model, not a {task} one; "
+                         f"use a registered {task} model or 'package.module:factory'")
+    return factory_of(target)
+
+
+def imported_factory(path: str) -> ModelFactory:
+    """The callable `attr` of module `package.module`, for the path 'package.module:attr'."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise ValueError(f"model {path!r} is not an import path; write 'package.module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"model {path!r}: cannot import module {module_name!r} ({e}); "
+                         f"check the path, and that its package is importable "
+                         f"(installed, or on PYTHONPATH)") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        what = "has no attribute" if factory is None else "has a non-callable"
+        raise ValueError(f"model {path!r}: module {module_name!r} {what} {attr!r}; "
+                         f"name a factory function defined in it")
+    return factory
+
+
+def factory_kwargs(factory: ModelFactory, name: str, values: dict[str, object]
+                   ) -> dict[str, object]:
+    """The part of `values` that `factory`'s signature takes. `depth=None` (the
+    model's default) is left out when the factory has a default for depth. A
+    factory must take num_classes and may require nothing outside `values`."""
+    params = inspect.signature(factory).parameters
+    catch_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {key for key, p in params.items() if p.kind in NAMED}
+    available = f"a factory may take any of: {', '.join(values)}"
+    if not catch_all and "num_classes" not in named:
+        raise ValueError(f"model factory {name!r} takes no 'num_classes' argument; give it one "
+                         f"({available})")
+    for key, p in params.items():
+        if p.default is p.empty and (p.kind is p.POSITIONAL_ONLY
+                                     or (p.kind in NAMED and key not in values)):
+            raise ValueError(f"model factory {name!r} requires {key!r}, which is not provided; "
+                             f"{available} (give other parameters a default)")
+    kwargs = {key: value for key, value in values.items() if catch_all or key in named}
+    depth = params.get("depth")
+    if values.get("depth") is None and depth is not None and depth.default is not depth.empty:
+        kwargs.pop("depth", None)  # "the model's default" is the factory's own default
+    if values.get("depth") is not None and "depth" not in kwargs:
+        raise ValueError(f"model {name!r} takes no depth; got depth={values['depth']}, "
+                         f"leave depth unset (None)")
+    return kwargs
+
+
+def check_model(name: str, task: str | None = None) -> None:
+    """Raise ValueError (one line) unless `name` names a model that can be built
+    for `task`: a registered one of the task, an import path resolving to a
+    callable, or a torchvision model name; the factory's signature is checked too."""
+    factory_kwargs(resolve_factory(name, task), name,
+                   _values(num_classes=10, in_channels=3, image_size=(32, 32), width=16,
+                           depth=None, dropout=0.0))
+
+
+def build_model(
+    name: str, *, num_classes: int, width: int, depth: int | None, dropout: float,
+    in_channels: int = 3, image_size: tuple[int, int] = (32, 32), task: str | None = None,
+    **extra: object,
+) -> nn.Module:
+    """Build the model `name` (registered, 'package.module:factory' or
+    'torchvision:<name>') for images of `in_channels` x `image_size` (H, W)
+    pixels. `depth=None` means the model's own default; `extra`: further
+    model-specific arguments, which the factory must take."""
+    factory = resolve_factory(name, task)
+    values = {**_values(num_classes, in_channels, image_size, width, depth, dropout), **extra}
+    kwargs = factory_kwargs(factory, name, values)
+    if untaken := sorted(set(extra) - set(kwargs)):
+        raise ValueError(f"model {name!r} takes no argument(s) {', '.join(untaken)}")
+    return factory(**kwargs)
+
+
+def _values(num_classes: int, in_channels: int, image_size: tuple[int, int], width: int,
+            depth: int | None, dropout: float) -> dict[str, object]:
+    return {"num_classes": num_classes, "in_channels": in_channels,
+            "image_size": tuple(image_size), "width": width, "depth": depth, "dropout": dropout}
