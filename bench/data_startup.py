@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Barrier
 
-    from pipelines.data.cifar10 import DataSpec
+    from pipelines.data.images import DataSpec
 
 STARTUP_RUNS = 5
 
@@ -44,7 +44,7 @@ def _startup(spec: DataSpec, out: Queue[tuple[float, int]]) -> None:
     import numpy as np
     import torch  # noqa: F401  (a trial worker has it imported already)
 
-    from pipelines.data.cifar10 import open_split
+    from pipelines.data.images import open_split
 
     start = time.perf_counter()
     data = open_split(spec)
@@ -67,15 +67,19 @@ def _mapped_pss_kib(path: str) -> int:
 def _read_all(spec: DataSpec, ready: Barrier, done: Barrier, out: Queue[int]) -> None:
     import numpy as np
 
-    from pipelines.data.cifar10 import open_split
+    from pipelines.data.images import open_split
 
     data = open_split(spec)
     total = 0
     for i in range(0, len(data.train_idx), 4096):
         total += int(np.asarray(data.images[np.sort(data.train_idx[i:i + 4096])]).sum() > 0)
     ready.wait()  # every process has read its data: now the pages are shared
-    out.put(_mapped_pss_kib(spec.cache.images_path))
+    out.put(_mapped_pss_kib(_images_file(spec)))
     done.wait()
+
+
+def _images_file(spec: DataSpec) -> str:
+    return os.path.join(spec.cache, "images.npy")  # the cache entry's layout (image_cache)
 
 
 def memory(spec: DataSpec, n: int) -> float:
@@ -94,11 +98,10 @@ def memory(spec: DataSpec, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.data.cifar10 import DataSpec, ensure_cache
+    from pipelines.data.images import prepare
 
     args = parse_args(argv)
-    cache, source = ensure_cache(Path(args.data_dir))
-    spec = DataSpec(cache, args.train_size, args.val_size, 0, source)
+    spec = prepare(args.data_dir, None, args.train_size, args.val_size, 0)
     ctx = mp.get_context("spawn")
     times = []
     for _ in range(STARTUP_RUNS):
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds, _ = out.get(timeout=300)
         p.join()
         times.append(seconds)
-    pool_mib = os.path.getsize(cache.images_path) / 2 ** 20
+    pool_mib = os.path.getsize(_images_file(spec)) / 2 ** 20
     print(f"data start-up ({args.train_size} / {args.val_size} split of the cached pool): "
           f"median {statistics.median(times):.3f} s of {STARTUP_RUNS} fresh processes "
           f"(min {min(times):.3f}, max {max(times):.3f})")

@@ -18,11 +18,10 @@ import dataclasses
 import json
 import os
 import time
-from pathlib import Path
 
 import torch
 
-from pipelines.data.cifar10 import ensure_cache
+from pipelines.data import Cifar10
 from pipelines.search.space import grid_points
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
@@ -40,12 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-dir", default=os.environ.get("RAYSWEEP_DATA_DIR", "../shared/data"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    root = Path(args.data_dir)
     first_grid_point = {name: grid_points(domain)[0] for name, domain in SWEEP.space.items()}
-    cfg = TrainConfig.from_dict({**SWEEP.fixed, **SWEEP.full.fixed, **first_grid_point,
+    full = SWEEP.budget(quick=False)
+    cfg = TrainConfig.from_dict({**SWEEP.fixed, **full.fixed, **first_grid_point,
                                  "lr": args.lr, "epochs": args.epochs, "seed": 0})
     print(cfg, flush=True)
-    data = final_training_images(root, None, cfg.seed)
+    data = final_training_images(Cifar10(), args.data_dir, None, cfg.seed)
     start = time.time()
 
     def report(metrics: Metrics, state: State) -> None:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     result = train(cfg, data, report=report, device=device)
     assert result.model is not None  # train() returns the model it trained
     train_s = time.time() - start
-    test = final_test_images(ensure_cache(root, "test")[0])
+    test = final_test_images(Cifar10(), args.data_dir)
     scores = {"device": device.type, "lr": cfg.lr, "epochs": cfg.epochs,
               "train_s": round(train_s, 1)}
     for tta in (False, True):

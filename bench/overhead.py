@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.data.cache import resolve_data_dir
-from pipelines.data.cifar10 import DataSpec, TrainValData, ensure_cache, open_split
+from pipelines.data.images import DataSpec, TrainValData, open_split, prepare
 from pipelines.records.tables import CONFIG_PREFIX, read_parquet
 from pipelines.search.space import grid_points
 from pipelines.tuning.ray_session import start_ray
@@ -209,9 +208,8 @@ def main(argv: list[str] | None = None) -> None:
                          cpus_per_trial=threads, max_failures=0, data_dir=args.data_dir,
                          name="overhead", seed=args.seed)
     configs = grid_configs(plan(options))
-    cache, source = ensure_cache(resolve_data_dir(args.data_dir))
-    spec = DataSpec(cache, args.train_size, args.val_size, args.seed, source)
-    Path(cache.images_path).read_bytes()  # warm the page cache: neither side pays for it
+    spec = prepare(args.data_dir, None, args.train_size, args.val_size, args.seed)
+    (Path(spec.cache) / "images.npy").read_bytes()  # warm the page cache: neither side pays
     print(f"{len(configs)} trials ({SWEEP} grid), {args.epochs} epochs each, "
           f"{args.train_size}/{args.val_size} train/val images, {n_workers} at once x "
           f"{threads} thread(s), {args.repeats} repeat(s); 1-min load before: "

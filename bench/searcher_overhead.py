@@ -19,7 +19,7 @@ from ray.tune.search import Searcher
 
 from pipelines.search.searchers import build_searcher
 from pipelines.search.space import to_tune
-from pipelines.search.sweep import load_sweep
+from pipelines.search.sweep_loader import load_sweep
 
 METRIC, MODE = "val_acc", "max"
 

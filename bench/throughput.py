@@ -23,7 +23,6 @@ import queue
 import statistics
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -31,15 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from models import build_model
-from pipelines.data.cifar10 import (
-    MEAN,
-    NUM_CLASSES,
-    STD,
-    DataSpec,
-    TrainValData,
-    ensure_cache,
-    open_split,
-)
+from pipelines.data.images import ImageInfo, TrainValData, open_split, prepare
 from pipelines.training.augmentation import augment
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
@@ -89,11 +80,12 @@ def ours(cfg: TrainConfig, data: TrainValData) -> Iterator[float]:
         go.release()
 
 
-def _model(cfg: TrainConfig,
+def _model(cfg: TrainConfig, info: ImageInfo,
            device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
-                        dropout=cfg.dropout).to(device)
+    model = build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
+                        depth=cfg.depth, dropout=cfg.dropout, in_channels=info.channels,
+                        image_size=info.image_size).to(device)
     return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
@@ -117,11 +109,11 @@ def _epoch_rates(model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int
 def minimal_loop(cfg: TrainConfig, data: TrainValData,
                  device: torch.device) -> Iterator[float]:
     """The loop one writes by hand: the split in memory as tensors, index, augment, step."""
-    model, opt = _model(cfg, device)
+    model, opt = _model(cfg, data.info, device)
     images = torch.from_numpy(np.asarray(data.images[data.train_idx])).to(device)
     labels = torch.from_numpy(np.asarray(data.labels[data.train_idx])).to(device)
-    mean = torch.tensor(MEAN, device=device)[None, :, None, None]
-    std = torch.tensor(STD, device=device)[None, :, None, None]
+    mean = torch.tensor(data.info.mean, device=device)[None, :, None, None]
+    std = torch.tensor(data.info.std, device=device)[None, :, None, None]
     generator = torch.Generator().manual_seed(cfg.seed)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -157,13 +149,13 @@ def torchvision_pipeline(cfg: TrainConfig, data: TrainValData, device: torch.dev
 
     transform = transforms.Compose([
         transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+        transforms.ToTensor(), transforms.Normalize(data.info.mean, data.info.std)])
     dataset = PilCifar(np.asarray(data.images[data.train_idx]),
                        np.asarray(data.labels[data.train_idx]), transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
                                          num_workers=workers, persistent_workers=workers > 0,
                                          pin_memory=device.type == "cuda")
-    model, opt = _model(cfg, device)
+    model, opt = _model(cfg, data.info, device)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in loader:
@@ -176,8 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = default_device()
-    cache, source = ensure_cache(Path(args.data_dir))
-    data = open_split(DataSpec(cache, args.train_size, 1000, 0, source))
+    data = open_split(prepare(args.data_dir, None, args.train_size, 1000, 0))
     cfg = TrainConfig(model=args.model, width=args.width, batch_size=args.batch_size,
                       epochs=args.rounds + 1,
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,

@@ -18,6 +18,7 @@ from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
+    from pipelines.data.images import ImageInfo
     from pipelines.lr_range.finder import RangeResult, RangeTest
     from pipelines.records.storage import Location
     from pipelines.search.sweep import Budget, Sweep
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m pipelines.lr_find",
                       description="Learning-rate range test (Smith 2017) on a sweep's model "
                                   "and data.")
-    p.add_argument("sweep", help="sweep name: a module in search_spaces/")
+    p.add_argument("sweep", help="the sweep: a name from `python -m pipelines.run --list`, a "
+                                 "file such as my_sweep.py, or package.module[:ATTR]")
     p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
     p.add_argument("--model", help="model from the registry (default: the sweep's)")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the sweep's "
@@ -63,32 +65,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def find(args: argparse.Namespace) -> int:
-    from pipelines.data.cache import resolve_data_dir
-    from pipelines.data.cifar10 import DataSpec, ensure_cache, open_split
+    from pipelines.data.images import classification_source, open_split, prepare
     from pipelines.lr_range.finder import range_test
     from pipelines.records.storage import check_writable, resolve
-    from pipelines.search.sweep import load_sweep
+    from pipelines.search import load_sweep, sweep_name
     from pipelines.training.tasks import task
 
     sweep = load_sweep(args.sweep)
-    if not task(sweep.task).range_test:
+    if sweep.runs_function or not task(sweep.task).range_test:
         raise UsageError(f"the range test runs classification sweeps; {args.sweep} is a "
-                         f"{sweep.task} sweep")
-    budget = sweep.quick if args.quick else sweep.full
+                         f"{sweep.task_name} sweep")
+    budget = sweep.budget(args.quick)
     test = _range_test(args)
     cfg = _config(args, sweep, budget)
     train_size = budget.train_size if args.train_size is None else args.train_size
-    if train_size < 1:
+    if train_size is not None and train_size < 1:
         raise UsageError(f"--train-size must be >= 1, got {train_size}")
     storage = resolve(args.storage)
     check_writable(storage)
-    cache, source = ensure_cache(resolve_data_dir(args.data_dir))
-    data = open_split(DataSpec(cache, train_size, budget.val_size, args.seed, source))
+    source = classification_source(sweep.data)
+    data = open_split(prepare(args.data_dir, source, train_size, budget.val_size, args.seed))
+    _check_model(cfg, data.info)
     print(f"lr range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size}, lr "
           f"{test.start_lr:g} to {test.end_lr:g} over at most {test.num_iter} steps",
           file=sys.stderr, flush=True)
     result = range_test(cfg, data, test)  # its own model, seeded by --seed
-    out = _write(result, cfg, test, args.sweep, storage)
+    out = _write(result, cfg, test, sweep_name(args.sweep), storage)
     if result.suggestion is None:
         print(f"no learning rate to suggest: {result.why_no_suggestion}", file=sys.stderr)
         print(f"results: {out}")
@@ -112,11 +114,7 @@ def _range_test(args: argparse.Namespace) -> RangeTest:
 
 
 def _config(args: argparse.Namespace, sweep: Sweep, budget: Budget) -> TrainConfig:
-    """The sweep's fixed values with the flags on top, checked by building the model
-    (a bad combination, e.g. --model simple_cnn with the full budget's depth, is a
-    UsageError here, not a traceback later)."""
-    from models import build_model
-    from pipelines.data.cifar10 import NUM_CLASSES
+    """The sweep's fixed values with the flags on top, validated."""
     from pipelines.training.config import TrainConfig
 
     values = {**sweep.fixed, **budget.fixed, "seed": args.seed}
@@ -130,12 +128,21 @@ def _config(args: argparse.Namespace, sweep: Sweep, budget: Budget) -> TrainConf
     if args.batch_size is not None:
         values["batch_size"] = args.batch_size
     try:
-        cfg = TrainConfig.from_dict(values)  # validated
-        build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
-                    dropout=cfg.dropout)
+        return TrainConfig.from_dict(values)
     except (TypeError, ValueError, KeyError) as e:
         raise UsageError(str(e).strip("'\"")) from None
-    return cfg
+
+
+def _check_model(cfg: TrainConfig, info: ImageInfo) -> None:
+    """Build the model once for the data: a bad combination (e.g. --model simple_cnn
+    with the full budget's depth) is a UsageError here, not a traceback later."""
+    from models import build_model
+
+    try:
+        build_model(cfg.model, num_classes=info.num_classes, width=cfg.width, depth=cfg.depth,
+                    dropout=cfg.dropout, in_channels=info.channels, image_size=info.image_size)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UsageError(str(e).strip("'\"")) from None
 
 
 def _write(result: RangeResult, cfg: TrainConfig, test: RangeTest, sweep: str,

@@ -1,5 +1,5 @@
 """Shared fixtures: real CIFAR-10 from the data directory (RAYSWEEP_DATA_DIR,
-default ../shared/data), decoded once into a per-session cache."""
+default ../shared/data), decoded once into the per-machine cache."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.data.cache import DATA_DIR_ENV
-from pipelines.data.cifar10 import (
-    OFFLINE_ENV,
-    CachedSplit,
-    DataSpec,
-    TrainValData,
-    ensure_cache,
-    open_split,
-)
+from pipelines.data.cifar10 import OFFLINE_ENV
+from pipelines.data.images import DataSpec, TrainValData, open_split, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests talk to loopback only: no dataset downloads, no Ray usage statistics.
@@ -29,14 +23,14 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar_cache() -> tuple[CachedSplit, str]:
+def cifar_cache() -> DataSpec:
+    """CIFAR-10's training pool, decoded (once per machine): every image, 10% held out."""
     if not any(data_dir().rglob("train-*.parquet")):
         pytest.fail(f"CIFAR-10 not found under {data_dir()}; set {DATA_DIR_ENV}")
-    return ensure_cache(data_dir())
+    return prepare(str(data_dir()), None, None, None, 0)
 
 
 @pytest.fixture(scope="session")
-def tiny_data(cifar_cache: tuple[CachedSplit, str]) -> TrainValData:
+def tiny_data(cifar_cache: DataSpec) -> TrainValData:
     """500 training and 200 validation images of real CIFAR-10."""
-    cache, source = cifar_cache
-    return open_split(DataSpec(cache, 500, 200, 0, source))
+    return open_split(prepare(str(data_dir()), None, 500, 200, 0))

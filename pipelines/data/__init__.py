@@ -1,21 +1,25 @@
 """A trial's data: found, decoded once per machine into a shared uint8 cache,
-and split. CIFAR-10 (cifar10) and folders of images and masks (seg_folder)."""
+and split. Classification images from any source (images: ImageFolder,
+ParquetImages, Cifar10) and folders of images and masks (seg_folder)."""
 
 from pipelines.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR, cache_root, resolve_data_dir
-from pipelines.data.cifar10 import (
-    MEAN,
-    NUM_CLASSES,
-    STD,
-    CachedSplit,
+from pipelines.data.cifar10 import Cifar10
+from pipelines.data.image_folder import ImageFolder
+from pipelines.data.images import (
     DataSpec,
+    ImageInfo,
+    ImageSource,
     TrainValData,
-    ensure_cache,
+    classification_source,
     open_split,
+    prepare,
 )
+from pipelines.data.parquet_images import ParquetImages
 from pipelines.data.seg_folder import SegData, SegDataset, SegSpec, open_seg
 
 __all__ = [
-    "DEFAULT_DATA_DIR", "MEAN", "NUM_CLASSES", "STD", "CachedSplit",
-    "DATA_DIR_ENV", "DataSpec", "SegData", "SegDataset", "SegSpec", "TrainValData",
-    "cache_root", "ensure_cache", "open_seg", "open_split", "resolve_data_dir",
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Cifar10", "DataSpec", "ImageFolder", "ImageInfo",
+    "ImageSource", "ParquetImages", "SegData", "SegDataset", "SegSpec", "TrainValData",
+    "cache_root", "classification_source", "open_seg", "open_split", "prepare",
+    "resolve_data_dir",
 ]

@@ -27,6 +27,12 @@ def resolve_data_dir(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
 
 
+def resolve_path(path: str, data_dir: Path) -> Path:
+    """A source's folder: `~` expanded, absolute as it is, relative under `data_dir`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else data_dir / p
+
+
 def files_fingerprint(salt: str, files: Iterable[Path]) -> str:
     """A cache key for decoded `files`: their paths, sizes and modification times,
     so a changed or moved source decodes again."""

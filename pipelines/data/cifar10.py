@@ -1,75 +1,58 @@
-"""CIFAR-10: find it, decode it once per machine into a uint8 cache, split it.
+"""CIFAR-10: found under the data directory, decoded once per machine like any
+image source.
 
-Sources, in order: a directory of Hugging Face-style Parquet files
-(`train-*.parquet` with `img{bytes,path}` and `label`), torchvision's
-`cifar-10-batches-py`, and, failing both, a torchvision download. The decoded
-arrays live in a per-machine cache (`$RAYSWEEP_CACHE_DIR`, default
-`~/.cache/raysweep`) and are opened memory-mapped, so concurrent trials share
-one copy through the page cache instead of each holding its own.
+Where, in order: a directory of Hugging Face-style Parquet files
+(`train-*.parquet` with `img{bytes,path}` and `label`, read by ParquetImages),
+torchvision's `cifar-10-batches-py`, and, failing both, a torchvision download
+into the data directory (CIFAR-10 only: no other source is ever downloaded).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from pipelines.data.cache import (
-    DATA_DIR_ENV,
-    cache_root,
-    files_fingerprint,
-    resolve_data_dir,
-    save_atomic,
+from pipelines.data.cache import DATA_DIR_ENV
+from pipelines.data.image_decode import ImageItem, Listing
+from pipelines.data.image_source import (
+    ImageSource,
 )
+from pipelines.data.parquet_images import ParquetImages
 from pipelines.errors import UsageError
 
 OFFLINE_ENV = "RAYSWEEP_OFFLINE"  # "1": never try a download (tests, air-gapped clusters)
-NUM_CLASSES = 10
-# Per-channel statistics of the CIFAR-10 training split, on the 0..1 scale.
-MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.2470, 0.2435, 0.2616)
+# the class names of the pickled batches (the Parquet files carry their own, the same)
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+               "ship", "truck")
 
 
 @dataclass(frozen=True)
-class CachedSplit:
-    """Decoded images (N, 32, 32, 3) uint8 and labels (N,) int64, as .npy files."""
+class Cifar10(ImageSource):
+    """CIFAR-10's 50,000 training and 10,000 test images (32x32 RGB, 10 classes)."""
 
-    images_path: str
-    labels_path: str
+    kind: ClassVar[str] = "cifar10"
+    test_layout: ClassVar[str] = "test-*.parquet beside train-*.parquet, or test_batch"
 
-    def open(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.load(self.images_path, mmap_mode="r"), np.load(self.labels_path)
+    def locate(self, data_dir: Path) -> Path:
+        return locate(data_dir)[1]
 
-    def exists(self) -> bool:
-        return Path(self.images_path).is_file() and Path(self.labels_path).is_file()
+    def split_files(self, data_dir: Path, split: str) -> list[Path]:
+        kind, where = locate(data_dir)
+        if kind == "parquet":
+            return ParquetImages(str(where)).split_files(data_dir, split)
+        return [f for f in _batch_files(where, split) if f.is_file()]
 
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Everything a trial needs to rebuild its train/validation split: small and
-    picklable, so it travels to Ray workers instead of the arrays."""
-
-    cache: CachedSplit
-    train_size: int
-    val_size: int
-    seed: int
-    source: str  # "<kind>:<directory>", as ensure_cache returns it
-
-
-@dataclass
-class TrainValData:
-    """The training pool (memory-mapped) with the indices of each split."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    train_idx: np.ndarray
-    val_idx: np.ndarray
+    def read(self, data_dir: Path, split: str, class_names: tuple[str, ...] | None) -> Listing:
+        kind, where = locate(data_dir)
+        if kind == "parquet":
+            return ParquetImages(str(where)).read(data_dir, split, class_names)
+        return _read_batches(where, split)
 
 
 def _parquet_candidates(root: Path) -> list[Path]:
@@ -106,6 +89,8 @@ def _download(root: Path) -> Path | None:
 
 
 def locate(root: Path) -> tuple[str, Path]:
+    """The format and directory of CIFAR-10 under `root`, downloaded there if it is
+    nowhere (unless $RAYSWEEP_OFFLINE=1); a UsageError saying where it looked."""
     kind, where = find_source(root)
     if kind:
         return kind, where
@@ -122,112 +107,21 @@ def locate(root: Path) -> tuple[str, Path]:
     )
 
 
-SPLITS = ("train", "test")  # the test split is read by pipelines.tuning.final_score alone
-
-
-def _decode_parquet(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    import pyarrow.parquet as pq
-    from PIL import Image
-
-    images, labels = [], []
-    for path in sorted(directory.glob(f"{split}-*.parquet")):
-        table = pq.read_table(path, columns=["img", "label"])
-        labels.append(table.column("label").to_numpy().astype(np.int64))
-        for cell in table.column("img").to_pylist():
-            img = Image.open(io.BytesIO(cell["bytes"])).convert("RGB")
-            images.append(np.asarray(img, dtype=np.uint8))
-    return np.stack(images), np.concatenate(labels)
-
-
 def _batch_files(directory: Path, split: str) -> list[Path]:
-    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    return [directory / n for n in names]
+    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    return [directory / n for n in names.get(split, [])]  # no validation batches
 
 
-def _decode_batches(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
+def _read_batches(directory: Path, split: str) -> Listing:
+    """The official pickled format: already pixels, (N, 3 * 32 * 32) per batch file."""
+    names, labels = [], []
+    items: list[ImageItem] = []
     for path in _batch_files(directory, split):
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")  # the official CIFAR-10 format
-        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
+            batch = pickle.load(f, encoding="latin1")
+        images = np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32) \
+            .transpose(0, 2, 3, 1)
+        names += [f"{path} image {i}" for i in range(len(images))]
+        items += list(images)
         labels.append(np.asarray(batch["labels"], np.int64))
-    return np.concatenate(images).transpose(0, 2, 3, 1).copy(), np.concatenate(labels)
-
-
-def _split_files(kind: str, directory: Path, split: str) -> list[Path]:
-    if kind == "parquet":
-        return sorted(directory.glob(f"{split}-*.parquet"))
-    return [f for f in _batch_files(directory, split) if f.is_file()]
-
-
-def _fingerprint(kind: str, directory: Path, split: str) -> str:
-    return files_fingerprint(kind, _split_files(kind, directory, split))
-
-
-def ensure_cache(root: Path, split: str = "train") -> tuple[CachedSplit, str]:
-    """Decode a split (the training pool by default) once per machine; return the
-    cache and its source."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
-    kind, directory = locate(root)
-    if not _split_files(kind, directory, split):
-        raise UsageError(f"no CIFAR-10 {split} split in {directory}; it needs "
-                         f"{split}-*.parquet or the {split} batches beside the training ones")
-    target = cache_root() / f"cifar10-{split}-{_fingerprint(kind, directory, split)}"
-    cached = CachedSplit(str(target / "images.npy"), str(target / "labels.npy"))
-    if not cached.exists():
-        print(f"decoding CIFAR-10 {split} from {directory} into {target} (once per "
-              f"machine)...", file=sys.stderr, flush=True)
-        decode = _decode_parquet if kind == "parquet" else _decode_batches
-        images, labels = decode(directory, split)
-        target.mkdir(parents=True, exist_ok=True)
-        save_atomic(Path(cached.labels_path), labels)
-        save_atomic(Path(cached.images_path), images)  # written last: marks the cache done
-    return cached, f"{kind}:{directory}"
-
-
-def stratified_split(labels: np.ndarray, train_size: int, val_size: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, class-balanced train/validation indices with no overlap."""
-    classes = np.unique(labels)
-    for flag, size in (("--train-size", train_size), ("--val-size", val_size)):
-        if size < len(classes):
-            raise UsageError(f"{flag} {size} is smaller than the {len(classes)} classes; "
-                             f"use at least {len(classes)}")
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for i, c in enumerate(classes):
-        # the remainder of an uneven size goes to the first classes, one image each
-        n_train = train_size // len(classes) + (i < train_size % len(classes))
-        n_val = val_size // len(classes) + (i < val_size % len(classes))
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        if n_val + n_train > len(idx):
-            raise UsageError(
-                f"train_size={train_size} + val_size={val_size} needs {n_train + n_val} "
-                f"images of class {c}, only {len(idx)} exist; lower --train-size or --val-size"
-            )
-        val.append(idx[:n_val])
-        train.append(idx[n_val:n_val + n_train])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def open_split(spec: DataSpec) -> TrainValData:
-    """Open the cached pool and split it. On a machine without the cache (another
-    node of a cluster), decode it there first, from the same source directory."""
-    cache = spec.cache
-    if not cache.exists():
-        cache, _ = ensure_cache(Path(spec.source.split(":", 1)[1]))
-    images, labels = cache.open()
-    train_idx, val_idx = stratified_split(labels, spec.train_size, spec.val_size, spec.seed)
-    return TrainValData(images, labels, train_idx, val_idx)
-
-
-def prepare(data_dir: str | None, source: None, train_size: int, val_size: int,
-            seed: int) -> DataSpec:
-    """The driver's side: decode the training pool once per machine and check that
-    the split fits it (a split that does not fails here, not in every trial);
-    `source` is the sweep's `data`, None for CIFAR-10."""
-    cache, found = ensure_cache(resolve_data_dir(data_dir))
-    spec = DataSpec(cache, train_size, val_size, seed, found)
-    open_split(spec)
-    return spec
+    return Listing(names, items, np.concatenate(labels), CLASS_NAMES)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models import build_model
-from pipelines.data.cifar10 import NUM_CLASSES, TrainValData
+from pipelines.data.images import TrainValData
 from pipelines.records.tables import LR_CURVE_COLUMNS
 from pipelines.training.augmentation import augment
 from pipelines.training.classify import batches
@@ -78,8 +78,10 @@ def range_test(cfg: TrainConfig, data: TrainValData, test: RangeTest = RangeTest
     if model is None:
         with torch.random.fork_rng(devices=[]):  # seed the weights, not the caller's RNG
             torch.manual_seed(cfg.seed)
-            model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width,
-                                depth=cfg.depth, dropout=cfg.dropout)
+            info = data.info
+            model = build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
+                                depth=cfg.depth, dropout=cfg.dropout,
+                                in_channels=info.channels, image_size=info.image_size)
     else:
         model = copy.deepcopy(model)
     model = model.to(device)

@@ -12,14 +12,14 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models import build_model
-from pipelines.data.cifar10 import MEAN, NUM_CLASSES, STD, TrainValData
+from pipelines.data.images import ImageInfo, TrainValData
 from pipelines.training.augmentation import augment
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.loop import (
@@ -39,17 +39,17 @@ from pipelines.training.lr_schedules import LRSchedule
 EVAL_BATCH = 1024
 
 
-def _to_input(images_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
-    return _normalise(torch.from_numpy(images_nhwc).to(device, non_blocking=True), device)
+def _normaliser(info: ImageInfo, device: torch.device
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 NHWC to float NCHW normalised by the training images' per-channel mean
+    and std (`info`), on the device (channels_last memory: the permute is a view)."""
+    mean = torch.tensor(info.mean, device=device)[None, :, None, None]
+    std = torch.tensor(info.std, device=device)[None, :, None, None]
 
+    def normalise(images_nhwc: torch.Tensor) -> torch.Tensor:
+        return (images_nhwc.permute(0, 3, 1, 2).float().div_(255) - mean) / std
 
-def _normalise(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC to normalised float NCHW, on the device (channels_last memory:
-    the permute is a view)."""
-    x = images_nhwc.permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(MEAN, device=device)[None, :, None, None]
-    std = torch.tensor(STD, device=device)[None, :, None, None]
-    return (x - mean) / std
+    return normalise
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,15 @@ def batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch.
     Batches read from the memory-mapped pool (sorted reads keep them sequential
     on disk), or from `resident` tensors: the same batches either way."""
     positions = np.arange(len(idx)) if order is None else order.numpy()
+    normalise = _normaliser(data.info, device)
     for start in range(0, len(idx), batch_size):
         chunk = np.sort(positions[start:start + batch_size])
         if resident is not None:
             at = torch.from_numpy(chunk).to(device, non_blocking=True)
-            yield _normalise(resident.images[at], device), resident.labels[at]
+            yield normalise(resident.images[at]), resident.labels[at]
         else:
             rows = idx[chunk]
-            yield (_to_input(data.images[rows], device),
+            yield (normalise(torch.from_numpy(data.images[rows]).to(device, non_blocking=True)),
                    torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
 
 
@@ -124,8 +125,10 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=NUM_CLASSES, width=cfg.width, depth=cfg.depth,
-                        dropout=cfg.dropout).to(device)
+    info = data.info
+    model = build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
+                        depth=cfg.depth, dropout=cfg.dropout, in_channels=info.channels,
+                        image_size=info.image_size).to(device)
     net = fast_model(model, cfg, device)
     on_device = use_resident(device) if resident is None else resident
     train_split = Resident.of(data, data.train_idx, device) if on_device else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import pandas as pd
 from pipelines.analysis.ranking import leaderboard
 from pipelines.analysis.runs import Run, best_config, load_run
 from pipelines.data.cache import resolve_data_dir
-from pipelines.data.cifar10 import CachedSplit, TrainValData, ensure_cache
+from pipelines.data.images import ImageSource, TrainValData, classification_source
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 from pipelines.records.run_record import now_iso
@@ -30,7 +29,7 @@ from pipelines.records.storage import first_line
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.loop import Metrics, State, default_device
-from pipelines.training.tasks import task
+from pipelines.training.tasks import TASKS
 
 FINAL_FILE = "final.parquet"
 
@@ -51,10 +50,11 @@ def final(options: FinalOptions) -> dict[str, Any]:
     """Retrain the best trial's configuration, test it once, record the score."""
     run = load_run(options.run_dir)
     _check_run(run, options)
+    source = _source(run, options)  # first: the sweep's module registers its models
     config = _final_config(run, options)
-    root = resolve_data_dir(options.data_dir or run.meta.get("options", {}).get("data_dir"))
-    test_cache, _ = ensure_cache(root, "test")  # missing test data fails before hours of training
-    train_data = final_training_images(root, options.train_size, config.seed)
+    data_dir = options.data_dir or run.meta.get("options", {}).get("data_dir")
+    test_data = final_test_images(source, data_dir)  # none fails before hours of training
+    train_data = final_training_images(source, data_dir, options.train_size, config.seed)
     if options.threads:
         import torch
 
@@ -74,8 +74,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
                          f"on {len(train_data.train_idx)} images; nothing was tested")
     assert result.model is not None  # train() returns the model it trained
     # as validation scored it: the same autocast and test-time flip
-    test_loss, test_acc = evaluate(result.model, final_test_images(test_cache), default_device(),
-                                   cfg=config)
+    test_loss, test_acc = evaluate(result.model, test_data, default_device(), cfg=config)
     score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
              "train_s": time.time() - start, "finished_at": now_iso(),
@@ -84,17 +83,29 @@ def final(options: FinalOptions) -> dict[str, Any]:
 
 
 def _check_run(run: Run, options: FinalOptions) -> None:
-    if options.sweep and options.sweep != run.meta.get("sweep"):
+    from pipelines.search import sweep_name
+
+    if options.sweep and sweep_name(options.sweep) != run.meta.get("sweep"):
         raise UsageError(f"{run.location} is a run of {run.meta.get('sweep')!r}, not "
                          f"{options.sweep!r}; drop the sweep name or pick the right run")
-    if not task(run.meta.get("task", "classification")).test_split:
-        raise UsageError(f"--final scores CIFAR-10's test split; {run.location} is a "
-                         f"{run.meta['task']} run, whose held-out score is its validation "
-                         f"images (val_* in trials.parquet)")
+    kind = run.meta.get("task", "classification")
+    if kind not in TASKS or not TASKS[kind].test_split:
+        raise UsageError(f"--final scores a classification run on its data's test split; "
+                         f"{run.location} is a {kind} run, whose held-out score is its "
+                         f"validation metric (in trials.parquet)")
     status = run.meta.get("status")
     if status != "finished":
         raise UsageError(f"{run.location} is {status}, not finished: its best trial may still "
                          f"change; finish it (--resume) before --final")
+
+
+def _source(run: Run, options: FinalOptions) -> ImageSource:
+    """The run's data source: its sweep's `data`, the sweep loaded as --resume loads
+    it (from where the run says it was defined, or the sweep named here)."""
+    from pipelines.search import load_sweep
+
+    named = options.sweep or run.meta.get("options", {}).get("sweep") or run.meta["sweep"]
+    return classification_source(load_sweep(named).data)
 
 
 def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
@@ -109,22 +120,29 @@ def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
         raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
 
 
-def final_training_images(root: Path, train_size: int | None, seed: int) -> TrainValData:
-    """The training split (all of it, or a seeded `train_size` subset), no validation."""
-    cache, _ = ensure_cache(root, "train")
+def final_training_images(source: ImageSource, data_dir: str | None, train_size: int | None,
+                          seed: int) -> TrainValData:
+    """Every image of the training pool (its own validation images too, if it has
+    them: the selection is done), or a seeded `train_size` subset; no validation."""
+    cache, _ = source.pool(resolve_data_dir(data_dir).resolve())
     images, labels = cache.open()
     idx = np.arange(len(labels))
     if train_size is not None:
         if not 1 <= train_size <= len(labels):
             raise UsageError(f"--train-size {train_size} must be 1..{len(labels)}")
         idx = np.sort(np.random.default_rng(seed).permutation(idx)[:train_size])
-    return TrainValData(images, labels, idx, np.array([], dtype=np.int64))
+    return TrainValData(images, labels, idx, np.array([], dtype=np.int64), cache.meta()[0])
 
 
-def final_test_images(cache: CachedSplit) -> TrainValData:
-    """The test split, every image in the validation role (nothing to train on)."""
-    images, labels = cache.open()
-    return TrainValData(images, labels, np.array([], dtype=np.int64), np.arange(len(labels)))
+def final_test_images(source: ImageSource, data_dir: str | None) -> TrainValData:
+    """The source's test split, every image in the validation role (nothing to train
+    on); a UsageError if it has none."""
+    data = source.test_data(data_dir)
+    if data is None:
+        where = source.locate(resolve_data_dir(data_dir).resolve())
+        raise UsageError(f"--final scores a test split, and {where} has none; add labelled "
+                         f"test images there ({source.test_layout})")
+    return data
 
 
 def _print_epoch(metrics: Metrics, state: State) -> None:

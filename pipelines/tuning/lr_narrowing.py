@@ -29,7 +29,7 @@ from pipelines.training.config import TrainConfig
 from pipelines.tuning.run_plan import RunPlan, with_sweep
 
 if TYPE_CHECKING:
-    from pipelines.data.cifar10 import DataSpec
+    from pipelines.data.images import DataSpec
     from pipelines.lr_range.finder import RangeResult, RangeTest
 
 BELOW, ABOVE = 10.0, 3.0  # the narrowed domain: [suggestion / BELOW, suggestion * ABOVE]
@@ -64,7 +64,7 @@ def reference_configs(p: RunPlan) -> list[TrainConfig]:
 
 def narrow(p: RunPlan, data: DataSpec) -> tuple[RunPlan, Narrowing]:
     """Run the range test(s) and return the plan with the narrowed lr domain."""
-    from pipelines.data.cifar10 import open_split
+    from pipelines.data.images import open_split
     from pipelines.lr_range.finder import RangeTest, range_test
 
     test, train_val = RangeTest(), open_split(data)
@@ -85,7 +85,7 @@ def narrow(p: RunPlan, data: DataSpec) -> tuple[RunPlan, Narrowing]:
     record = {"rule": RULE, "suggestions": suggestions,
               "before": describe(p.sweep.space).get("lr"),
               "after": narrowed_domain(p, suggestions)}
-    return apply(p, record), Narrowing(p.options.sweep, test, results, record)
+    return apply(p, record), Narrowing(p.sweep_name, test, results, record)
 
 
 def narrowed_domain(p: RunPlan, suggestions: dict[str, float]) -> dict[str, Any]:

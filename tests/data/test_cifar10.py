@@ -1,5 +1,7 @@
-"""CIFAR-10 loading: sources, the per-machine cache, the stratified split."""
+"""CIFAR-10: where it is found, its decoding (Parquet and the pickled batches
+alike), its test split, and a node without the cache."""
 
+import pickle
 import shutil
 
 import numpy as np
@@ -7,75 +9,51 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.data.cache import CACHE_DIR_ENV
-from pipelines.data.cifar10 import DataSpec, ensure_cache, find_source, open_split, stratified_split
+from pipelines.data.cifar10 import CLASS_NAMES, Cifar10, find_source
+from pipelines.data.images import open_split
 from pipelines.errors import UsageError
 from tests.conftest import data_dir
 
 
 def test_shared_data_decodes_to_uint8_images(cifar_cache):
-    cache, source = cifar_cache
-    images, labels = cache.open()
-    assert images.shape == (50_000, 32, 32, 3) and images.dtype == np.uint8
-    assert isinstance(images, np.memmap)  # shared through the page cache, not copied
-    assert np.bincount(labels).tolist() == [5000] * 10
+    data = open_split(cifar_cache)
+    assert data.images.shape == (50_000, 32, 32, 3) and data.images.dtype == np.uint8
+    assert isinstance(data.images, np.memmap)  # shared through the page cache, not copied
+    assert np.bincount(data.labels).tolist() == [5000] * 10
     # the README's per-channel mean of the train split
-    mean = images[::10].reshape(-1, 3).mean(0) / 255
-    assert mean == pytest.approx([0.491, 0.482, 0.447], abs=0.003)
-    assert source.startswith("parquet:")
+    assert data.info.mean == pytest.approx([0.491, 0.482, 0.447], abs=0.003)
+    assert data.info.class_names == CLASS_NAMES  # from the Parquet files' metadata
+    assert (data.info.channels, data.info.image_size) == (3, (32, 32))
+    assert cifar_cache.where.startswith("cifar10:") and cifar_cache.sizes == (45_000, 5_000)
 
 
-def test_split_is_stratified_disjoint_and_seeded(cifar_cache):
-    _, labels = cifar_cache[0].open()
-    train, val = stratified_split(labels, 45_000, 5_000, seed=0)
-    assert len(train) == 45_000 and len(val) == 5_000
-    assert not set(train) & set(val)
-    assert np.bincount(labels[val]).tolist() == [500] * 10
-    again, _ = stratified_split(labels, 45_000, 5_000, seed=0)
-    other, _ = stratified_split(labels, 45_000, 5_000, seed=1)
-    assert np.array_equal(train, again) and not np.array_equal(train, other)
+def test_the_test_split_is_read_with_the_training_images_statistics(cifar_cache):
+    test = Cifar10().test_data(str(data_dir()))
+    assert test is not None and test.images.shape == (10_000, 32, 32, 3)
+    assert len(test.train_idx) == 0 and len(test.val_idx) == 10_000
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    assert test.info == cifar_cache.info  # normalised as the model was trained
 
 
-def test_uneven_sizes_are_met_exactly(cifar_cache):
-    _, labels = cifar_cache[0].open()
-    train, val = stratified_split(labels, 1005, 13, seed=0)
-    assert len(train) == 1005 and len(val) == 13
-    assert max(np.bincount(labels[val], minlength=10)) - min(
-        np.bincount(labels[val], minlength=10)) == 1
-
-
-@pytest.mark.parametrize("train_size,val_size,flag", [(1000, 5, "--val-size"),
-                                                      (3, 100, "--train-size")])
-def test_fewer_images_than_classes_is_a_usage_error(cifar_cache, train_size, val_size, flag):
-    _, labels = cifar_cache[0].open()
-    with pytest.raises(UsageError, match=f"{flag} .* smaller than the 10 classes"):
-        stratified_split(labels, train_size, val_size, seed=0)
-
-
-def test_split_larger_than_the_data_is_a_usage_error(cifar_cache):
-    _, labels = cifar_cache[0].open()
-    with pytest.raises(UsageError, match="lower --train-size"):
-        stratified_split(labels, 50_000, 5_000, seed=0)
-
-
-def test_small_parquet_dir_is_decoded_once(tmp_path, monkeypatch):
+def _small_parquet(tmp_path, n, folder):
     source = next(data_dir().rglob("train-*.parquet"))
-    table = pq.read_table(source).slice(0, 40)
-    folder = tmp_path / "mydata" / "cifar10" / "plain_text"
+    table = pq.read_table(source).slice(0, n)
     folder.mkdir(parents=True)
     pq.write_table(table, folder / "train-00000-of-00001.parquet")
+    return table
+
+
+def test_parquet_under_a_candidate_folder_is_found_and_decoded_once(tmp_path, monkeypatch,
+                                                                    capsys):
+    table = _small_parquet(tmp_path, 40, tmp_path / "mydata" / "cifar10" / "plain_text")
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    cache, _ = ensure_cache(tmp_path / "mydata")
-    images, labels = cache.open()
-    assert images.shape == (40, 32, 32, 3)
-    assert labels.tolist() == table.column("label").to_pylist()
-    import pipelines.data.cifar10
-
-    def must_not_decode(_):
-        raise AssertionError("decoded twice")
-
-    monkeypatch.setattr(pipelines.data.cifar10, "_decode_parquet", must_not_decode)
-    cache_again, _ = ensure_cache(tmp_path / "mydata")
-    assert cache_again == cache
+    spec = Cifar10().prepare(str(tmp_path / "mydata"), None, None, 0)
+    data = open_split(spec)
+    assert data.images.shape == (40, 32, 32, 3)
+    assert data.labels.tolist() == table.column("label").to_pylist()
+    assert "decoding 40 images" in capsys.readouterr().err
+    again = Cifar10().prepare(str(tmp_path / "mydata"), None, None, 0)
+    assert again.cache == spec.cache and "decoding" not in capsys.readouterr().err
 
 
 def test_cifar_batches_format_is_found(tmp_path):
@@ -89,7 +67,7 @@ def test_missing_data_says_what_was_tried(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     missing = tmp_path / "nowhere"
     with pytest.raises(UsageError) as err:
-        ensure_cache(missing)
+        Cifar10().prepare(str(missing), None, None, 0)
     message = str(err.value)
     assert "train-*.parquet" in message and "--data-dir" in message and str(missing) in message
     assert "RAYSWEEP_OFFLINE=1" in message
@@ -97,24 +75,20 @@ def test_missing_data_says_what_was_tried(tmp_path, monkeypatch):
 
 
 def test_a_node_without_the_cache_decodes_its_own(tmp_path, monkeypatch):
-    source = next(data_dir().rglob("train-*.parquet"))
-    folder = tmp_path / "d"
-    folder.mkdir()
-    pq.write_table(pq.read_table(source).slice(0, 200), folder / "train-0.parquet")
+    _small_parquet(tmp_path, 200, tmp_path / "d")
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "driver-cache"))
-    cache, where = ensure_cache(folder)
+    spec = Cifar10().prepare(str(tmp_path / "d"), 20, 10, 0)
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "node-cache"))  # another machine
     shutil.rmtree(tmp_path / "driver-cache")
-    split = open_split(DataSpec(cache, 20, 10, 0, where))
+    split = open_split(spec)
     assert len(split.train_idx) == 20 and len(split.val_idx) == 10
     assert any((tmp_path / "node-cache").rglob("images.npy"))
 
 
 def test_torchvision_batches_decode_to_the_same_images(tmp_path, monkeypatch, cifar_cache):
     """cifar-10-batches-py (the official pickled format) gives the same arrays."""
-    import pickle
-
-    images, labels = cifar_cache[0].open()
+    pool = open_split(cifar_cache)
+    images, labels = pool.images, pool.labels
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for i in range(5):
@@ -123,7 +97,10 @@ def test_torchvision_batches_decode_to_the_same_images(tmp_path, monkeypatch, ci
                  "labels": labels[part].tolist()}
         (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch))
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    cache, source = ensure_cache(tmp_path)
-    decoded, decoded_labels = cache.open()
-    assert source == f"batches:{folder}"
-    assert np.array_equal(decoded, images[:50]) and np.array_equal(decoded_labels, labels[:50])
+    spec = Cifar10().prepare(str(tmp_path), None, None, 0)
+    decoded = open_split(spec)
+    assert spec.where == f"cifar10:{folder}"
+    assert np.array_equal(decoded.images, images[:50])
+    assert np.array_equal(decoded.labels, labels[:50])
+    assert decoded.info.class_names == CLASS_NAMES
+    assert Cifar10().test_data(str(tmp_path)) is None  # no test_batch

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from models import build_model
-from pipelines.data.cifar10 import NUM_CLASSES
 from pipelines.lr_range.finder import RangeTest, lr_at, range_test, suggest
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
@@ -54,7 +53,8 @@ def test_no_suggestion_when_the_loss_never_falls():
 
 def test_the_model_and_optimizer_are_restored(tiny_data):
     cfg = TrainConfig(model="simple_cnn", width=8)
-    model = build_model("simple_cnn", num_classes=NUM_CLASSES, width=8, depth=None, dropout=0.0)
+    model = build_model("simple_cnn", num_classes=tiny_data.info.num_classes, width=8,
+                        depth=None, dropout=0.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
     rng = torch.get_rng_state()
@@ -86,10 +86,9 @@ def test_range_settings_are_checked():
 
 @pytest.mark.integration
 def test_the_suggestion_is_where_training_learns(cifar_cache):
-    from pipelines.data.cifar10 import DataSpec, open_split
+    from pipelines.data.images import open_split, prepare
 
-    cache, source = cifar_cache
-    data = open_split(DataSpec(cache, 5000, 1000, 0, source))
+    data = open_split(prepare(str(data_dir()), None, 5000, 1000, 0))
     cfg = TrainConfig(model="simple_cnn", optimizer="sgd", batch_size=128, schedule="constant",
                       epochs=2)
     result = range_test(cfg, data, RangeTest(num_iter=250), torch.device("cpu"))
@@ -127,7 +126,8 @@ def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--start-lr", "0"], "need 0 < --start-lr < --end-lr"),
-    (["--quick", "--train-size", "49999", "--data-dir", str(data_dir())], "only"),
+    (["--quick", "--train-size", "49999", "--data-dir", str(data_dir())],
+     "more than the 50000 training images"),
     (["--end-lr", "inf"], "need 0 < --start-lr < --end-lr < inf"),
     (["--num-iter", "5"], "--num-iter must be >= 50"),
     (["--optimizer", "lion"], "optimizer"),

@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.cifar10 import MEAN, STD
+from pipelines.data import ImageFolder, open_split
+from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS, effective_lr
 from pipelines.tuning.trainable import load_state
+from tests.digits import write_digits_folder
 
 TINY: dict[str, Any] = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
 
@@ -153,8 +155,9 @@ def test_test_time_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data):
     result, _ = run(tiny_data, lr=0.05)
     model = result.model.eval()
     x = torch.from_numpy(np.asarray(tiny_data.images[tiny_data.val_idx]))
-    x = (x.permute(0, 3, 1, 2).float() / 255 - torch.tensor(MEAN)[:, None, None]) \
-        / torch.tensor(STD)[:, None, None]
+    info = tiny_data.info  # normalised by the training pool's statistics
+    x = (x.permute(0, 3, 1, 2).float() / 255 - torch.tensor(info.mean)[:, None, None]) \
+        / torch.tensor(info.std)[:, None, None]
     y = torch.from_numpy(np.asarray(tiny_data.labels[tiny_data.val_idx]))
     with torch.no_grad():
         plain, mirrored = model(x), model(x.flip(3))
@@ -170,3 +173,22 @@ def test_test_time_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data):
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         TrainConfig(precision="fp8").validate()
+
+
+@pytest.fixture(scope="module")
+def digits_data(tmp_path_factory):
+    """All 1,797 real 8x8 grayscale digits as an ImageFolder: 10% held out."""
+    root = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_DIR_ENV, str(root / "cache"))
+        return open_split(ImageFolder(str(write_digits_folder(root / "digits")))
+                          .prepare(None, None, None, 0))
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "resnet"])
+def test_trains_on_one_channel_8x8_images_that_are_not_cifar(digits_data, model):
+    assert digits_data.images.shape[1:] == (8, 8, 1)
+    result, reports = run(digits_data, model=model, epochs=4, lr=0.2, batch_size=64,
+                          crop_padding=1, flip_prob=0.0)  # a mirrored digit is another one
+    assert not result.diverged
+    assert reports[-1][0]["val_acc"] > 0.8  # chance is 0.1
