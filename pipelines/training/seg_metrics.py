@@ -6,9 +6,15 @@ pixel counts summed over every validation image (so a large image weighs
 more than a small one), then averaged over the classes: `val_dice`,
 `val_miou`. A class absent from both the prediction and the target scores 1
 (nothing to find, nothing wrongly found).
+
+Pixels whose target is `ignore_index` (a dataset's "don't care" pixels) count
+in no loss and no metric: they weigh 0 in the losses (no gradient reaches
+their logits) and are left out of the counts.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -32,18 +38,35 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=1)
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE for binary logits, softmax cross-entropy otherwise; mean per pixel."""
+def _pixel_weights(target: torch.Tensor, ignore_index: int | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target with ignored pixels set to class 0 (any class would do: they weigh
+    nothing) and each pixel's weight, 1 or (ignored) 0."""
+    if ignore_index is None:
+        return target, torch.ones(target.shape, device=target.device)
+    counted = target != ignore_index
+    return target.masked_fill(~counted, 0), counted.float()
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                  ignore_index: int | None = None) -> torch.Tensor:
+    """BCE for binary logits, softmax cross-entropy otherwise; mean per counted pixel."""
+    target, weight = _pixel_weights(target, ignore_index)
     if logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
-    return F.cross_entropy(logits, target)
+        per_pixel = F.binary_cross_entropy_with_logits(logits[:, 0], target.float(),
+                                                       reduction="none")
+    else:
+        per_pixel = F.cross_entropy(logits, target, reduction="none")
+    return (per_pixel * weight).sum() / weight.sum().clamp(min=1)
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - the soft Dice of the batch, averaged over the classes (so a thin
-    minority class, such as membrane, counts as much as the majority)."""
-    probs = class_probs(logits)
-    onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor,
+                   ignore_index: int | None = None) -> torch.Tensor:
+    """1 - the soft Dice of the batch's counted pixels, averaged over the classes (so
+    a thin minority class, such as membrane, counts as much as the majority)."""
+    target, weight = _pixel_weights(target, ignore_index)
+    probs = class_probs(logits) * weight[:, None]
+    onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2) * weight[:, None]
     dims = (0, 2, 3)
     overlap = (probs * onehot).sum(dims)
     total = probs.sum(dims) + onehot.sum(dims)
@@ -51,19 +74,25 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, loss: str,
-             dice_weight: float) -> torch.Tensor:
+             dice_weight: float, *, ignore_index: int | None = None) -> torch.Tensor:
     """The training loss `loss` (SEG_LOSSES of pipelines.training.config)."""
     if loss == "bce":
-        return cross_entropy(logits, target)
+        return cross_entropy(logits, target, ignore_index)
     if loss == "dice":
-        return soft_dice_loss(logits, target)
-    return (1 - dice_weight) * cross_entropy(logits, target) + \
-        dice_weight * soft_dice_loss(logits, target)
+        return soft_dice_loss(logits, target, ignore_index)
+    return (1 - dice_weight) * cross_entropy(logits, target, ignore_index) + \
+        dice_weight * soft_dice_loss(logits, target, ignore_index)
 
 
-def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(K, K) pixel counts: row = true class, column = predicted class."""
-    index = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+              ignore_index: int | None = None) -> torch.Tensor:
+    """(K, K) pixel counts: row = true class, column = predicted class; pixels whose
+    target is `ignore_index` are not counted."""
+    pred, target = pred.reshape(-1), target.reshape(-1)
+    if ignore_index is not None:
+        counted = target != ignore_index
+        pred, target = pred[counted], target[counted]
+    index = target.long() * num_classes + pred.long()
     return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
@@ -81,7 +110,11 @@ def dice_and_iou(counts: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndar
 
 def seg_scores(counts: np.ndarray | torch.Tensor, class_names: tuple[str, ...]
                ) -> dict[str, float]:
-    """val_dice, val_miou (means over the classes) and val_dice_<class> for each."""
+    """val_dice, val_miou (means over the classes), val_pixel_acc (the share of
+    counted pixels predicted right; NaN without any) and val_dice_<class> for each."""
+    counts = np.asarray(counts, dtype=np.float64)
     dice, iou = dice_and_iou(counts)
+    total = counts.sum()
     return {"val_dice": float(dice.mean()), "val_miou": float(iou.mean()),
+            "val_pixel_acc": float(np.trace(counts) / total) if total else math.nan,
             **{f"val_dice_{name}": float(d) for name, d in zip(class_names, dice)}}

@@ -5,7 +5,7 @@ Like `pipelines.training.classify.train` it is a plain function that runs withou
 with the same report/checkpoint protocol and epoch loop (`loop.fit`). An
 epoch is as many crops as cover the training images' pixels once. The
 training images live on the device as uint8 and are cropped and augmented in
-batches there.
+batches there. A dataset's ignored pixels count in neither the loss nor the scores.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None =
     cfg.validate()
     device = device or default_device()
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, num_classes=len(data.class_names), width=cfg.width,
-                        depth=cfg.depth, dropout=cfg.dropout,
-                        in_channels=data.images.shape[1]).to(device)
+    channels, height, width = data.images.shape[1:]
+    model = build_model(cfg.model, task="segmentation", num_classes=len(data.class_names),
+                        width=cfg.width, depth=cfg.depth, dropout=cfg.dropout,
+                        in_channels=channels, image_size=(height, width)).to(device)
     images = torch.from_numpy(np.ascontiguousarray(data.images[data.train_idx])).to(device)
     masks = torch.from_numpy(np.ascontiguousarray(data.masks[data.train_idx])).to(device)
     mean, std = _intensity(images)
@@ -61,7 +62,7 @@ def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None =
                train_epoch=functools.partial(
                    _train_epoch, net, cfg=cfg, images=images, masks=masks, crops=crops,
                    crop=crop, normalise=functools.partial(_normalise, mean=mean, std=std),
-                   device=device),
+                   ignore_index=data.ignore_index, device=device),
                validate_epoch=functools.partial(evaluate_segmentation, net, data, cfg, mean,
                                                 std, device),
                report=report, resume_state=resume_state)
@@ -80,14 +81,15 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: L
                  generator: torch.Generator, *, cfg: SegConfig, images: torch.Tensor,
                  masks: torch.Tensor, crops: int, crop: int,
                  normalise: Callable[[torch.Tensor], torch.Tensor],
-                 device: torch.device) -> EpochStats:
+                 ignore_index: int | None, device: torch.device) -> EpochStats:
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = augment_pairs(x.float().div_(255), y.long(), flip_prob=cfg.flip_prob,
                              rot90_prob=cfg.rot90_prob, jitter=cfg.jitter,
                              generator=generator)
         with autocast(cfg, device):
             logits = model(normalise(x))
-        return seg_loss(logits.float(), y, cfg.loss, cfg.dice_weight)
+        return seg_loss(logits.float(), y, cfg.loss, cfg.dice_weight,
+                        ignore_index=ignore_index)
 
     return run_steps(model, opt, schedule, device, loss_of,
                      random_crops(images, masks, crops, crop, cfg.batch_size, generator))
@@ -112,8 +114,9 @@ def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: in
 @torch.no_grad()
 def evaluate_segmentation(model: torch.nn.Module, data: SegData, cfg: SegConfig, mean: float,
                           std: float, device: torch.device) -> Metrics:
-    """val_loss, val_dice, val_miou and val_dice_<class> on the whole validation
-    images, one at a time (full-size inference, no crops); NaN without any."""
+    """val_loss, val_dice, val_miou, val_pixel_acc and val_dice_<class> on the whole
+    validation images, one at a time (full-size inference, no crops), ignored pixels
+    left out; NaN without any images."""
     names = data.class_names
     if len(data.val_idx) == 0:
         return {"val_loss": math.nan, **{k: math.nan for k in seg_scores(
@@ -126,7 +129,8 @@ def evaluate_segmentation(model: torch.nn.Module, data: SegData, cfg: SegConfig,
         y = torch.from_numpy(np.array(data.masks[i:i + 1])).to(device).long()
         with autocast(cfg, device):
             logits = model(_normalise(x.float().div_(255), mean=mean, std=std)).float()
-        loss_sum += seg_loss(logits, y, cfg.loss, cfg.dice_weight)
-        counts += confusion(predict(logits), y, len(names))
+        loss_sum += seg_loss(logits, y, cfg.loss, cfg.dice_weight,
+                             ignore_index=data.ignore_index)
+        counts += confusion(predict(logits), y, len(names), data.ignore_index)
     return {"val_loss": loss_sum.item() / len(data.val_idx),
             **seg_scores(counts.cpu().numpy(), names)}

@@ -1,5 +1,6 @@
-"""Segmentation: Dice and IoU against hand-computed values, the image/mask
-loader and its split, paired augmentation, and a real U-Net trial on ISBI 2012."""
+"""Segmentation: Dice and IoU against hand-computed values, ignored pixels left
+out of the metrics and the losses, the image/mask loader and its split, paired
+augmentation, and real U-Net trials on ISBI 2012 and on a folder of digits."""
 
 import dataclasses
 import json
@@ -13,17 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.data.seg_folder import (
-    SegDataset,
-    SegSpec,
-    ensure_cache,
-    load_pairs,
-    open_seg,
-    split_slices,
-)
+from pipelines.data.cache import CACHE_DIR_ENV
+from pipelines.data.seg_folder import SegDataset, load_pairs, open_seg, prepare, split_slices
+from pipelines.data.seg_masks import IGNORE
 from pipelines.errors import UsageError
 from pipelines.training.augmentation import augment_pairs
-from pipelines.training.config import SegConfig
+from pipelines.training.config import SEG_LOSSES, SegConfig
 from pipelines.training.seg_metrics import (
     confusion,
     dice_and_iou,
@@ -34,6 +30,7 @@ from pipelines.training.seg_metrics import (
 )
 from pipelines.training.segment import train_segmentation
 from tests.conftest import REPO, data_dir
+from tests.data.test_seg_folder import digits_dataset, write_digits
 
 NAMES = ("membrane", "interior")
 
@@ -57,7 +54,7 @@ def test_dice_and_iou_by_hand():
 
 def test_perfect_disjoint_and_empty_masks():
     target = [[1, 1], [0, 0]]
-    assert _scores(target, target) == {"val_dice": 1.0, "val_miou": 1.0,
+    assert _scores(target, target) == {"val_dice": 1.0, "val_miou": 1.0, "val_pixel_acc": 1.0,
                                        "val_dice_membrane": 1.0, "val_dice_interior": 1.0}
     inverted = [[0, 0], [1, 1]]
     assert _scores(inverted, target)["val_miou"] == 0.0
@@ -79,6 +76,44 @@ def test_confusion_counts_rows_as_truth():
     dice, iou = dice_and_iou(counts)
     assert dice.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
     assert iou.tolist() == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_ignored_pixels_count_in_no_metric():
+    i = IGNORE
+    target = [[0, 0, 1, i],
+              [1, 1, i, 0]]
+    pred = [[0, 1, 1, 0],
+            [1, 0, 1, 1]]
+    counts = confusion(torch.tensor(pred), torch.tensor(target), 2, ignore_index=IGNORE)
+    # the 6 counted pixels: class 0: TP 1, FP 1, FN 2 -> Dice 2/5, IoU 1/4
+    #                       class 1: TP 2, FP 2, FN 1 -> Dice 4/7, IoU 2/5
+    assert counts.sum() == 6
+    s = seg_scores(counts.numpy(), NAMES)
+    assert s["val_dice_membrane"] == pytest.approx(0.4)
+    assert s["val_dice_interior"] == pytest.approx(4 / 7)
+    assert s["val_miou"] == pytest.approx((1 / 4 + 2 / 5) / 2)
+    assert s["val_pixel_acc"] == pytest.approx(3 / 6)
+    flipped = [[0, 1, 1, 1], [1, 0, 0, 1]]  # other predictions at the ignored pixels
+    assert confusion(torch.tensor(flipped), torch.tensor(target), 2, IGNORE).equal(counts)
+
+
+@pytest.mark.parametrize("loss", SEG_LOSSES)
+@pytest.mark.parametrize("channels", [1, 3])  # binary (one logit) and 3-class logits
+def test_ignored_pixels_get_no_gradient_from_the_loss(loss, channels):
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(max(channels, 2), (2, 6, 6), generator=g)
+    ignored = torch.rand((2, 6, 6), generator=g) < 0.3
+    target[ignored] = IGNORE
+    logits = torch.randn((2, channels, 6, 6), generator=g, requires_grad=True)
+    value = seg_loss(logits, target, loss, 0.5, ignore_index=IGNORE)
+    value.backward()
+    assert logits.grad is not None
+    grad_at = logits.grad.abs().sum(1)
+    assert (grad_at[ignored] == 0).all() and (grad_at[~ignored] > 0).all()
+    other = logits.detach().clone()
+    other.masked_fill_(ignored[:, None], 7.0)  # any logits at ignored pixels: the same loss
+    assert seg_loss(other, target, loss, 0.5, ignore_index=IGNORE).item() == \
+        pytest.approx(value.item())
 
 
 def test_losses_reward_the_right_answer_for_binary_and_multiclass_logits():
@@ -142,9 +177,7 @@ def test_paired_augmentation_moves_image_and_mask_together():
 
 @pytest.fixture(scope="module")
 def isbi():
-    dataset = SegDataset("isbi2012_membrane", NAMES, (0, 255))
-    folder = data_dir() / dataset.folder
-    return SegSpec(str(ensure_cache(folder, dataset)), str(folder), dataset, 24, 6, 0)
+    return prepare(str(data_dir()), SegDataset("isbi2012_membrane", NAMES, (0, 255)), 24, 6, 0)
 
 
 def test_isbi_loads_as_30_slices_mostly_interior(isbi):
@@ -186,3 +219,19 @@ def test_membrane_sweep_runs_through_the_same_cli(tmp_path):
     assert report.returncode == 0, report.stderr
     assert (run_dir / "report.html").is_file() and "val_miou" in report.stdout
     assert not math.isnan(trials["effective_lr"].iloc[0])
+
+
+def test_a_short_unet_training_on_a_folder_of_digits_reports_a_finite_miou(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    write_digits(tmp_path / "digits", "index", n=16)  # index masks with an ignored rim
+    data = open_seg(prepare(None, digits_dataset(tmp_path / "digits"), None, None, seed=0))
+    assert data.ignore_index == IGNORE and IGNORE in np.unique(data.masks[data.val_idx])
+    reports = []
+    result = train_segmentation(SegConfig(epochs=2, width=4, depth=2, crop_size=32,
+                                          batch_size=4, lr=0.1), data,
+                                report=lambda metrics, state: reports.append(metrics))
+    scores = reports[-1]
+    assert 0 <= scores["val_miou"] <= 1 and math.isfinite(scores["val_loss"])
+    assert {"val_dice_background", "val_dice_ink", "val_pixel_acc"} <= set(scores)
+    assert result.best_score == max(r["val_miou"] for r in reports) and not result.diverged
