@@ -19,6 +19,7 @@ from pipelines.analysis.runs import (
     Run,
     best_config,
     config_of,
+    int_config_keys,
     load_run,
     load_runs,
     run_names,
@@ -27,7 +28,7 @@ from pipelines.analysis.runs import (
 
 __all__ = [
     "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run", "best_config", "best_so_far", "compare_runs",
-    "config_of", "format_table", "importance", "leaderboard", "leaderboard_table", "load_run",
-    "load_runs", "run_names", "scores_at_budget", "scored_epochs", "significant", "stage_table",
-    "stop_reason_summary", "stop_reasons",
+    "config_of", "format_table", "importance", "int_config_keys", "leaderboard",
+    "leaderboard_table", "load_run", "load_runs", "run_names", "scores_at_budget",
+    "scored_epochs", "significant", "stage_table", "stop_reason_summary", "stop_reasons",
 ]

@@ -8,12 +8,16 @@ import pandas as pd
 
 from pipelines.analysis.figures import EVALUATOR_NAMES, RUNG_SCHEDULERS, rung_epochs
 from pipelines.analysis.formatting import comma_list
-from pipelines.analysis.runs import Run, run_names
+from pipelines.analysis.runs import Run, built_in_trainer, run_names
 
-LR_SCHEDULE_CAPTION = ("The learning rate the optimizer used in the last step of each epoch "
-                       "(the searched lr is per 256 examples; this is after scaling by batch "
-                       "size and the schedule), for the best trial, with the other trials in "
-                       "grey.")
+
+def lr_schedule_caption(run: Run) -> str:
+    """The learning-rate figure's caption; the built-in trainers' lr scaling where it applies."""
+    what = ("The learning rate the optimizer used in the last step of each epoch (the "
+            "searched lr is per 256 examples; this is after scaling by batch size and the "
+            "schedule)" if built_in_trainer(run.trials)
+            else "The learning rate (lr) the trainer reported for each epoch")
+    return f"{what}, for the best trial, with the other trials in grey."
 
 
 def learning_curves_caption(run: Run) -> str:
@@ -32,7 +36,7 @@ def metric_vs_params_caption(metric: str) -> str:
     """The caption of the scatter plots of the best score against each parameter."""
     return (f"Each trial's best {metric} against each searched hyperparameter (log axis for "
             f"log-uniform ones; categories spread sideways so points do not hide each other). "
-            f"Early-stopped trials trained fewer epochs, which alone lowers their score. "
+            f"Early-stopped trials trained fewer epochs, which alone makes their score worse. "
             f"The ring marks the best trial.")
 
 
@@ -40,7 +44,7 @@ def parallel_coordinates_caption(metric: str) -> str:
     """The parallel coordinates' caption."""
     return (f"One line per scored trial through its value of each hyperparameter (each axis "
             f"spans the searched range, in log scale for log-uniform ones) to its best {metric}; "
-            f"coloured by best {metric}, the best trial thickest.")
+            f"coloured by best {metric} (yellow: best), the best trial thickest.")
 
 
 def importance_caption(importances: Mapping[str, pd.Series | None], metric: str) -> str:

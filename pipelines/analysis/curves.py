@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.runs import Run, run_names
+from pipelines.analysis.runs import Run, run_names, scored_mask
 
 
 def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
@@ -47,17 +47,17 @@ def compare_runs(runs: list[Run]) -> pd.DataFrame:
 
 def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     columns = ["epochs", "wall_s", f"best_{metric}", "best_trial_id"]
-    if epochs.empty:
+    if epochs.empty or metric not in epochs:
         return pd.DataFrame(columns=columns)
     if "ended_at" in epochs and epochs["ended_at"].notna().all():
         e = epochs.sort_values("ended_at", kind="stable")
-        wall = e["ended_at"] - (e["ended_at"] - e["epoch_s"]).min()  # since the first began
+        # since the first epoch began (an epoch without epoch_s: since it ended)
+        wall = e["ended_at"] - (e["ended_at"] - e["epoch_s"].fillna(0.0)).min()
     else:  # runs written before epochs had `ended_at`: trials one by one, in creation order
         e = epochs
         wall = e["epoch_s"].cumsum()
-    score = e[metric].astype(float)
-    scored = np.isfinite(score) & np.isfinite(e["train_loss"].astype(float))
-    score = score.where(scored)  # every epoch counts as budget spent, scored or not
+    scored = scored_mask(e, metric)
+    score = e[metric].astype(float).where(scored)  # every epoch is budget, scored or not
     best = (score.cummax() if mode == "max" else score.cummin()).ffill()
     improved = scored & (score == best) & (best != best.shift())  # ties keep the first
     holder = e["trial_id"].where(improved).ffill()

@@ -13,10 +13,10 @@ import pandas as pd
 
 from pipelines.analysis import figures
 from pipelines.analysis.captions import (
-    LR_SCHEDULE_CAPTION,
     best_so_far_caption,
     importance_caption,
     learning_curves_caption,
+    lr_schedule_caption,
     metric_vs_params_caption,
     parallel_coordinates_caption,
 )
@@ -28,7 +28,7 @@ from pipelines.analysis.ranking import (
     stop_reason_summary,
     stop_reasons,
 )
-from pipelines.analysis.runs import Run, best_config, concat_runs
+from pipelines.analysis.runs import Run, best_config, built_in_trainer, concat_runs
 from pipelines.errors import UsageError
 from pipelines.records.storage import resolve
 from pipelines.records.tables import CONFIG_PREFIX
@@ -104,8 +104,9 @@ def draw_figures(runs: list[Run], out: Path,
     if importances:
         drawn.append((figures.plot_importances(importances, metric, out / "importance.png"),
                       importance_caption(importances, metric)))
-    drawn.append((figures.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
-                  LR_SCHEDULE_CAPTION))
+    if "lr" in e and bool((e["lr"].astype(float) > 0).any()):  # a trainer may report none
+        drawn.append((figures.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
+                      lr_schedule_caption(run)))
     drawn.append((figures.plot_best_so_far(_best_so_far(runs), metric, out / "best_so_far.png"),
                   best_so_far_caption(runs)))
     return [(path.name, caption) for path, caption in drawn]
@@ -183,7 +184,7 @@ def _best_config_section(run: Run) -> str:
     row = run.trials[run.trials["trial_id"] == best].iloc[0]
     note = (f"Trial {best}: best {run.metric} {table_number(row[f'best_{run.metric}'])} at epoch "
             f"{row['best_epoch']}.")
-    if "lr" in config:
+    if "lr" in config and built_in_trainer(run.trials):
         note += " lr is per 256 examples: the optimizer gets lr × batch_size / 256."
     return (f"<h2>Best configuration</h2>\n<p class='note'>{_esc(note)}</p>\n"
             f"{_kv_table(config)}")

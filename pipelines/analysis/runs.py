@@ -8,9 +8,10 @@ the schema); nothing needs Ray, the original Optuna study or the trainer.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,14 +111,10 @@ def concat_runs(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return trials, epochs
 
 
-def config_of(row: pd.Series) -> dict:
-    """A trial row's configuration, as the trainer received it: a Parquet column
-    that mixed ints with missing values reads back as floats, so integral floats
-    of integer fields are ints again."""
-    from pipelines.training.tasks import TASKS
-
-    types = {f.name: str(f.type) for t in TASKS.values()
-             for f in dataclasses.fields(t.config_class)}
+def config_of(row: pd.Series, int_keys: Collection[str] = ()) -> dict[str, Any]:
+    """A trial row's configuration, its values as plain Python ones. A Parquet column
+    that mixed ints with missing values reads back as floats: integral floats of
+    `int_keys` (see int_config_keys) are ints again."""
     config = {}
     for label, value in row.items():
         column = str(label)
@@ -125,19 +122,54 @@ def config_of(row: pd.Series) -> dict:
             continue
         key = column.removeprefix(res.CONFIG_PREFIX)
         value = plain_value(value)
-        if types.get(key, "").startswith("int") and isinstance(value, float) \
-                and value.is_integer():
+        if key in int_keys and isinstance(value, float) and value.is_integer():
             value = int(value)
         config[key] = value
     return config
 
 
-def best_config(run: Run) -> dict:
-    """The configuration of the trial with the best score."""
+def int_config_keys(trials: pd.DataFrame, space: Mapping[str, dict]) -> frozenset[str]:
+    """The config keys whose values are ints: by the space where it searched them
+    (IntUniform, or a Choice of ints), else a float column holding only integral
+    values where some trials lack the key (a column of ints, whole, stays int64)."""
+    keys = set()
+    for label in trials.columns:
+        column = str(label)
+        if not column.startswith(res.CONFIG_PREFIX):
+            continue
+        key, values = column.removeprefix(res.CONFIG_PREFIX), trials[label]
+        if key in space:
+            if _int_domain(space[key]):
+                keys.add(key)
+        elif values.dtype == "float64" and values.isna().any():
+            present = values.dropna()
+            if (present == present.round()).all():
+                keys.add(key)
+    return frozenset(keys)
+
+
+def _int_domain(spec: dict) -> bool:
+    """Whether a parameter's domain (as run.json describes it) holds only ints."""
+    if spec["type"] == "Choice":
+        options = [o for o in spec["options"] if o is not None]
+        return bool(options) and all(isinstance(o, int) and not isinstance(o, bool)
+                                     for o in options)
+    return spec["type"] == "IntUniform"
+
+
+def best_config(run: Run) -> dict[str, Any]:
+    """The configuration of the trial with the best score (by the run's mode)."""
     scored = run.trials.dropna(subset=[f"best_{run.metric}"])
     if scored.empty:
         raise UsageError(f"{run.location} has no scored trial yet; wait for one to report")
-    return config_of(leaderboard(scored, run.metric, run.mode, n=1).iloc[0])
+    best = leaderboard(scored, run.metric, run.mode, n=1).iloc[0]
+    return config_of(best, int_config_keys(run.trials, run.space))
+
+
+def built_in_trainer(trials: pd.DataFrame) -> bool:
+    """Whether the trials ran a trainer of pipelines.training, which reports its
+    effective_lr: its config's units (lr per 256 examples, ...) apply."""
+    return "effective_lr" in trials and bool(trials["effective_lr"].notna().any())
 
 
 def is_missing(value: object) -> bool:
@@ -151,12 +183,28 @@ def plain_value(value: object) -> object:
 
 
 def scored_epochs(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Epochs with a finite score, leaving out the epoch whose training loss
-    diverged (its evaluation ran on NaN weights), as pipelines.records.tables does:
-    what the figures draw and importance compares."""
+    """Epochs with a finite score, leaving out the epoch whose training diverged
+    (its evaluation ran on NaN weights), as pipelines.records.tables does: what the
+    figures draw and importance compares."""
     if metric not in epochs:
         return epochs.iloc[:0]
-    ok = np.isfinite(epochs[metric].astype(float))
+    return epochs[scored_mask(epochs, metric)]
+
+
+def scored_mask(epochs: pd.DataFrame, metric: str) -> pd.Series:
+    """Per epoch, whether it has a finite `metric` and its training did not diverge."""
+    return pd.Series(np.isfinite(epochs[metric].astype(float)), index=epochs.index) \
+        & ~diverged_epochs(epochs)
+
+
+def diverged_epochs(epochs: pd.DataFrame) -> pd.Series:
+    """Per epoch, whether its training diverged: its `diverged` flag, or, in runs
+    written before epochs carried one, a train_loss that is not finite."""
     if "train_loss" in epochs:
-        ok &= np.isfinite(epochs["train_loss"].astype(float))
-    return epochs[ok]
+        blown = pd.Series(~np.isfinite(epochs["train_loss"].astype(float)), index=epochs.index)
+    else:
+        blown = pd.Series(False, index=epochs.index)
+    if "diverged" not in epochs:
+        return blown
+    flag = epochs["diverged"].astype("boolean")
+    return flag.fillna(False).astype(bool) | (flag.isna() & blown)

@@ -1,43 +1,57 @@
 """The results of a run, in Parquet: the schema's one home, and atomic writes.
 
 trials.parquet: one row per trial; epochs.parquet: one row per trial and
-epoch. Both are rewritten atomically (see pipelines.records.storage) as results
-arrive, so a reader never sees a half-written file, and a run in progress is
-readable.
+epoch, with a column for every number the trainer reported, whatever its name
+(not Tune's bookkeeping). Both are rewritten atomically (see
+pipelines.records.storage) as results arrive, so a reader never sees a
+half-written file, and a run in progress is readable.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.records.storage import Location, parquet_bytes
 
-BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the task's val_* metrics follow val_loss
+BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the trainer's other metrics follow
     "trial_id": "string", "epoch": "int64", "train_loss": "float64", "val_loss": "float64",
     "lr": "float64", "epoch_s": "float64", "images_per_s": "float64",
+    "diverged": "boolean",  # the trainer said so, or its train_loss was not finite
     "node_id": "string",  # the Ray node the epoch ran on: a retried trial may move
     "ended_at": "float64",  # unix time the driver received the epoch: orders epochs in time
 }
-METRIC_PREFIX = "val_"  # a trainer's reported validation metrics (val_acc, val_miou, ...)
+# What Tune adds to every result (ray.tune.result's AUTO_RESULT_KEYS, DEBUG_METRICS and
+# the flags of its function API): bookkeeping, not the trainer's metrics.
+TUNE_RESULT_KEYS = frozenset({
+    "training_iteration", "iterations_since_restore", "time_this_iter_s", "time_total_s",
+    "time_since_restore", "timesteps_total", "timesteps_since_restore", "episodes_total",
+    "timestamp", "date", "hostname", "pid", "node_ip", "done", "trial_id", "experiment_id",
+    "experiment_tag", "config", "checkpoint_dir_name", "should_checkpoint", "__duplicate__",
+    "perf",
+})
 
 
-def epoch_columns(metrics: tuple[str, ...] = ("val_acc",)) -> dict[str, str]:
-    """epochs.parquet's schema for a task whose trainer reports `metrics`."""
-    columns: dict[str, str] = {}
-    for name, dtype in BASE_EPOCH_COLUMNS.items():
-        columns[name] = dtype
-        if name == "val_loss":
-            columns.update({m: "float64" for m in metrics if m not in BASE_EPOCH_COLUMNS})
-    return columns
+def epoch_columns(metrics: tuple[str, ...] = ()) -> dict[str, str]:
+    """epochs.parquet's schema for a trainer that reports `metrics` (numbers) beyond
+    the base columns."""
+    return _with_metrics({m: "float64" for m in metrics})
 
 
-EPOCH_COLUMNS = epoch_columns()  # classification's
+def _with_metrics(metrics: dict[str, str]) -> dict[str, str]:
+    """The base columns, then `metrics` ({name: dtype}): a metric first reported in a
+    later epoch adds a column at the end, so each rewrite only extends the schema."""
+    return {**BASE_EPOCH_COLUMNS,
+            **{m: d for m, d in metrics.items() if m not in BASE_EPOCH_COLUMNS}}
+
+
 LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
     "step": "int64", "lr": "float64", "effective_lr": "float64", "loss": "float64",
     "smoothed_loss": "float64",
@@ -77,14 +91,18 @@ class TrialRecord:
     effective_lr: float = math.nan  # the optimizer's peak lr, as the trainer reported it
 
     def add_epoch(self, result: dict[str, Any]) -> None:
+        """Keep one reported epoch: the base columns (None where not reported) and
+        every other number or bool the trainer reported, not Tune's bookkeeping."""
         row = {name: result.get(name) for name in BASE_EPOCH_COLUMNS}
-        row.update({k: v for k, v in result.items() if k.startswith(METRIC_PREFIX)
-                    and k not in row and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        row.update({k: v for k, v in result.items() if k not in row
+                    and k not in TUNE_RESULT_KEYS and _is_metric(v)})
+        diverged = bool(result.get("diverged")) or not _finite_or_none(row["train_loss"])
+        row["diverged"] = diverged
         self.effective_lr = result.get("effective_lr", self.effective_lr)
         row["trial_id"] = self.trial_id
         row["ended_at"] = time.time()
         self.epochs[int(result["epoch"])] = row
-        self.diverged = self.diverged or bool(result.get("diverged"))
+        self.diverged = self.diverged or diverged
         self.node_ip = result.get("node_ip", self.node_ip)
         self.node_id = result.get("node_id", self.node_id)
 
@@ -99,21 +117,22 @@ class TrialRecord:
 
     def scores(self, metric: str) -> dict[int, float]:
         """{epoch: score}, leaving out epochs without a finite score and the epoch
-        whose training loss diverged (its evaluation ran on NaN weights)."""
+        whose training diverged (its evaluation ran on NaN weights)."""
         return {e: row[metric] for e, row in sorted(self.epochs.items())
-                if _finite(row.get(metric)) and _finite(row.get("train_loss", 0.0))}
+                if _finite(row.get(metric)) and not _diverged(row)}
 
     def summary(self, metric: str, mode: str, max_epochs: int, now: float) -> dict[str, Any]:
         scores = self.scores(metric)
         best_epoch = (max if mode == "max" else min)(scores, key=scores.__getitem__) \
             if scores else None
         last = max(self.epochs, default=None)
+        last_score = self.epochs[last].get(metric) if last is not None else None
         row = {
             "trial_id": self.trial_id, "status": self.status,
             "stop_reason": self.stop_reason(max_epochs), "epochs": len(self.epochs),
             f"best_{metric}": scores[best_epoch] if best_epoch is not None else math.nan,
             "best_epoch": best_epoch,
-            f"last_{metric}": self.epochs[last][metric] if last is not None else math.nan,
+            f"last_{metric}": math.nan if last_score is None else last_score,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
             "node_id": self.node_id, "failures": self.failures,
             "effective_lr": self.effective_lr,
@@ -124,6 +143,21 @@ class TrialRecord:
 
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def _finite_or_none(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
+
+
+def _diverged(row: dict[str, Any]) -> bool:
+    """An epoch's divergence; rows recorded before epochs kept the flag go by train_loss."""
+    flag = row.get("diverged")
+    return bool(flag) if flag is not None else not _finite(row.get("train_loss", 0.0))
+
+
+def _is_metric(value: object) -> bool:
+    """A value epochs.parquet keeps: a number or a bool (numpy's too), not text or a dict."""
+    return isinstance(value, (numbers.Real, np.bool_))
 
 
 def trials_frame(records: list[TrialRecord], *, metric: str, mode: str, max_epochs: int,
@@ -142,15 +176,27 @@ def _config_columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def epochs_frame(records: list[TrialRecord],
-                 metrics: tuple[str, ...] = ("val_acc",)) -> pd.DataFrame:
-    """One row per trial and epoch; `metrics`: the columns an empty frame gets
-    (otherwise the val_* metrics the trials reported)."""
+def epochs_frame(records: list[TrialRecord], metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per trial and epoch: the base columns, `metrics` (even if no trial
+    reported them yet), then every other metric the trials reported, in the order
+    first seen; an epoch that lacks one has NaN there. Rewritten as epochs arrive,
+    the file only gains columns: none is dropped, and none changes its dtype (unless
+    a metric reported as a bool later reports a number)."""
     rows = [row for r in records for _, row in sorted(r.epochs.items())]
-    reported = {k: None for row in rows for k in row
-                if k.startswith(METRIC_PREFIX) and k not in BASE_EPOCH_COLUMNS}
-    columns = epoch_columns(tuple(reported) if rows else metrics)
+    columns = _with_metrics({**{m: "float64" for m in metrics}, **_metric_dtypes(rows)})
     return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+
+
+def _metric_dtypes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """{metric: dtype} of the non-base keys in `rows`, in the order first reported:
+    "boolean" if every value is a bool, else "float64" (ints too: a column that
+    misses values cannot hold ints)."""
+    dtypes: dict[str, str] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k not in BASE_EPOCH_COLUMNS and dtypes.get(k) != "float64":
+                dtypes[k] = "boolean" if isinstance(v, (bool, np.bool_)) else "float64"
+    return dtypes
 
 
 def write_parquet(frame: pd.DataFrame, where: Location) -> None:

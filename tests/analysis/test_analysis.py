@@ -3,6 +3,7 @@ Parquet schema; the CLI and --final on a real sweep are in tests/test_analyze.py
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,13 @@ import pytest
 
 from pipelines.analysis.anova import importance, scores_at_budget
 from pipelines.analysis.curves import best_so_far, compare_runs
-from pipelines.analysis.runs import best_config, load_run, load_runs
+from pipelines.analysis.ranking import leaderboard
+from pipelines.analysis.runs import best_config, config_of, int_config_keys, load_run, load_runs
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 from pipelines.records.storage import resolve
+from tests.records.digits_runs import SPACE as DIGITS_SPACE
+from tests.records.digits_runs import user_records, write_user_run
 
 SPACE = {
     "lr": {"type": "LogUniform", "low": 1e-4, "high": 1.0},
@@ -191,3 +195,72 @@ def test_frames_survive_the_round_trip(tmp_path):
     run = load_run(write_run(tmp_path / "run", only_lr_matters(n=4)))
     assert isinstance(run.trials, pd.DataFrame) and run.trials["trial_id"].is_unique
     assert {"ended_at", "node_id"} <= set(run.epochs.columns)
+
+
+def test_a_run_minimising_a_users_own_metric(tmp_path):
+    records = user_records(n=12)
+    run = load_run(write_user_run(tmp_path / "run", records))
+    assert (run.metric, run.mode) == ("val_rmse", "min")
+    assert run.epochs["train_mse"].notna().all()  # every reported metric is kept
+    assert run.epochs[["train_loss", "val_loss", "lr", "epoch_s"]].isna().all().all()
+    top = leaderboard(run.trials, run.metric, run.mode, n=len(run.trials))
+    assert top["best_val_rmse"].is_monotonic_increasing  # ascending: lowest first
+    lowest = min(records, key=lambda r: min(r.scores("val_rmse").values()))
+    assert top["trial_id"].iloc[0] == lowest.trial_id
+    best = best_config(run)
+    assert best == lowest.config and isinstance(best["steps_per_epoch"], int)
+
+
+def test_the_best_so_far_of_a_minimised_metric_is_its_running_minimum(tmp_path):
+    run = load_run(write_user_run(tmp_path / "run", user_records(n=12)))
+    curve = best_so_far(run.trials, run.epochs, run.metric, run.mode)
+    in_time = run.epochs.sort_values("ended_at", kind="stable")["val_rmse"]
+    assert curve["best_val_rmse"].tolist() == in_time.cummin().tolist()
+    assert curve["best_val_rmse"].iloc[-1] == run.trials["best_val_rmse"].min()
+    holder = curve["best_trial_id"].iloc[-1]
+    assert run.trials.set_index("trial_id").loc[holder, "best_val_rmse"] == in_time.min()
+    # no epoch_s reported: wall time counts from the first epoch's end, not NaN
+    assert curve["wall_s"].notna().all() and curve["wall_s"].iloc[0] == 0.0
+
+
+def _negated(records: list[res.TrialRecord]) -> list[res.TrialRecord]:
+    """The same trials reporting neg_rmse = -val_rmse, a metric to maximise."""
+    out = []
+    for r in records:
+        copy = res.TrialRecord(r.trial_id, r.config, started=r.started, ended=r.ended,
+                               status=r.status)
+        for epoch, row in r.epochs.items():
+            copy.add_epoch({"epoch": epoch, "neg_rmse": -row["val_rmse"]})
+            copy.epochs[epoch]["ended_at"] = row["ended_at"]
+        out.append(copy)
+    return out
+
+
+@pytest.mark.parametrize("evaluator", ["fanova", "ped_anova"])
+def test_importance_of_a_minimised_metric_follows_its_direction(tmp_path, evaluator):
+    records = user_records(n=24, seed=3)
+    low = load_run(write_user_run(tmp_path / "min", records))
+    high = load_run(write_user_run(tmp_path / "max", _negated(records), metric="neg_rmse",
+                                   mode="max"))
+    shares = importance(low, evaluator)
+    assert len(shares) == len(DIGITS_SPACE) and math.isclose(shares.sum(), 1.0, rel_tol=1e-6)
+    pd.testing.assert_series_equal(shares, importance(high, evaluator), rtol=1e-6)
+    assert scores_at_budget(low)[1] == {t: -s for t, s in scores_at_budget(high)[1].items()}
+
+
+def test_int_config_keys_by_the_space_or_by_a_whole_integral_column():
+    trials = pd.DataFrame({
+        "config/depth": [2.0, None, 4.0],  # searched: a Choice of ints (and None)
+        "config/scale": [1.0, None, 2.0],  # searched: a Choice of floats
+        "config/warm": [3.0, None, 5.0],  # not searched, ints where some trials lack it
+        "config/decay": [0.0, 0.0, 0.0],  # not searched, floats with none missing
+        "config/bias": [0.5, None, 1.0],  # not searched, not all integral
+    })
+    space: dict[str, dict[str, Any]] = {
+        "depth": {"type": "Choice", "options": [None, 2, 4]},
+        "scale": {"type": "Choice", "options": [1.0, 2.0]},
+    }
+    assert int_config_keys(trials, space) == {"depth", "warm"}
+    config = config_of(trials.iloc[0], int_config_keys(trials, space))
+    assert config == {"depth": 2, "scale": 1.0, "warm": 3, "decay": 0.0, "bias": 0.5}
+    assert [type(v) for v in config.values()] == [int, float, int, float, float]

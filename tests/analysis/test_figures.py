@@ -21,6 +21,8 @@ from pipelines.analysis.report import REPORT_NAME, write_report
 from pipelines.analysis.runs import Run
 from pipelines.records.storage import resolve
 from pipelines.records.tables import TrialRecord, epochs_frame, trial_columns, trials_frame
+from tests.records.digits_runs import SPACE as DIGITS_SPACE
+from tests.records.digits_runs import user_records
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = {
@@ -76,6 +78,17 @@ def make_run(tmp_path: Path, kinds: list[str], name: str = "toy", **meta_kw) -> 
     return Run(resolve(str(tmp_path / name)), trials, epochs_frame(records), meta)
 
 
+def user_run(tmp_path: Path, n: int = 12) -> Run:
+    """A run of a user's own trainer minimising val_rmse, as pipelines.run records it."""
+    records = user_records(n=n)
+    meta = {**_meta(space=DIGITS_SPACE, metric="val_rmse", mode="min", scheduler="none"),
+            "sweep": "digits_regression", "task": "function", "fixed": {}}
+    trials = trials_frame(records, metric="val_rmse", mode="min", max_epochs=MAX_EPOCHS,
+                          now=2000.0)
+    return Run(resolve(str(tmp_path / "digits")), trials,
+               epochs_frame(records, metrics=("val_rmse",)), meta)
+
+
 def empty_run(tmp_path: Path) -> Run:
     """As pipelines.analysis.load_run returns a run before any trial reported."""
     trials = pd.DataFrame(columns=list(trial_columns("val_acc")))
@@ -93,6 +106,7 @@ CASES = {
     "loss_metric": lambda p: make_run(p, MIXED, metric="val_loss", mode="min",
                                       scheduler="hyperband"),
     "no_epochs": empty_run,
+    "users_own_metric": user_run,
 }
 IMPORTANCES = {"fanova": pd.Series({"lr": 0.7, "dropout": 0.2, "batch_size": 0.1}),
                "ped_anova": pd.Series({"dropout": 0.5, "lr": 0.5})}
@@ -227,3 +241,17 @@ assert "matplotlib.pyplot" not in sys.modules
 assert matplotlib.rcParams._get_backend_or_none() is None and settings() == before
 """
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_a_report_of_a_minimised_users_metric(tmp_path):
+    run = user_run(tmp_path)
+    text = check_self_contained(write_report([run], tmp_path / "report"))
+    assert "val_rmse (lower is better)" in text
+    ranked = leaderboard(run.trials, "val_rmse", "min", n=10)["trial_id"].tolist()
+    board = text[text.index("Leaderboard"):text.index("Best configuration")]
+    assert [t for t in re.findall(r"<td>(u\d\d)</td>", board)] == ranked  # lowest first
+    best = ranked[0]
+    assert f"Trial {best}: best val_rmse" in text
+    # no lr reported: no learning-rate figure; no built-in trainer: no lr-per-256 notes
+    assert "lr_schedule.png" not in text and "per 256 examples" not in text
+    assert "learning_curves.png" in text and "best_so_far.png" in text

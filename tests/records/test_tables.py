@@ -1,13 +1,14 @@
 """The Parquet schema: records -> frames -> files -> pandas, with dtypes intact."""
 
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from pipelines.records.storage import resolve
 from pipelines.records.tables import (
-    EPOCH_COLUMNS,
+    BASE_EPOCH_COLUMNS,
     TrialRecord,
     epochs_frame,
     trial_columns,
@@ -15,6 +16,7 @@ from pipelines.records.tables import (
     write_json,
     write_parquet,
 )
+from tests.records.digits_runs import regression_epochs, tune_result, user_records
 
 
 def _at(path):
@@ -95,7 +97,7 @@ def test_parquet_round_trip_keeps_dtypes(tmp_path):
     pd.testing.assert_frame_equal(back_t, trials)
     for column, dtype in trial_columns("val_acc").items():
         assert str(back_t[column].dtype) == dtype
-    for column, dtype in EPOCH_COLUMNS.items():
+    for column, dtype in {**BASE_EPOCH_COLUMNS, "val_acc": "float64"}.items():
         assert str(back_e[column].dtype) == dtype
     assert back_t["config/lr"].dtype == "float64"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epochs.parquet", "trials.parquet"]
@@ -113,3 +115,67 @@ def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
 def test_json_is_written_whole(tmp_path):
     write_json({"a": 1, "when": pd.Timestamp("2026-01-01")}, _at(tmp_path / "run.json"))
     assert '"a": 1' in (tmp_path / "run.json").read_text()
+
+
+def test_a_users_trainer_keeps_every_metric_it_reported_and_none_of_tunes():
+    records = user_records(n=3)
+    epochs = epochs_frame(records, metrics=("val_rmse",))
+    # after the base columns, in the order reported; not Tune's (training_iteration, pid, ...)
+    assert list(epochs.columns) == [*BASE_EPOCH_COLUMNS, "val_rmse", "train_mse"]
+    expected = [m for r in records for m in regression_epochs(**r.config)]
+    assert epochs["val_rmse"].tolist() == [m["val_rmse"] for m in expected]
+    assert epochs["train_mse"].tolist() == [m["train_mse"] for m in expected]
+    for unreported in ("train_loss", "val_loss", "lr", "epoch_s", "images_per_s"):
+        assert epochs[unreported].isna().all(), unreported
+    assert not epochs["diverged"].any()  # no train_loss reported is no divergence
+    assert (epochs["node_id"] == "node-a").all()
+
+
+def test_the_epochs_file_reads_back_with_pandas_extra_metrics_and_all(tmp_path):
+    epochs = epochs_frame(user_records(n=3), metrics=("val_rmse",))
+    write_parquet(epochs, _at(tmp_path / "epochs.parquet"))
+    back = pd.read_parquet(tmp_path / "epochs.parquet")
+    pd.testing.assert_frame_equal(back, epochs)
+    assert str(back["train_mse"].dtype) == "float64" and str(back["diverged"].dtype) == "boolean"
+
+
+def test_a_metric_first_reported_later_is_nan_before_and_the_schema_only_grows():
+    config: dict[str, Any] = {"lr": 0.05, "l2": 1e-3, "steps_per_epoch": 1}
+    record = TrialRecord("u", config, started=0.0)
+    metrics = regression_epochs(**config, epochs=3)
+    record.add_epoch(tune_result("u", 1, metrics[0], config))
+    first = epochs_frame([record], metrics=("val_rmse",))
+    record.add_epoch(tune_result("u", 2, {**metrics[1], "grad_steps": 2, "plateau": False},
+                                 config))
+    record.add_epoch(tune_result("u", 3, {**metrics[2], "plateau": True}, config))
+    second = epochs_frame([record], metrics=("val_rmse",))
+    # the later file has every earlier column, in the same place, with the same dtype
+    assert list(second.columns) == [*first.columns, "grad_steps", "plateau"]
+    assert (second.dtypes[first.columns] == first.dtypes).all()
+    assert second["grad_steps"].isna().tolist() == [True, False, True]
+    assert second["grad_steps"].dtype == "float64" and second["grad_steps"].iloc[1] == 2.0
+    assert second["plateau"].dtype == "boolean"
+    assert second["plateau"].tolist() == [pd.NA, False, True]
+
+
+def test_a_minimised_user_metric_is_best_at_its_lowest():
+    records = user_records(n=6)
+    frame = trials_frame(records, metric="val_rmse", mode="min", max_epochs=4, now=2000.0)
+    assert {"best_val_rmse", "last_val_rmse"} <= set(frame.columns)
+    for record, row in zip(records, frame.itertuples()):
+        rmse = {e: m["val_rmse"] for e, m in
+                enumerate(regression_epochs(**record.config), start=1)}
+        assert row.best_val_rmse == min(rmse.values())
+        assert row.best_epoch == min(rmse, key=rmse.__getitem__)
+        assert row.last_val_rmse == rmse[4] and row.stop_reason == "completed"
+    # lr 0.05 improves every epoch: its best is the last; a diverging lr's is the first
+    assert frame["best_epoch"].nunique() > 1
+
+
+def test_a_non_finite_train_loss_marks_the_epoch_diverged_without_the_flag():
+    record = TrialRecord("t", {}, started=0.0)
+    record.add_epoch({"epoch": 1, "train_loss": 0.5, "val_rmse": 0.3})
+    record.add_epoch({"epoch": 2, "train_loss": math.nan, "val_rmse": 0.1})
+    frame = trials_frame([record], metric="val_rmse", mode="min", max_epochs=3, now=1.0)
+    assert frame.loc[0, "best_val_rmse"] == 0.3 and frame.loc[0, "stop_reason"] == "diverged"
+    assert epochs_frame([record])["diverged"].tolist() == [False, True]

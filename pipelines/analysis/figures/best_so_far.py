@@ -35,5 +35,5 @@ def plot_best_so_far(curves: pd.DataFrame, metric: str, path: str | Path) -> Pat
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     if "run" in curves:
-        axes[1].legend(title="run", fontsize="small", loc="lower right")
+        axes[1].legend(title="run", fontsize="small", loc="best")
     return save(fig, path)

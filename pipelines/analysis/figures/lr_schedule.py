@@ -25,7 +25,7 @@ def plot_lr_schedule(trials: pd.DataFrame, epochs: pd.DataFrame, meta: dict,
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     lrs = epochs[epochs["lr"].astype(float) > 0] if "lr" in epochs else epochs.iloc[:0]
     if lrs.empty:
-        note(ax, "no epochs yet")
+        note(ax, "no learning rate reported" if len(epochs) else "no epochs yet")
         return save(fig, path)
     best = best_trial_id(trials, meta)
     handles = []

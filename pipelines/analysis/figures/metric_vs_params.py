@@ -10,7 +10,12 @@ from matplotlib.lines import Line2D
 
 from pipelines.analysis.figures.canvas import figure, note, robust_ylim, save
 from pipelines.analysis.figures.param_axes import param_positions, set_param_xaxis
-from pipelines.analysis.figures.style import STOP_COLORS, run_title, stop_reason_handles
+from pipelines.analysis.figures.style import (
+    CONFIG_UNITS,
+    STOP_COLORS,
+    run_title,
+    stop_reason_handles,
+)
 from pipelines.analysis.figures.trials import (
     best_trial_id,
     column,
@@ -18,6 +23,7 @@ from pipelines.analysis.figures.trials import (
     trial_stop_reasons,
 )
 from pipelines.analysis.ranking import stop_reasons
+from pipelines.analysis.runs import built_in_trainer
 from pipelines.records.tables import CONFIG_PREFIX
 
 PANELS_PER_ROW = 4  # at most; rows are filled evenly
@@ -41,12 +47,13 @@ def plot_metric_vs_params(trials: pd.DataFrame, meta: dict, path: str | Path) ->
     fig.suptitle(title)
     colors = [STOP_COLORS[str(r)] for r in stop_reasons(scored)]
     best = (scored["trial_id"] == best_trial_id(trials, meta)).to_numpy()
+    units = CONFIG_UNITS if built_in_trainer(trials) else {}  # a user's lr has its own units
     for i, (ax, (name, spec)) in enumerate(zip(axes, space.items())):
         x = param_positions(column(scored, CONFIG_PREFIX + name), spec, jitter=True)
         ax.scatter(x, scored[score], c=colors, s=22, alpha=0.85, edgecolors="none")
         ax.scatter(x[best], scored[score][best], s=110, facecolors="none",
                    edgecolors="black", linewidths=1.4)
-        set_param_xaxis(ax, name, spec)
+        set_param_xaxis(ax, name, spec, units)
         if i % ncols == 0:
             ax.set_ylabel(f"best {metric}")
     for ax in axes[len(space):]:

@@ -49,7 +49,8 @@ def plot_parallel_coordinates(trials: pd.DataFrame, meta: dict, path: str | Path
         _axis_labels(ax, i, _value_ticks(spec, column(scored, CONFIG_PREFIX + name)))
     _axis_labels(ax, len(space), _bound_ticks(low, high))
     _style_axes(ax, names)
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"best {metric}")
+    better = "higher" if mode == "max" else "lower"
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"best {metric} ({better} is better)")
     return save(fig, path)
 
 

@@ -5,13 +5,14 @@ scale, limits and ticks, from the parameter's description in run.json's space
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from pipelines.analysis.figures.style import CONFIG_UNITS, MAX_LABEL
+from pipelines.analysis.figures.style import MAX_LABEL
 from pipelines.analysis.formatting import truncate
 
 JITTER = 0.15  # half-width of a Choice's sideways spread, in option-index units
@@ -34,10 +35,10 @@ def param_positions(values: pd.Series, spec: dict, jitter: bool = False) -> np.n
     return x
 
 
-def set_param_xaxis(ax: Axes, name: str, spec: dict) -> None:
-    """The x axis of a parameter: its label with its unit, log scale for log
-    domains, the domain's bounds as limits, a Choice's options as ticks."""
-    unit = CONFIG_UNITS.get(name)
+def set_param_xaxis(ax: Axes, name: str, spec: dict, units: Mapping[str, str]) -> None:
+    """The x axis of a parameter: its label with its unit (from `units`), log scale
+    for log domains, the domain's bounds as limits, a Choice's options as ticks."""
+    unit = units.get(name)
     ax.set_xlabel(f"{name} ({unit})" if unit else name)
     if spec.get("type") == "Choice":
         labels = [truncate(str(o), MAX_LABEL) for o in spec["options"]]

@@ -18,7 +18,7 @@ STOP_COLORS = {"completed": "#0072B2", "early_stopped": "#E69F00", "diverged": "
 EVALUATOR_NAMES = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA"}
 METRIC_LABELS = {"val_acc": "validation accuracy (fraction)",
                  "val_loss": "validation loss (cross-entropy)"}
-# units of config keys, as pipelines/training/config.py's comments give them
+# units of the built-in trainers' config keys, as pipelines/training/config.py gives them
 CONFIG_UNITS = {"lr": "per 256 examples", "batch_size": "examples", "warmup_epochs": "epochs",
                 "epochs": "epochs", "width": "channels", "crop_padding": "pixels",
                 "flip_prob": "probability"}
