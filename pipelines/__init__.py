@@ -4,7 +4,7 @@ Parquet.
 
 The public API is this package's namespace; a sweep file needs one import line:
 
-    from pipelines import Budget, Choice, LogUniform, Stage, Sweep
+    from pipelines import Budget, Choice, ImageFolder, LogUniform, Sweep, register_model
 
 The subpackages show the architecture: `search` (spaces, sweeps, searchers and
 trial schedulers), `training` (configs and trainers, no Ray), `data`, `tuning`
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from models import register_model
     from pipelines.analysis import best_config, importance, leaderboard, load_run, load_runs
-    from pipelines.data import SegDataset
+    from pipelines.data import Cifar10, ImageFolder, ParquetImages, SegDataset
     from pipelines.errors import UsageError
     from pipelines.search import (
         Budget,
@@ -41,7 +41,8 @@ _EXPORTS = {
     "Budget": "pipelines.search", "Choice": "pipelines.search", "IntUniform": "pipelines.search",
     "LogUniform": "pipelines.search", "Stage": "pipelines.search", "Sweep": "pipelines.search",
     "Uniform": "pipelines.search", "default_stages": "pipelines.search",
-    "register_model": "models", "SegDataset": "pipelines.data",
+    "register_model": "models", "SegDataset": "pipelines.data", "Cifar10": "pipelines.data",
+    "ImageFolder": "pipelines.data", "ParquetImages": "pipelines.data",
     "SegConfig": "pipelines.training", "TrainConfig": "pipelines.training",
     "best_config": "pipelines.analysis", "importance": "pipelines.analysis",
     "leaderboard": "pipelines.analysis", "load_run": "pipelines.analysis",
@@ -49,9 +50,10 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Budget", "Choice", "IntUniform", "LogUniform", "SegConfig", "SegDataset", "Stage", "Sweep",
-    "TrainConfig", "Uniform", "UsageError", "best_config", "default_stages", "importance",
-    "leaderboard", "load_run", "load_runs", "register_model",
+    "Budget", "Choice", "Cifar10", "ImageFolder", "IntUniform", "LogUniform", "ParquetImages",
+    "SegConfig", "SegDataset", "Stage", "Sweep", "TrainConfig", "Uniform", "UsageError",
+    "best_config", "default_stages", "importance", "leaderboard", "load_run", "load_runs",
+    "register_model",
 ]
 
 

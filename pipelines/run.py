@@ -13,10 +13,15 @@ from pipelines.errors import RunInterrupted, UsageError
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags, in the order --help lists them."""
     p = OneLineParser(prog="python -m pipelines.run",
-                      description="Run a hyperparameter sweep from search_spaces/ on Ray Tune; "
-                                  "results land in <storage>/<sweep>/<run>/ as Parquet.")
-    p.add_argument("sweep", nargs="?", help="sweep name: a module in search_spaces/")
-    p.add_argument("--list", action="store_true", help="list the sweeps and exit")
+                      description="Run a hyperparameter sweep on Ray Tune; results land in "
+                                  "<storage>/<sweep>/<run>/ as Parquet.")
+    p.add_argument("sweep", nargs="?",
+                   help="the sweep: a name from --list (search_spaces/), a file such as "
+                        "my_sweep.py anywhere on disk, or package.module[:ATTR]; the module "
+                        "defines SWEEP = Sweep(...)")
+    p.add_argument("--list", action="store_true",
+                   help="list the sweeps (or the one named) with where each is defined, "
+                        "and exit")
     p.add_argument("--quick", action="store_true",
                    help="CPU-sized budget: a stratified subset, few trials, few epochs")
     _add_search_flags(p)
@@ -117,11 +122,25 @@ def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_sweeps() -> None:
-    from pipelines.search.sweep import load_sweep, sweep_names
+def _list_sweeps(named: str | None) -> None:
+    """One line per sweep: its name, where it is defined, its description."""
+    from pipelines.search.sweep_loader import find_sweep, load_sweep, sweep_names
 
-    for name in sweep_names():
-        print(f"{name:20s} {load_sweep(name).description}")
+    refs = [find_sweep(named)] if named else [find_sweep(name) for name in sweep_names()]
+    for ref in refs:
+        description = load_sweep(ref).description  # imports the module: its file is known then
+        print(f"{ref.name:20s} {description}  [{ref.path or _module_file(ref.module)}]")
+
+
+def _module_file(module: str) -> str:
+    import sys
+    from pathlib import Path
+
+    path = getattr(sys.modules.get(module), "__file__", None) or "?"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.list:
-            _list_sweeps()
+            _list_sweeps(args.sweep)
             return 0
         if args.final and args.resume:
             raise UsageError("--final and --resume do not go together; --resume the run "
@@ -145,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--data-dir may change)")
         elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
-                             "--quick`; --list shows them")
+                             "--quick` or `python -m pipelines.run my_sweep.py`; --list shows "
+                             "the project's own")
         from pipelines.tuning.run_plan import RunOptions
         from pipelines.tuning.runner import run
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.search.sweep import sweep_names
+from pipelines.search.sweep_loader import sweep_names
 from tests.conftest import REPO, data_dir
 
 

@@ -17,21 +17,31 @@ from pipelines.search.space import (
 )
 from pipelines.search.sweep import (
     CARRIED_KEY,
+    FUNCTION_TASK,
     Budget,
     Stage,
     Sweep,
+    Trainable,
+    build_config,
     default_stages,
-    load_sweep,
     start_values,
-    sweep_names,
     with_carried,
 )
-from pipelines.search.trial_schedulers import SCHEDULERS, build_scheduler
+from pipelines.search.sweep_loader import (
+    SweepRef,
+    find_sweep,
+    import_sweep,
+    load_sweep,
+    sweep_name,
+    sweep_names,
+)
+from pipelines.search.trial_schedulers import SCHEDULERS, TIME_ATTR, build_scheduler
 
 __all__ = [
-    "CARRIED_KEY",
+    "CARRIED_KEY", "FUNCTION_TASK", "TIME_ATTR", "Trainable",
     "SCHEDULERS", "SEARCHERS", "Budget", "Choice", "Domain", "IntUniform", "LogUniform", "Stage",
-    "Sweep", "Uniform", "build_scheduler", "build_searcher", "compile_space", "default_stages",
-    "describe", "grid_points", "grid_size", "load_sweep", "start_values", "sweep_names",
+    "Sweep", "SweepRef", "Uniform", "build_config", "build_scheduler", "build_searcher",
+    "compile_space", "default_stages", "describe", "find_sweep", "grid_points", "grid_size",
+    "import_sweep", "load_sweep", "start_values", "sweep_name", "sweep_names",
     "to_tune", "with_carried",
 ]

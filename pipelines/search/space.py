@@ -115,12 +115,13 @@ def candidate_values(domain: Domain) -> tuple:
     return (domain.low, domain.high, *domain.grid)
 
 
-def check_space(space: Mapping[str, Domain], known_keys: list[str]) -> None:
-    """Validate every domain; parameter names must be trainer config keys."""
+def check_space(space: Mapping[str, Domain], known_keys: list[str] | None) -> None:
+    """Validate every domain; parameter names must be trainer config keys (any
+    name, for a trainable that takes a plain dict: `known_keys` None)."""
     if not space:
         raise UsageError("the search space is empty; give the sweep at least one parameter")
     for name, domain in space.items():
-        if name not in known_keys:
+        if known_keys is not None and name not in known_keys:
             raise UsageError(f"parameter {name!r} is not a trainer config key; "
                              f"known keys: {', '.join(known_keys)}")
         domain.check(name)

@@ -1,21 +1,32 @@
 """A sweep: the space, the budget and the defaults of one search, as one
-object in one `search_spaces/<name>.py` module (the module name is its CLI
-name, the object is called `SWEEP`)."""
+object (`SWEEP`) in one module: `search_spaces/<name>.py` or the user's own file
+(pipelines.search.sweep_loader finds and loads it)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pipelines.data.seg_folder import SegDataset
 from pipelines.errors import UsageError
-from pipelines.search.space import Domain, candidate_values, check_space
+from pipelines.search.space import (
+    Choice,
+    Domain,
+    IntUniform,
+    LogUniform,
+    candidate_values,
+    check_space,
+)
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.tasks import task
 
-SWEEP_PACKAGE = "search_spaces"
+if TYPE_CHECKING:
+    from pipelines.data.images import ImageSource
+
+MODES = ("max", "min")
+FUNCTION_TASK = "function"  # run.json's task of a sweep with its own trainable
 # Staged tuning's default order (the practitioners' one): a group's parameters are
 # tuned together, with every earlier group fixed at its best.
 DEFAULT_STAGE_ORDER = (
@@ -39,8 +50,10 @@ class Budget:
     max_epochs: int  # ASHA's max_t and every trial's schedule horizon
     grace_period: int  # epochs before ASHA may stop a trial
     reduction_factor: int  # ASHA keeps 1 / reduction_factor at each rung
-    train_size: int  # images, stratified from the 50,000 training images
-    val_size: int  # images, held out of the training images for selection
+    # images (stratified); None: every training image. Ignored by a sweep's own trainable.
+    train_size: int | None = None
+    # images for selection; None: the data's own validation split, else a stratified 10%
+    val_size: int | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)  # config values for this budget
 
 
@@ -91,12 +104,25 @@ def default_stages(space: Mapping[str, Domain], num_samples: int,
                      if set(space) - grouped else ())
 
 
-def start_values(space: Iterable[str],
-                 config_class: type[BaseConfig] = TrainConfig) -> dict[str, Any]:
-    """Every parameter's (of `space`, by name) value before a stage tunes it: the
-    trainer's default."""
-    defaults = config_class()
-    return {name: getattr(defaults, name) for name in space}
+def start_values(space: Mapping[str, Domain],
+                 config_class: type | None = TrainConfig) -> dict[str, Any]:
+    """Every parameter's value before a stage tunes it: the config class's default,
+    or (a plain-dict config, or a field without a default) the domain's middle."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
+                if f.default is not dataclasses.MISSING} \
+        if config_class is not None and dataclasses.is_dataclass(config_class) else {}
+    return {name: defaults[name] if name in defaults else middle(domain)
+            for name, domain in space.items()}
+
+
+def middle(domain: Domain) -> Any:
+    """A domain's central value: a Choice's first option, a range's (geometric for a
+    log domain) midpoint."""
+    if isinstance(domain, Choice):
+        return domain.options[0]
+    log = isinstance(domain, LogUniform) or (isinstance(domain, IntUniform) and domain.log)
+    mid = math.sqrt(domain.low * domain.high) if log else (domain.low + domain.high) / 2
+    return round(mid) if isinstance(domain, IntUniform) else mid
 
 
 def with_carried(config: dict[str, Any],
@@ -110,53 +136,120 @@ def with_carried(config: dict[str, Any],
     return {**base, **own}
 
 
+
+
+# A sweep's own training function: fn(config, report, resume_state=None), where
+# report(metrics, state=None) is called once per epoch (pipelines.training.function).
+Trainable = Callable[..., Any]
+
+
 @dataclass(frozen=True)
 class Sweep:
     """One search: its space, budgets and defaults (metric, mode, algorithm), its
-    stages if it tunes in stages, and the task and data it trains on. Checked by
-    `check()` before a run starts."""
+    stages if it tunes in stages, and what each trial runs: a built-in task on
+    `data`, or the sweep's own `trainable`. Checked by `check()` before a run."""
 
     description: str  # one line, shown by --list
     space: Mapping[str, Domain]
-    full: Budget
-    quick: Budget  # CPU-sized: --quick
+    full: Budget | None = None  # the real search (without --quick)
+    quick: Budget | None = None  # CPU-sized: --quick
     fixed: Mapping[str, Any] = field(default_factory=dict)  # config values for every trial
     metric: str = ""  # a metric the trainer reports; "": the task's default (TASKS)
-    mode: str = "max"
+    mode: str = "max"  # max | min: which way the metric is better
     default_algo: str = "optuna"
     stages: tuple[Stage, ...] = ()  # staged tuning (see Stage); () = one joint search
     task: str = "classification"  # a key of pipelines.training.tasks.TASKS
-    data: SegDataset | None = None  # segmentation: the folder; classification: CIFAR-10
+    # classification: ImageFolder, ParquetImages or Cifar10 (None: CIFAR-10);
+    # segmentation: a SegDataset; a sweep's own trainable: none
+    data: ImageSource | SegDataset | None = None
+    trainable: Trainable | None = None  # the sweep's own training function, instead of a task
+    # the trainable's config: a dataclass built from each trial's values (None: a dict)
+    config_class: type | None = None
 
     def __post_init__(self) -> None:
-        if not self.metric:  # frozen: set through object's own __setattr__
+        if self.trainable is None and not self.metric:  # frozen: object's own __setattr__
             object.__setattr__(self, "metric", task(self.task).metric)
+        if self.trainable is None and self.config_class is None:
+            object.__setattr__(self, "config_class", task(self.task).config_class)
 
     @property
-    def config_class(self) -> type[BaseConfig]:
-        return task(self.task).config_class
+    def runs_function(self) -> bool:
+        """True when each trial runs the sweep's own trainable, not a built-in task."""
+        return self.trainable is not None
+
+    @property
+    def task_name(self) -> str:
+        """The task run.json records: a built-in task's name, or "function"."""
+        return FUNCTION_TASK if self.runs_function else self.task
+
+    def budget(self, quick: bool) -> Budget:
+        """The budget of a quick or a full run; a UsageError if the sweep has none."""
+        chosen, other = (self.quick, self.full) if quick else (self.full, self.quick)
+        if chosen is not None:
+            return chosen
+        if other is None:
+            raise UsageError("the sweep defines no budget; give it quick=Budget(...) and/or "
+                             "full=Budget(...)")
+        if quick:
+            raise UsageError("the sweep defines no quick budget; run it without --quick, or "
+                             "add quick=Budget(...)")
+        raise UsageError("the sweep defines only a quick budget; run it with --quick, or add "
+                         "full=Budget(...)")
+
+    def config_keys(self) -> list[str] | None:
+        """The keys a trial's config may have; None: any (a plain-dict trainable)."""
+        cls = self.config_class
+        if cls is None:
+            return None
+        if isinstance(cls, type) and issubclass(cls, BaseConfig):
+            return cls.field_names()
+        if not dataclasses.is_dataclass(cls):
+            raise UsageError(f"config_class={cls!r} is not a dataclass; decorate it with "
+                             f"@dataclass, or drop it to get a dict")
+        return [f.name for f in dataclasses.fields(cls)]
 
     def check(self) -> None:
         """Every key known, every domain valid, and every value the space can take
         (options, grid points, bounds) a valid config with the fixed values."""
-        keys = self.config_class.field_names()
+        self._check_kind()
+        keys = self.config_keys()
         check_space(self.space, keys)
-        for budget in (self.full, self.quick):
+        budgets = [b for b in (self.full, self.quick) if b is not None]
+        if not budgets:
+            self.budget(quick=True)  # raises: no budget at all
+        for budget in budgets:
             fixed = {**self.fixed, **budget.fixed}
-            unknown = sorted(set(fixed) - set(keys))
+            unknown = sorted(set(fixed) - set(keys)) if keys is not None else []
             if unknown:
                 raise UsageError(f"fixed value(s) for unknown config key(s) {unknown}; "
-                                 f"known keys: {', '.join(keys)}")
+                                 f"known keys: {', '.join(keys or ())}")
             both = sorted(set(fixed) & set(self.space))
             if both:
                 raise UsageError(f"{both} both searched and fixed; drop them from the space "
                                  f"or from fixed={{...}}")
+            if keys is None:
+                continue
             self._check_config(fixed, "the fixed values")
             for name, domain in self.space.items():
                 for value in candidate_values(domain):
                     self._check_config({**fixed, name: value},
                                        f"parameter {name!r} = {value!r}")
         self._check_stages()
+
+    def _check_kind(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"mode={self.mode!r}; use mode='max' or mode='min'")
+        if not self.runs_function:
+            task(self.task)  # a UsageError naming the tasks if unknown
+            return
+        if not callable(self.trainable):
+            raise UsageError(f"trainable={self.trainable!r} is not a function; give "
+                             f"def fn(config, report, resume_state=None)")
+        if not self.metric:
+            raise UsageError("a sweep with its own trainable names the metric it reports, "
+                             "e.g. metric='val_loss', mode='min'")
+        if self.data is not None:
+            raise UsageError("a sweep with its own trainable loads its own data; drop data=")
 
     def _check_stages(self) -> None:
         for stage in self.stages:
@@ -173,25 +266,24 @@ class Sweep:
 
     def _check_config(self, values: Mapping[str, Any], what: str) -> None:
         try:
-            self.config_class.from_dict(dict(values))
+            build_config(self.config_class, dict(values))
         except (TypeError, ValueError) as e:
             raise UsageError(f"{what}: {e}") from None
 
 
-def sweep_names() -> list[str]:
-    """The sweeps, by CLI name: the modules of search_spaces/."""
-    package = importlib.import_module(SWEEP_PACKAGE)
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
-                  if not m.name.startswith("_"))
-
-
-def load_sweep(name: str) -> Sweep:
-    """search_spaces/<name>.py's SWEEP, checked; a UsageError naming the known ones."""
-    if name not in sweep_names():
-        raise UsageError(f"unknown sweep {name!r}; known sweeps: {', '.join(sweep_names())} "
-                         f"(see --list)")
-    sweep = getattr(importlib.import_module(f"{SWEEP_PACKAGE}.{name}"), "SWEEP", None)
-    if not isinstance(sweep, Sweep):
-        raise UsageError(f"search_spaces/{name}.py defines no SWEEP = Sweep(...)")
-    sweep.check()
-    return sweep
+def build_config(config_class: type | None, values: dict[str, Any]) -> Any:
+    """A trial's config: `values` as a dict (no config class), through a task
+    config's validating from_dict, or as the user's dataclass (an unknown key is a
+    TypeError; its __post_init__ may validate more)."""
+    if config_class is None:
+        return dict(values)
+    if isinstance(config_class, type) and issubclass(config_class, BaseConfig):
+        return config_class.from_dict(values)
+    if not dataclasses.is_dataclass(config_class):
+        raise TypeError(f"config_class={config_class!r} is not a dataclass")
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)} for "
+                         f"{config_class.__name__}; its fields: {', '.join(sorted(known))}")
+    return config_class(**values)

@@ -1,10 +1,12 @@
 """Training a configuration, without Ray: the validated configs, optimizers and
 LR schedules by name, batched augmentation, the shared epoch loop, the
-classification and segmentation trainers, and the table of tasks."""
+classification and segmentation trainers, a sweep's own training function
+under the same report contract, and the table of tasks."""
 
 from pipelines.training.augmentation import augment
 from pipelines.training.classify import batches, evaluate, train
 from pipelines.training.config import BaseConfig, SegConfig, TrainConfig
+from pipelines.training.function import EPOCH_KEY, NoMetricReported, run_function
 from pipelines.training.loop import (
     EpochStats,
     Metrics,
@@ -20,7 +22,7 @@ from pipelines.training.segment import evaluate_segmentation, train_segmentation
 from pipelines.training.tasks import TASKS, Task, task
 
 __all__ = [
-    "augment", "batches",
+    "EPOCH_KEY", "NoMetricReported", "augment", "batches", "run_function",
     "OPTIMIZERS", "SCHEDULES", "TASKS", "BaseConfig", "EpochStats", "LRSchedule", "Metrics",
     "Report", "SegConfig", "State", "Task", "TrainConfig", "TrainResult", "build_optimizer",
     "build_schedule", "default_device", "effective_lr", "evaluate", "evaluate_segmentation",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
-from pipelines.data import cifar10, seg_folder
+from pipelines.data import images, seg_folder
 from pipelines.errors import UsageError
 from pipelines.training.classify import train
 from pipelines.training.config import BaseConfig, SegConfig, TrainConfig
@@ -18,7 +18,7 @@ from pipelines.training.segment import train_segmentation
 __all__ = ["TASKS", "Task", "task"]
 
 ConfigT = TypeVar("ConfigT", bound=BaseConfig)  # the task's config class
-SourceT = TypeVar("SourceT")  # a sweep's `data`: None for CIFAR-10, a SegDataset for a folder
+SourceT = TypeVar("SourceT")  # a sweep's `data`: an ImageSource (None: CIFAR-10), a SegDataset
 SpecT = TypeVar("SpecT")  # the small picklable spec that travels to the trials
 DataT = TypeVar("DataT")  # the opened split the trainer reads
 _Cfg = TypeVar("_Cfg", bound=BaseConfig, contravariant=True)
@@ -42,7 +42,7 @@ class Task(Generic[ConfigT, SourceT, SpecT, DataT]):
     train: Trainer[ConfigT, DataT]
     # prepare(data_dir, sweep.data, train_size, val_size, seed) -> a small picklable
     # spec: on the driver, decoded once per machine and the split checked
-    prepare_data: Callable[[str | None, SourceT, int, int, int], SpecT]
+    prepare_data: Callable[[str | None, SourceT, int | None, int | None, int], SpecT]
     open_data: Callable[[SpecT], DataT]  # spec -> the split, in the trial's process
     metric: str  # the default metric a sweep of this task optimises
     range_test: bool  # the LR range test (lr_find, --lr-range auto) runs on it
@@ -57,7 +57,7 @@ class Task(Generic[ConfigT, SourceT, SpecT, DataT]):
 
 # Each entry is built on its own, so that mypy checks its parts against each other (inside
 # the table's annotation it would not); the table mixes tasks of different types: Any.
-CLASSIFICATION = Task("classification", TrainConfig, train, cifar10.prepare, cifar10.open_split,
+CLASSIFICATION = Task("classification", TrainConfig, train, images.prepare, images.open_split,
                       metric="val_acc", range_test=True, test_split=True)
 SEGMENTATION = Task("segmentation", SegConfig, train_segmentation, seg_folder.prepare,
                     seg_folder.open_seg, metric="val_miou", range_test=False, test_split=False)

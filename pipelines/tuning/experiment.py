@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
+from ray.tune.stopper import CombinedStopper, FunctionStopper
 
 from pipelines.analysis.ranking import (
     format_table,
@@ -24,6 +25,7 @@ from pipelines.records import tables as res
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
 from pipelines.search.sweep import with_carried
+from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
 from pipelines.tuning.progress import ProgressPrinter
 from pipelines.tuning.recorder import ResultRecorder
 from pipelines.tuning.resume_checks import TUNE_DIR
@@ -57,7 +59,7 @@ class EpochBudget(tune.Stopper):
         return self.spent()
 
 
-def execute_experiment(p: RunPlan, data: TrialData, run_dir: Location,
+def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
                        metadata: dict[str, Any], *, restore: bool = False,
                        show_leaderboard: bool = True,
                        after_persist: Callable[[], object] | None = None) -> None:
@@ -71,7 +73,7 @@ def execute_experiment(p: RunPlan, data: TrialData, run_dir: Location,
                               total=p.trials, max_epochs=p.budget.max_epochs)
     _announce(p, run_dir, restore)
     tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
-                   stop=budget_stop, restore=restore)
+                   stop=_stopper(p, budget_stop), restore=restore)
     with run_status(metadata, run_dir, flush=persist) as record:
         tuner.fit()
         record.status = _status_after_fit(recorder, p.trials, budget_stop)
@@ -127,7 +129,7 @@ def _write_results(recorder: ResultRecorder, p: RunPlan, run_dir: Location) -> N
 
 def _announce(p: RunPlan, run_dir: Location, restore: bool) -> None:
     verb = "resuming" if restore else "running"
-    print(f"{p.options.sweep}: {verb} {p.trials} trials, {p.algo} search, "
+    print(f"{p.sweep_name}: {verb} {p.trials} trials, {p.algo} search, "
           f"{p.options.scheduler} scheduler, up to {p.budget.max_epochs} epochs each; "
           f"results in {run_dir}", file=sys.stderr, flush=True)
 
@@ -146,18 +148,32 @@ def _status_after_fit(recorder: ResultRecorder, total: int,
     return "interrupted" if unfinished and not spent else "finished"
 
 
-def _tuner(p: RunPlan, data: TrialData, run_dir: Location, callbacks: list[tune.Callback],
+def _stopper(p: RunPlan, budget_stop: EpochBudget | None) -> tune.Stopper | None:
+    """The budget's stop, and for a sweep's own trainable, which may report for as
+    long as it likes, a stop at the budget's epochs (the built-in trainers stop there
+    themselves, at their config's `epochs`)."""
+    if not p.sweep.runs_function:
+        return budget_stop
+    max_epochs = p.budget.max_epochs
+    at_horizon = FunctionStopper(lambda trial_id, result: result.get(TIME_ATTR, 0) >= max_epochs)
+    return CombinedStopper(at_horizon, budget_stop) if budget_stop else at_horizon
+
+
+def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: list[tune.Callback],
            stop: tune.Stopper | None, restore: bool) -> tune.Tuner:
     from pipelines.search.searchers import build_searcher
-    from pipelines.search.trial_schedulers import build_scheduler
-    from pipelines.tuning.trainable import run_trial
+    from pipelines.tuning.trainable import TrialSetup, run_trial
 
     options, budget = p.options, p.budget
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, task=p.sweep.task, data=data,
-                             threads=max(1, int(options.cpus_per_trial)), carried=p.carried),
-        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
-    )
+    in_process = p.ref is None and p.sweep.runs_function  # no module to import: pickle it
+    setup = TrialSetup(p.sweep.task_name, data, threads=max(1, int(options.cpus_per_trial)),
+                       carried=p.carried, sweep=p.ref,
+                       function=p.sweep.trainable if in_process else None,
+                       config_class=p.sweep.config_class if in_process else None,
+                       metric=p.sweep.metric)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
+                                    {"cpu": options.cpus_per_trial,
+                                     "gpu": options.gpus_per_trial})
     storage = run_dir.tune_storage()
     if restore:
         return _restored_tuner(run_dir, trainable, callbacks, stop,

@@ -13,7 +13,8 @@ from pipelines.errors import UsageError
 from pipelines.records.storage import check_writable, default_storage, resolve
 from pipelines.search.searchers import SEARCHERS
 from pipelines.search.space import compile_space, to_tune
-from pipelines.search.sweep import Budget, Sweep, load_sweep
+from pipelines.search.sweep import Budget, Sweep
+from pipelines.search.sweep_loader import SweepRef, find_sweep, load_sweep
 from pipelines.search.trial_schedulers import SCHEDULERS
 from pipelines.training.tasks import TASKS, task
 from pipelines.tuning.ray_session import joins_cluster
@@ -24,7 +25,7 @@ class RunOptions:
     """A run as asked for: the CLI's flags, field for field (None: the sweep's or
     the budget's value); run.json keeps them for --resume."""
 
-    sweep: str
+    sweep: str  # a name in search_spaces/, a .py file, or package.module[:ATTR]
     quick: bool = False
     algo: str | None = None  # None: the sweep's default
     scheduler: str = "asha"
@@ -63,17 +64,25 @@ class RunPlan:
     fixed: dict[str, Any]
     trials: int  # the trials the search runs, in all (0 for a staged run: its stages say)
     carried: tuple[dict[str, Any], ...] = ()  # staged: the configurations a stage builds on
+    ref: SweepRef | None = None  # where the sweep is defined; None: built in-process
 
     @property
     def staged(self) -> bool:
         return bool(self.sweep.stages)
 
+    @property
+    def sweep_name(self) -> str:
+        """The sweep's name: its results directory and its name in the output."""
+        return self.ref.name if self.ref else self.options.sweep
+
 
 def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
     """Resolve and validate the sweep (the one `options` names, or `sweep`), its
     budget and space, the flags and the storage; create nothing."""
+    ref = None
     if sweep is None:
-        sweep = load_sweep(options.sweep)
+        ref = find_sweep(options.sweep)
+        sweep = load_sweep(ref)
     else:
         sweep.check()
     algo = options.algo or sweep.default_algo
@@ -82,18 +91,20 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
     if options.scheduler not in SCHEDULERS:
         raise UsageError(f"unknown --scheduler {options.scheduler!r}; choose one of "
                          f"{', '.join(SCHEDULERS)}")
-    budget = _budget(sweep.quick if options.quick else sweep.full, options)
+    budget = _budget(sweep.budget(options.quick), options)
     if options.joint or not sweep.stages:
         sweep = dataclasses.replace(sweep, stages=())
     else:
         _check_staged(options)
-    the_plan = _compiled(options, sweep, algo, budget)
+    if sweep.runs_function:
+        _check_function_flags(options)
+    the_plan = dataclasses.replace(_compiled(options, sweep, algo, budget), ref=ref)
     if options.lr_range not in (None, "auto"):
         raise UsageError(f"--lr-range {options.lr_range!r}: the only mode is 'auto'")
-    if options.lr_range and not task(sweep.task).range_test:
+    if options.lr_range and (sweep.runs_function or not task(sweep.task).range_test):
         tested = ", ".join(name for name, t in TASKS.items() if t.range_test)
         raise UsageError(f"--lr-range auto runs on {tested} sweeps; {options.sweep} is "
-                         f"a {sweep.task} sweep, so drop --lr-range")
+                         f"a {sweep.task_name} sweep, so drop --lr-range")
     _check_resources(options)
     if options.name is not None and (not options.name or Path(options.name).name != options.name
                                      or options.name in (".", "..")):
@@ -106,11 +117,16 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
 def with_sweep(p: RunPlan, sweep: Sweep) -> RunPlan:
     """`p` with `sweep` in its place (the same sweep with a narrowed domain or
     another fixed value): compiled again, not validated or probed again."""
-    return _compiled(p.options, sweep, p.algo, p.budget)
+    return dataclasses.replace(_compiled(p.options, sweep, p.algo, p.budget), ref=p.ref)
 
 
 def _compiled(options: RunOptions, sweep: Sweep, algo: str, budget: Budget) -> RunPlan:
-    fixed = {**sweep.fixed, **budget.fixed, "epochs": budget.max_epochs, "seed": options.seed}
+    # every trial's schedule horizon and seed, where its config has those keys (a
+    # plain-dict config gets both)
+    keys = sweep.config_keys()
+    horizon = {k: v for k, v in (("epochs", budget.max_epochs), ("seed", options.seed))
+               if keys is None or k in keys}
+    fixed = {**sweep.fixed, **budget.fixed, **horizon}
     if sweep.stages:  # each stage compiles its own space (pipelines.tuning.staged)
         for stage in sweep.stages:  # here only to fail early, e.g. on a missing grid
             to_tune({k: sweep.space[k] for k in stage.params}, stage.algo or algo, fixed)
@@ -119,6 +135,14 @@ def _compiled(options: RunOptions, sweep: Sweep, algo: str, budget: Budget) -> R
                           options.seed, grid_passes=options.num_samples or 1)
     return RunPlan(options, sweep, algo, budget, space.num_samples, space.param_space, fixed,
                    trials=space.trials)
+
+
+def _check_function_flags(options: RunOptions) -> None:
+    for flag, value in (("--train-size", options.train_size), ("--val-size", options.val_size),
+                        ("--data-dir", options.data_dir)):
+        if value is not None:
+            raise UsageError(f"{flag}: {options.sweep} runs its own trainable, which loads its "
+                             f"own data; drop {flag}")
 
 
 def _check_staged(options: RunOptions) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pipelines.data.cache import resolve_data_dir
-from pipelines.data.cifar10 import DataSpec
+from pipelines.data.images import DataSpec
 from pipelines.errors import UsageError
 from pipelines.records.run_record import (
     command_line,
@@ -22,6 +22,7 @@ from pipelines.records.run_record import (
 )
 from pipelines.records.storage import Location, resolve
 from pipelines.search.space import describe
+from pipelines.search.sweep_loader import sweep_name
 from pipelines.training.tasks import task
 from pipelines.tuning import lr_narrowing, resume_checks, staged
 from pipelines.tuning.experiment import execute_experiment
@@ -44,7 +45,7 @@ def run(options: RunOptions) -> Location:
         the_plan, narrowing = lr_narrowing.narrow(the_plan, data)
     started_ray = start_ray(options.address, options.gpus_per_trial)
     try:
-        run_dir = create_run_dir(resolve(options.storage), options.sweep, options.name,
+        run_dir = create_run_dir(resolve(options.storage), the_plan.sweep_name, options.name,
                                  "staged" if the_plan.staged else the_plan.algo)
         metadata = _run_metadata(the_plan, data)
         if narrowing:
@@ -65,9 +66,12 @@ def resume(options: RunOptions) -> Location:
     metadata = resume_checks.read_run_metadata(run_dir)
     known = {f.name for f in dataclasses.fields(RunOptions)}
     stored = RunOptions(**resume_checks.stored_options(metadata, known, run_dir))
-    if options.sweep and options.sweep != stored.sweep:
-        raise UsageError(f"{run_dir} is a run of {stored.sweep!r}, not {options.sweep!r}; "
-                         f"drop the sweep name or resume the right directory")
+    if options.sweep:  # the same sweep, perhaps from where its file is now
+        recorded = metadata.get("sweep") or sweep_name(stored.sweep)
+        if sweep_name(options.sweep) != recorded:
+            raise UsageError(f"{run_dir} is a run of {recorded!r}, not {options.sweep!r}; "
+                             f"drop the sweep name or resume the right directory")
+        stored = dataclasses.replace(stored, sweep=options.sweep)
     if metadata["status"] == "finished":
         raise UsageError(f"{run_dir} already finished; nothing to resume")
     resume_checks.check_no_live_driver(metadata, run_dir)
@@ -90,15 +94,17 @@ def resume(options: RunOptions) -> Location:
     return run_dir
 
 
-def _prepare_data(p: RunPlan) -> TrialData:
+def _prepare_data(p: RunPlan) -> TrialData | None:
     """The trials' data, decoded once per machine; a split that does not fit the
-    data fails here, not in every trial."""
+    data fails here, not in every trial. None: the sweep's own trainable loads its own."""
+    if p.sweep.runs_function:
+        return None
     return task(p.sweep.task).prepare_data(p.options.data_dir, p.sweep.data,
                                            p.budget.train_size, p.budget.val_size,
                                            p.options.seed)
 
 
-def _execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str, Any],
+def _execute(p: RunPlan, data: TrialData | None, run_dir: Location, metadata: dict[str, Any],
              restore: bool = False) -> None:
     if p.staged:
         staged.execute(p, data, run_dir, metadata)
@@ -106,21 +112,23 @@ def _execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str,
         execute_experiment(p, data, run_dir, metadata, restore=restore)
 
 
-def _run_metadata(p: RunPlan, data: TrialData) -> dict[str, Any]:
+def _run_metadata(p: RunPlan, data: TrialData | None) -> dict[str, Any]:
     """run.json as a new run starts: what runs, on what, and how to run it again."""
     options = {**dataclasses.asdict(p.options), "resume": None,  # absolute, for --resume
+               "sweep": p.ref.argument if p.ref else p.options.sweep,
                "storage": resolve(p.options.storage).uri,
-               "data_dir": str(resolve_data_dir(p.options.data_dir).resolve())}
+               "data_dir": None if data is None else
+               str(resolve_data_dir(p.options.data_dir).resolve())}
     return {
-        "sweep": p.options.sweep, "task": p.sweep.task,
+        "sweep": p.sweep_name, "sweep_origin": p.ref.origin if p.ref else None,
+        "task": p.sweep.task_name,
         "algorithm": "staged" if p.staged else p.algo,
         "scheduler": p.options.scheduler,
         "metric": p.sweep.metric, "mode": p.sweep.mode, "quick": p.options.quick,
         "space": describe(p.sweep.space), "fixed": p.fixed,
         "stages": [dataclasses.asdict(s) for s in p.sweep.stages],
         "budget": {**dataclasses.asdict(p.budget), "num_samples": p.num_samples},
-        "seed": p.options.seed, "data": {"source": data.source, "train_size": data.train_size,
-                                         "val_size": data.val_size},
+        "seed": p.options.seed, "data": None if data is None else data.record(),
         "resources": {"cpus_per_trial": p.options.cpus_per_trial,
                       "gpus_per_trial": p.options.gpus_per_trial,
                       "max_concurrent": p.options.max_concurrent},

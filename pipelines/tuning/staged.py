@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from pipelines.analysis.ranking import format_table, leaderboard, stage_table
-from pipelines.analysis.runs import config_of
+from pipelines.analysis.runs import config_of, int_config_keys
 from pipelines.records import tables as res
 from pipelines.records.run_record import now_iso, run_status
 from pipelines.records.storage import Location
@@ -65,7 +65,8 @@ def stage_plan(p: RunPlan, index: int, stage: Stage,
                                fixed={**fixed, **carried[0]}, carried=carried)
 
 
-def execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str, Any]) -> None:
+def execute(p: RunPlan, data: TrialData | None, run_dir: Location,
+            metadata: dict[str, Any]) -> None:
     """Run (or finish) every stage in order; the per-stage table ends the run."""
     summaries: list[dict[str, Any]] = []
     with run_status(metadata, run_dir) as record:
@@ -88,7 +89,7 @@ def execute(p: RunPlan, data: TrialData, run_dir: Location, metadata: dict[str, 
     print_leaderboard(run_dir, p)
 
 
-def _run_stage(p: RunPlan, data: TrialData, run_dir: Location, index: int, stage: Stage,
+def _run_stage(p: RunPlan, data: TrialData | None, run_dir: Location, index: int, stage: Stage,
                carried: tuple[dict[str, Any], ...],
                metadata: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """Run (or finish) one unfinished stage; returns the configurations it built on."""
@@ -167,9 +168,10 @@ def top_configs(trials: pd.DataFrame, p: RunPlan, k: int) -> tuple[dict[str, Any
     if trials.empty:
         return ()
     scored = trials.dropna(subset=[f"best_{p.sweep.metric}"])
+    int_keys = int_config_keys(scored, describe(p.sweep.space))
     configs: list[dict[str, Any]] = []
     for _, row in leaderboard(scored, p.sweep.metric, p.sweep.mode, n=len(scored)).iterrows():
-        config = {name: value for name, value in config_of(row).items()
+        config = {name: value for name, value in config_of(row, int_keys).items()
                   if name in p.sweep.space}
         if config not in configs:
             configs.append(config)

@@ -1,10 +1,12 @@
 """The trainer as a Ray Tune function trainable: Tune's report, checkpoint
-and restore are handed to the plain `train` function here and nowhere else."""
+and restore are handed to the plain trainers (a built-in task's, or the sweep's
+own function) here and nowhere else."""
 
 from __future__ import annotations
 
 import functools
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +14,34 @@ import ray
 import torch
 from ray import tune
 
-from pipelines.data.cifar10 import DataSpec
+from pipelines.data.images import DataSpec
 from pipelines.data.seg_folder import SegSpec
-from pipelines.search.sweep import with_carried
+from pipelines.search.sweep import FUNCTION_TASK, Trainable, build_config, with_carried
+from pipelines.search.sweep_loader import SweepRef, import_sweep
+from pipelines.training.function import run_function
 from pipelines.training.loop import Metrics, State
 from pipelines.training.tasks import TASKS
 
 CHECKPOINT_FILE = "state.pt"
 # What a task's prepare_data made on the driver; Tune ships it to every trial.
 TrialData = DataSpec | SegSpec
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a run shares besides its config; Tune ships it to each."""
+
+    task: str  # a key of TASKS, or "function" (the sweep's own trainable)
+    data: TrialData | None  # a task's prepared data; None for a function
+    threads: int  # torch threads
+    carried: tuple[dict[str, Any], ...] = ()  # a stage's trial builds on these
+    # the sweep's module, imported in the trial's process before anything else (what it
+    # registers, e.g. its models, exists there too); None: a sweep built in-process
+    sweep: SweepRef | None = None
+    # a function sweep without a module (in-process): what Tune pickles instead
+    function: Trainable | None = None
+    config_class: type | None = None
+    metric: str = ""
 
 
 @functools.lru_cache(maxsize=2)
@@ -43,19 +64,31 @@ def load_state(path: Path) -> State:
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def _report(metrics: Metrics, state: State, *, node_id: str) -> None:
+def _report(metrics: Metrics, state: State | None, *, node_id: str) -> None:
+    # node_id, not just Tune's node_ip: nodes that share a host share an IP
+    if state is None:
+        tune.report({**metrics, "node_id": node_id})
+        return
     with tempfile.TemporaryDirectory() as d:
         torch.save(state, Path(d) / CHECKPOINT_FILE)
-        # node_id, not just Tune's node_ip: nodes that share a host share an IP
         tune.report({**metrics, "node_id": node_id},
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def run_trial(config: dict[str, Any], *, task: str, data: TrialData, threads: int,
-              carried: tuple[dict[str, Any], ...] = ()) -> None:
-    """Ray Tune entry point for one trial of `task` (a key of TASKS) on `data`,
-    the spec its task prepared on the driver; a stage's trial builds on `carried`."""
-    torch.set_num_threads(threads)
+def run_trial(config: dict[str, Any], *, setup: TrialSetup) -> None:
+    """Ray Tune entry point for one trial: the sweep's module imported, then its
+    task (or function) trained on the config, built on `setup.carried`."""
+    torch.set_num_threads(setup.threads)
+    sweep = import_sweep(setup.sweep) if setup.sweep is not None else None
     report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id())
-    TASKS[task].run_trial(with_carried(config, carried), _data(task, data), report=report,
-                          resume_state=_restore_state())
+    values = with_carried(config, setup.carried)
+    if setup.task != FUNCTION_TASK:
+        assert setup.data is not None, "a task's trial needs its prepared data"
+        TASKS[setup.task].run_trial(values, _data(setup.task, setup.data), report=report,
+                                    resume_state=_restore_state())
+        return
+    function, config_class = (sweep.trainable, sweep.config_class) if sweep is not None \
+        else (setup.function, setup.config_class)
+    assert function is not None, "a function trial needs the sweep's module or its function"
+    run_function(function, build_config(config_class, values), metric=setup.metric,
+                 save=report, resume_state=_restore_state())

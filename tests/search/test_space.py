@@ -18,7 +18,8 @@ from pipelines.search.space import (
     grid_size,
     to_tune,
 )
-from pipelines.search.sweep import load_sweep, sweep_names
+from pipelines.search.sweep import build_config
+from pipelines.search.sweep_loader import load_sweep, sweep_names
 from pipelines.training.config import TrainConfig
 
 SPACE: dict[str, Domain] = {
@@ -94,9 +95,9 @@ def test_unknown_parameter_is_rejected():
 @pytest.mark.parametrize("algo", sorted(SEARCHERS))
 def test_every_sweep_compiles_for_every_algorithm(name, algo):
     sweep = load_sweep(name)
-    for budget in (sweep.quick, sweep.full):
+    for budget in (sweep.budget(quick=True), sweep.budget(quick=False)):
         to_tune(sweep.space, algo, {**sweep.fixed, **budget.fixed})
-        sweep.config_class.from_dict({**sweep.fixed, **budget.fixed})
+        build_config(sweep.config_class, {**sweep.fixed, **budget.fixed})
     spaces: list[Mapping[str, Domain]] = [{k: sweep.space[k] for k in s.params}
                                           for s in sweep.stages] or [sweep.space]
     for space in spaces:

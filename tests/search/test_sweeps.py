@@ -7,7 +7,8 @@ import math
 import pytest
 
 from pipelines.search.space import candidate_values, grid_points
-from pipelines.search.sweep import load_sweep, sweep_names
+from pipelines.search.sweep import build_config
+from pipelines.search.sweep_loader import load_sweep, sweep_names
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
 
@@ -20,9 +21,9 @@ def test_every_classification_sweep_trains_one_epoch(tiny_data, name):
     sweep = load_sweep(name)
     first = {key: (grid_points(domain) or candidate_values(domain))[0]  # a range's low
              for key, domain in sweep.space.items()}
-    values = {**sweep.fixed, **sweep.quick.fixed, **first, "epochs": 1}
+    values = {**sweep.fixed, **sweep.budget(quick=True).fixed, **first, "epochs": 1}
     reports = []
-    cfg = sweep.config_class.from_dict(values)
+    cfg = build_config(sweep.config_class, values)
     assert isinstance(cfg, TrainConfig)
     train(cfg, tiny_data,
           report=lambda metrics, state: reports.append(metrics))

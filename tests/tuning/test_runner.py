@@ -9,7 +9,7 @@ import ray
 
 from pipelines.records.tables import STOP_REASONS
 from pipelines.search.space import grid_size
-from pipelines.search.sweep import load_sweep
+from pipelines.search.sweep_loader import load_sweep
 from pipelines.tuning.run_plan import RunOptions, plan
 from pipelines.tuning.runner import run
 from tests.conftest import data_dir

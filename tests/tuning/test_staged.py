@@ -20,10 +20,10 @@ from pipelines.search.sweep import (
     DEFAULT_STAGE_ORDER,
     Stage,
     default_stages,
-    load_sweep,
     start_values,
     with_carried,
 )
+from pipelines.search.sweep_loader import load_sweep
 from pipelines.tuning.run_plan import RunOptions, plan
 from pipelines.tuning.staged import stage_plan, stage_summary, top_configs
 from tests.conftest import REPO, data_dir
@@ -228,7 +228,7 @@ def test_lr_range_auto_fixes_an_unsearched_lr(tmp_path):
 
 
 def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache):
-    from pipelines.data.cifar10 import DataSpec
+    from pipelines.data.images import prepare
     from pipelines.records.storage import resolve
     from pipelines.tuning.lr_narrowing import narrow, write
 
@@ -236,8 +236,7 @@ def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache)
     sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=(),
                                 fixed={"optimizer": "sgd"})
     p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
-    cache, source = cifar_cache
-    narrowed, narrowing = narrow(p, DataSpec(cache, 2000, 200, 0, source))
+    narrowed, narrowing = narrow(p, prepare(str(data_dir()), None, 2000, 200, 0))
     suggestion = narrowing.record["suggestions"]["sgd"]
     lr = narrowed.sweep.space["lr"]
     assert isinstance(lr, LogUniform)

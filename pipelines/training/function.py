@@ -1,0 +1,100 @@
+"""A sweep's own training function, run under the built-in trainers' contract.
+
+    def fn(config, report, resume_state=None):
+        ...
+        for epoch in ...:
+            report({"val_rmse": rmse, "train_mse": mse}, state={"model": net.state_dict()})
+
+`report(metrics, state=None)` is called once per epoch; `metrics` holds numbers by
+name, the sweep's metric among them. `state`, when given, is what a retry, a
+pause (HyperBand) or a --resume hands back as `resume_state`: it is saved with
+torch.save at once and loaded with weights_only=True (tensors, numbers,
+strings and containers of them). Each report is numbered as an epoch, counting on
+from a resumed state, so that no epoch is lost or counted twice.
+
+No Ray here: whoever runs it hands in `save(metrics, state)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from numbers import Real
+from typing import Any, Callable, Mapping
+
+from pipelines.training.loop import Metrics, State
+
+__all__ = ["EPOCH_KEY", "NoMetricReported", "run_function"]
+
+EPOCH_KEY = "epoch"  # added to every report: the epoch's number, from 1
+RESERVED = frozenset({"node_id", "done", "training_iteration", "trial_id", "config"})
+# save(metrics, state): state is {"epoch": n, "state": the function's state}, or None
+Save = Callable[[Metrics, "State | None"], None]
+
+
+class NoMetricReported(RuntimeError):
+    """The function returned without reporting its sweep's metric once."""
+
+
+def run_function(fn: Callable[..., Any], config: Any, *, metric: str, save: Save,
+                 resume_state: State | None = None) -> int:
+    """Run `fn(config, report, resume_state)`; returns the epochs it reported in all.
+    `resume_state` is a saved {"epoch", "state"} (as `save` received it)."""
+    epoch = int(resume_state[EPOCH_KEY]) if resume_state else 0
+    resumable = _takes_resume_state(fn)
+
+    def report(metrics: Mapping[str, Any], state: State | None = None) -> None:
+        nonlocal epoch
+        values = _checked(metrics, metric, epoch + 1)
+        if state is not None and not resumable:
+            raise TypeError(f"{_name(fn)} reports a state but takes no resume_state; define "
+                            f"it as {_name(fn)}(config, report, resume_state=None)")
+        epoch += 1
+        save({**values, EPOCH_KEY: epoch}, None if state is None else
+             {EPOCH_KEY: epoch, "state": state})
+
+    kwargs = {"resume_state": resume_state["state"] if resume_state else None} \
+        if resumable else {}
+    fn(config, report, **kwargs)
+    if epoch == 0:
+        raise NoMetricReported(f"{_name(fn)} returned without reporting {metric!r}; call "
+                               f"report({{{metric!r}: value}}) once per epoch")
+    return epoch
+
+
+def _checked(metrics: Mapping[str, Any], metric: str, epoch: int) -> dict[str, Any]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"report() takes a dict of metrics, got {type(metrics).__name__}")
+    if metric not in metrics:
+        raise ValueError(f"report() without the sweep's metric {metric!r} (got "
+                         f"{', '.join(map(str, metrics)) or 'nothing'}); report it every epoch")
+    value = metrics[metric]
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"report(): {metric!r} must be a number, got {value!r}")
+    reserved = sorted(RESERVED & set(metrics))
+    if reserved:
+        raise ValueError(f"report(): {reserved} are set by raysweep; rename them")
+    if EPOCH_KEY in metrics and metrics[EPOCH_KEY] != epoch:
+        raise ValueError(f"report() is once per epoch: this is epoch {epoch}, but it "
+                         f"reported epoch={metrics[EPOCH_KEY]!r}; drop 'epoch' from the metrics")
+    return {str(k): _plain(v) for k, v in metrics.items() if k != EPOCH_KEY}
+
+
+def _plain(value: Any) -> Any:
+    """Numbers as Python numbers (a 0-d tensor or numpy scalar via .item())."""
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, (int, float)):
+        try:
+            return item()
+        except (ValueError, RuntimeError):  # not a scalar: reported as given
+            return value
+    return value
+
+
+def _takes_resume_state(fn: Callable[..., Any]) -> bool:
+    params = inspect.signature(fn).parameters
+    return "resume_state" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                           for p in params.values())
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", repr(fn))

@@ -1,0 +1,87 @@
+"""Sweeps found by name, by file path anywhere on disk, or by module path; bad
+references are one-line usage errors. The files live outside the repository."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.errors import UsageError
+from pipelines.search.sweep_loader import find_sweep, import_sweep, load_sweep, sweep_name
+from tests.conftest import REPO
+from tests.user_sweeps import write_function_sweep
+
+
+def test_a_sweep_file_outside_the_repository_loads_by_path(tmp_path):
+    path = write_function_sweep(tmp_path / "elsewhere")
+    ref = find_sweep(str(path))
+    assert not path.is_relative_to(REPO)
+    assert (ref.name, ref.path, ref.origin) == ("digits_loop", str(path), str(path))
+    sweep = load_sweep(str(path))
+    assert sweep.runs_function and sweep.metric == "val_nll" and sweep.mode == "min"
+    assert sweep.task_name == "function" and sweep.trainable.__module__ == ref.module
+
+
+def test_a_file_loads_again_from_its_shipped_text_where_its_path_is_gone(tmp_path):
+    path = write_function_sweep(tmp_path)
+    ref = find_sweep(str(path))
+    sys.modules.pop(ref.module, None)
+    path.unlink()  # another node of a cluster: the path does not exist there
+    assert import_sweep(ref).description.startswith("digits MLP")
+
+
+def test_package_module_and_attr_load_from_the_python_path(tmp_path, monkeypatch):
+    package = tmp_path / "my_project" / "sweeps"
+    package.mkdir(parents=True)
+    (tmp_path / "my_project" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    write_function_sweep(package, name="loops")
+    text = (package / "loops.py").read_text()
+    (package / "loops.py").write_text(text + "\nFAST = SWEEP\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_sweep("my_project.sweeps.loops").metric == "val_nll"
+    ref = find_sweep("my_project.sweeps.loops:FAST")
+    assert (ref.name, ref.origin) == ("loops_fast", "my_project.sweeps.loops:FAST")
+    assert import_sweep(ref).mode == "min"
+
+
+def test_a_bare_name_is_still_a_module_of_search_spaces():
+    ref = find_sweep("cifar_sweep")
+    assert ref.module == "search_spaces.cifar_sweep" and sweep_name("cifar_sweep") == "cifar_sweep"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("no_such_sweep", "unknown sweep 'no_such_sweep'; known sweeps: cifar_fast"),
+    ("{tmp}/missing.py", "missing.py does not exist"),
+    ("{tmp}/notes.txt", "is not a .py file"),
+    ("no_such_package.sweeps", "cannot import sweep module 'no_such_package.sweeps'"),
+    ("{tmp}/empty.py", "defines no SWEEP = Sweep(...)"),
+    ("my-sweeps.fast", "is not a module path"),
+])
+def test_bad_sweep_references_are_one_line_errors(tmp_path, text, message):
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    (tmp_path / "notes.txt").write_text("lr: 0.1\n")
+    with pytest.raises(UsageError, match="^[^\n]*" + re.escape(message)):
+        load_sweep(text.replace("{tmp}", str(tmp_path)))
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "pipelines.run", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_list_shows_where_each_sweep_comes_from(tmp_path):
+    builtin = run_cli("--list")
+    assert builtin.returncode == 0, builtin.stderr
+    assert "[search_spaces/cifar_sweep.py]" in builtin.stdout
+    path = write_function_sweep(tmp_path)
+    own = run_cli(str(path), "--list")
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.startswith("digits_loop") and f"[{path}]" in own.stdout
+
+
+def test_a_missing_sweep_file_is_exit_2_in_one_line(tmp_path):
+    out = run_cli(str(tmp_path / "nope.py"), "--quick", "--storage", str(tmp_path / "r"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "nope.py does not exist" in out.stderr and not (tmp_path / "r").exists()

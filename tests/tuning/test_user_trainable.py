@@ -1,0 +1,124 @@
+"""A sweep with its own training loop, from a file outside the repository, on
+scikit-learn's digits (not CIFAR-10): every search algorithm under ASHA with a
+metric of the user's naming that is better lower (mode="min"), and a resume after
+the driver is killed with -9 that loses or doubles no trial and no epoch."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from pipelines.search.searchers import SEARCHERS
+from pipelines.tuning.run_plan import RunOptions
+from pipelines.tuning.runner import run
+from tests import processes as proc
+from tests.conftest import REPO
+from tests.user_sweeps import write_function_sweep
+
+pytestmark = pytest.mark.integration
+
+
+def reported_epochs(run_dir):
+    """{trial: epochs in the order reported}, from Ray Tune's own per-trial logs."""
+    return {log.parent.name: [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+            for log in (run_dir / "tune").glob("*/result.json")}
+
+
+def assert_each_epoch_once(run_dir, trials):
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    for trial_id, group in epochs.groupby("trial_id"):
+        assert sorted(group["epoch"]) == list(range(1, len(group) + 1))
+        assert reported_epochs(run_dir)[trial_id] == list(range(1, len(group) + 1))
+    assert trials.set_index("trial_id")["epochs"].to_dict() == \
+        epochs.groupby("trial_id").size().to_dict()
+    return epochs
+
+
+@pytest.mark.parametrize("algo", list(SEARCHERS))
+def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, capsys):
+    sweep_file = write_function_sweep(tmp_path / "user_repo")
+    assert not sweep_file.is_relative_to(REPO)
+    location = run(RunOptions(sweep=str(sweep_file), quick=True, algo=algo, scheduler="asha",
+                              storage=str(tmp_path / "results"), name="run"))
+    run_dir = tmp_path / "results" / "digits_loop" / "run"
+    assert location.path == str(run_dir)
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(trials) == 6 and (trials["status"] == "TERMINATED").all()  # grid: 3 x 2
+    epochs = assert_each_epoch_once(run_dir, trials)
+    # the user's own metrics, every one of them, per epoch
+    assert {"val_nll", "val_error", "resumed_at"} <= set(epochs.columns)
+    # mode="min": a trial's best is its lowest epoch, and the leaderboard ascends
+    lowest = epochs.groupby("trial_id")["val_nll"].min()
+    assert trials.set_index("trial_id")["best_val_nll"].to_dict() == \
+        pytest.approx(lowest.to_dict())
+    # ASHA acted: it stopped some trials before the 4 epochs, for a worse val_nll
+    stopped = trials[trials["stop_reason"] == "early_stopped"]
+    assert len(stopped) >= 1 and (stopped["epochs"] < 4).all()
+    assert trials["best_val_nll"].min() < 1.5  # it learned: chance is ln(10) = 2.30
+    out = capsys.readouterr().out
+    best_row = out.split("trials by val_nll:")[1].splitlines()[2]
+    assert f"{trials['best_val_nll'].min():.4f}"[:5] in best_row
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert (meta["mode"], meta["metric"], meta["task"]) == ("min", "val_nll", "function")
+    assert meta["sweep_origin"] == str(sweep_file)
+
+
+def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path):
+    sweep_file = write_function_sweep(tmp_path / "user_repo", sleep_s=1.0)
+    run_dir = tmp_path / "results" / "digits_loop" / "run"
+    cmd = [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick", "--algo", "random",
+           "--num-samples", "12", "--max-epochs", "6", "--storage", str(tmp_path / "results"),
+           "--name", "run"]
+    driver = proc.start(cmd, dict(os.environ), tmp_path / "driver.log")
+
+    def finished():
+        if not (run_dir / "trials.parquet").exists():
+            return set()
+        trials = pd.read_parquet(run_dir / "trials.parquet")
+        return set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
+
+    def midway():  # a trial that reported 2 epochs of 6 and goes on
+        done = finished()
+        return [t for t, e in reported_epochs(run_dir).items() if len(e) >= 2 and t not in done]
+
+    try:
+        proc.wait_for(midway, 240, "a trial two epochs in")
+        time.sleep(2.5)  # Tune's experiment state is saved every 2 s
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        proc.stop(driver)
+    done_before = finished()
+    assert len(done_before) < 12, "kill the driver mid-sweep, not after it"
+    logs_before = {t: (run_dir / "tune" / t / "result.json").read_text() for t in done_before}
+    epochs_before = pd.read_parquet(run_dir / "epochs.parquet").groupby("trial_id")["epoch"].max()
+
+    proc.run_to_completion([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir)],
+                           dict(os.environ), tmp_path / "resume.log")
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(trials) == 12 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all() and trials["stop_reason"].notna().all()
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    for trial_id, group in epochs.groupby("trial_id"):  # every epoch from 1, none missing
+        assert sorted(group["epoch"]) == list(range(1, len(group) + 1))
+    assert trials.set_index("trial_id")["epochs"].to_dict() == \
+        epochs.groupby("trial_id").size().to_dict()
+    for trial, log in logs_before.items():  # finished trials did not run again
+        assert (run_dir / "tune" / trial / "result.json").read_text() == log
+    # trials cut off mid-way went on from a state they reported: their loop was handed
+    # resume_state (a restart from scratch would report resumed_at 0 to the end)
+    last = epochs.sort_values("epoch").groupby("trial_id").last()
+    cut = [t for t in epochs_before.index if t not in done_before
+           and last.loc[t, "epoch"] > epochs_before[t]]
+    assert cut, "no trial was cut off mid-way and continued"
+    assert (last.loc[cut, "resumed_at"] >= 1).all(), last.loc[cut]
+    restored = epochs[epochs["resumed_at"] > 0]
+    assert (restored["epoch"] > restored["resumed_at"]).all()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "finished" and len(meta["resumed"]) == 1

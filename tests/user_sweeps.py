@@ -1,0 +1,69 @@
+"""Sweep files as a user keeps them in their own repository: written by the tests
+into a directory outside this one, with their own training loop on data that is
+not CIFAR-10 (scikit-learn's handwritten digits)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+FUNCTION_SWEEP = '''
+"""A user's own loop: an MLP on scikit-learn's digits, scored by validation NLL."""
+import time
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from pipelines import Budget, Choice, LogUniform, Sweep
+
+
+def train(config, report, resume_state=None):
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16, dtype=torch.float32), torch.tensor(y)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    train_idx, val_idx = order[:1400], order[1400:]
+    torch.manual_seed(config["seed"])
+    model = torch.nn.Sequential(torch.nn.Linear(64, config["hidden"]), torch.nn.ReLU(),
+                                torch.nn.Linear(config["hidden"], 10))
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9)
+    start = 0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        opt.load_state_dict(resume_state["opt"])
+        start = resume_state["epoch"]
+    for epoch in range(start + 1, config["epochs"] + 1):
+        for batch in train_idx[torch.randperm(len(train_idx))].split(64):
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            logits = model(x[val_idx])
+            nll = F.cross_entropy(logits, y[val_idx]).item()
+            error = (logits.argmax(1) != y[val_idx]).float().mean().item()
+        time.sleep(SLEEP_S)
+        report({"val_nll": nll, "val_error": error, "resumed_at": start},
+               state={"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch})
+
+
+SWEEP = Sweep(
+    description="digits MLP: lr and width of a user's own loop (val_nll, lower is better)",
+    trainable=train,
+    metric="val_nll",
+    mode="min",
+    space={"lr": LogUniform(1e-3, 0.5, grid=(1e-3, 0.03, 0.3)), "hidden": Choice((8, 32))},
+    quick=Budget(num_samples=6, max_epochs=4, grace_period=1, reduction_factor=2),
+    full=Budget(num_samples=40, max_epochs=20, grace_period=2, reduction_factor=3),
+)
+'''
+
+
+def write_function_sweep(directory: Path, name: str = "digits_loop",
+                         sleep_s: float = 0.0) -> Path:
+    """A sweep file with its own trainable; each epoch also sleeps `sleep_s` (so a
+    test can kill the driver mid-sweep)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
+    path.write_text(textwrap.dedent(FUNCTION_SWEEP).replace("SLEEP_S", repr(sleep_s)))
+    return path
