@@ -143,15 +143,13 @@ def test_grid_without_grid_points_names_the_parameter(tmp_path):
 
 
 def _run_with_extra_sweep(tmp_path, module: str, source: str, *args):
-    """Run the CLI with one more sweep module, written to tmp_path/search_spaces."""
-    sweeps = tmp_path / "search_spaces"
+    """Run the CLI on one more sweep: a file of the user's, in tmp_path/my_sweeps."""
+    sweeps = tmp_path / "my_sweeps"
     sweeps.mkdir(exist_ok=True)
     (sweeps / f"{module}.py").write_text(source)
-    code = ("import sys; import search_spaces; search_spaces.__path__.insert(0, sys.argv[1]); "
-            "from pipelines.run import main; sys.exit(main(sys.argv[2:]))")
     return subprocess.run(
-        [sys.executable, "-c", code, str(sweeps), module, "--storage", str(tmp_path / "r"),
-         "--data-dir", str(data_dir()), *args],
+        [sys.executable, "-m", "pipelines.run", str(sweeps / f"{module}.py"),
+         "--storage", str(tmp_path / "r"), "--data-dir", str(data_dir()), *args],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
 

@@ -67,3 +67,39 @@ def write_function_sweep(directory: Path, name: str = "digits_loop",
     path = directory / f"{name}.py"
     path.write_text(textwrap.dedent(FUNCTION_SWEEP).replace("SLEEP_S", repr(sleep_s)))
     return path
+
+
+DATA_SWEEP = '''
+"""A user's own images and a net of their own, registered in this file."""
+from torch import nn
+
+from pipelines import (Budget, Choice, ImageFolder, LogUniform, ParquetImages, Sweep,
+                       register_model)
+
+
+@register_model("tiny_digits_net")
+def tiny_digits_net(num_classes, in_channels, image_size, width=16):
+    assert min(image_size) >= 8  # what the data says, passed in by the trainer
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
+
+
+SWEEP = Sweep(
+    description="handwritten digits: lr and width of a net registered in this file",
+    data=DATA,
+    space={"lr": LogUniform(0.1, 1.0, grid=(0.3,)), "width": Choice((16, 32))},
+    fixed={"model": "tiny_digits_net", "batch_size": 32, "crop_padding": 1, "flip_prob": 0.0},
+    quick=Budget(num_samples=4, max_epochs=6, grace_period=2, reduction_factor=2),
+)
+'''
+
+
+def write_data_sweep(directory: Path, data: str, name: str = "digits_sweep") -> Path:
+    """A sweep file on the user's own data (`data`: the Python expression of its
+    source, e.g. "ImageFolder('/data/digits')") with a model registered in it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
+    path.write_text(textwrap.dedent(DATA_SWEEP).replace("DATA,", f"{data},", 1))
+    return path

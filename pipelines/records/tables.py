@@ -69,6 +69,7 @@ def trial_columns(metric: str) -> dict[str, str]:
         # the optimizer's peak lr: config/lr (per 256 examples) * config/batch_size / 256,
         # as the trainer reported it
         "effective_lr": "float64",
+        "error": "string",  # an errored trial's exception, its last line
     }
 
 
@@ -83,6 +84,7 @@ class TrialRecord:
     ended: float | None = None
     status: str = "RUNNING"
     error: bool = False
+    error_message: str | None = None  # the exception's last line (Tune's error file)
     diverged: bool = False
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     node_ip: str | None = None  # where its latest epoch ran (Tune fills it in)
@@ -135,7 +137,7 @@ class TrialRecord:
             f"last_{metric}": math.nan if last_score is None else last_score,
             "wall_s": (self.ended or now) - self.started, "node_ip": self.node_ip,
             "node_id": self.node_id, "failures": self.failures,
-            "effective_lr": self.effective_lr,
+            "effective_lr": self.effective_lr, "error": self.error_message,
         }
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row

@@ -20,7 +20,7 @@ from pipelines.search.space import (
     check_space,
 )
 from pipelines.training.config import BaseConfig, TrainConfig
-from pipelines.training.tasks import task
+from pipelines.training.tasks import Task, task
 
 if TYPE_CHECKING:
     from pipelines.data.images import ImageSource
@@ -240,7 +240,7 @@ class Sweep:
         if self.mode not in MODES:
             raise UsageError(f"mode={self.mode!r}; use mode='max' or mode='min'")
         if not self.runs_function:
-            task(self.task)  # a UsageError naming the tasks if unknown
+            self._check_data(task(self.task))  # task(): a UsageError naming the known ones
             return
         if not callable(self.trainable):
             raise UsageError(f"trainable={self.trainable!r} is not a function; give "
@@ -250,6 +250,14 @@ class Sweep:
                              "e.g. metric='val_loss', mode='min'")
         if self.data is not None:
             raise UsageError("a sweep with its own trainable loads its own data; drop data=")
+
+    def _check_data(self, the_task: Task[Any, Any, Any, Any]) -> None:
+        kind = the_task.data_type.__name__
+        if self.data is None and the_task.data_required:
+            raise UsageError(f"a {self.task} sweep needs its data: data={kind}(...)")
+        if self.data is not None and not isinstance(self.data, the_task.data_type):
+            raise UsageError(f"data={self.data!r} does not fit a {self.task} sweep, which "
+                             f"trains on {kind} data")
 
     def _check_stages(self) -> None:
         for stage in self.stages:

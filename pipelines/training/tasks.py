@@ -44,6 +44,8 @@ class Task(Generic[ConfigT, SourceT, SpecT, DataT]):
     # spec: on the driver, decoded once per machine and the split checked
     prepare_data: Callable[[str | None, SourceT, int | None, int | None, int], SpecT]
     open_data: Callable[[SpecT], DataT]  # spec -> the split, in the trial's process
+    data_type: type  # what a sweep's `data` must be
+    data_required: bool  # False: None means the task's default data (CIFAR-10)
     metric: str  # the default metric a sweep of this task optimises
     range_test: bool  # the LR range test (lr_find, --lr-range auto) runs on it
     test_split: bool  # --final retrains the winner and scores it on a test split
@@ -58,9 +60,11 @@ class Task(Generic[ConfigT, SourceT, SpecT, DataT]):
 # Each entry is built on its own, so that mypy checks its parts against each other (inside
 # the table's annotation it would not); the table mixes tasks of different types: Any.
 CLASSIFICATION = Task("classification", TrainConfig, train, images.prepare, images.open_split,
-                      metric="val_acc", range_test=True, test_split=True)
+                      data_type=images.ImageSource, data_required=False, metric="val_acc",
+                      range_test=True, test_split=True)
 SEGMENTATION = Task("segmentation", SegConfig, train_segmentation, seg_folder.prepare,
-                    seg_folder.open_seg, metric="val_miou", range_test=False, test_split=False)
+                    seg_folder.open_seg, data_type=seg_folder.SegDataset, data_required=True,
+                    metric="val_miou", range_test=False, test_split=False)
 TASKS: dict[str, Task[Any, Any, Any, Any]] = {t.name: t for t in (CLASSIFICATION, SEGMENTATION)}
 
 

@@ -4,6 +4,7 @@ print live progress."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
@@ -85,4 +86,21 @@ class ResultRecorder(tune.Callback):
         record = self._record(trial)
         record.ended, record.error = time.time(), error
         record.status = "ERROR" if error else "TERMINATED"
+        if error:
+            record.error_message = error_line(trial)
         self._persist()
+
+
+ERROR_CHARS = 500  # of an error's message kept in trials.parquet (the whole one: error.txt)
+
+
+def error_line(trial: Trial) -> str | None:
+    """The last line of the trial's latest error, e.g. "NoMetricReported: ...": Tune
+    writes each failure's traceback to the trial's error file."""
+    try:
+        text = Path(trial.error_file or "").read_text(errors="replace")
+    except OSError:
+        return None
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith("Failure # ")]
+    return lines[-1][:ERROR_CHARS] if lines else None

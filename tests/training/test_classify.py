@@ -192,3 +192,30 @@ def test_trains_on_one_channel_8x8_images_that_are_not_cifar(digits_data, model)
                           crop_padding=1, flip_prob=0.0)  # a mirrored digit is another one
     assert not result.diverged
     assert reports[-1][0]["val_acc"] > 0.8  # chance is 0.1
+
+
+def _digits_at(tmp_path, size, mode):
+    """600 real digits as an ImageFolder of `mode` ("L" or "RGB") PNGs, decoded
+    resized to size x size (ImageFolder's image_size)."""
+    from PIL import Image
+
+    root = write_digits_folder(tmp_path / "digits", n=600)
+    for png in root.rglob("*.png"):
+        Image.open(png).convert(mode).save(png)
+    return open_split(ImageFolder(str(root), image_size=(size, size)).prepare(None, None, None, 0))
+
+
+@pytest.mark.parametrize("size, mode, channels", [(28, "L", 1), (32, "RGB", 3)])
+def test_torchvision_resnet18_trains_an_epoch_on_1x28x28_and_3x32x32(tmp_path, monkeypatch,
+                                                                      size, mode, channels):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    data = _digits_at(tmp_path, size, mode)
+    assert data.images.shape[1:] == (size, size, channels) and data.info.channels == channels
+    result, reports = run(data, model="torchvision:resnet18", epochs=1, lr=0.008,
+                          batch_size=32, crop_padding=2, flip_prob=0.0, optimizer="adamw",
+                          schedule="constant")  # Adam at 1e-3 (lr per 256)
+    first_conv = result.model.conv1
+    assert first_conv.in_channels == channels and result.model.fc.out_features == 10
+    assert len(reports) == 1 and not result.diverged
+    # one epoch of 540 images takes it well above chance (0.1): ~0.6 measured
+    assert math.isfinite(reports[0][0]["val_loss"]) and reports[0][0]["val_acc"] > 0.3

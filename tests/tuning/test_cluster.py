@@ -15,6 +15,8 @@ import pytest
 
 from tests import processes as proc
 from tests.conftest import REPO, data_dir
+from tests.digits import write_digits_folder
+from tests.user_sweeps import write_data_sweep
 
 pytestmark = pytest.mark.integration
 OBJECT_STORE_BYTES = str(200 * 1024**2)  # small: two nodes share this machine's /dev/shm
@@ -91,25 +93,34 @@ def test_jobs_api_needs_the_token(cluster):
 NO_AGENT_YET = "No available agent to submit job, please try again later"
 
 
-def test_sweep_submitted_as_a_job_runs_on_both_nodes(cluster, worker, tmp_path):
+def test_a_users_sweep_submitted_as_a_job_runs_on_both_nodes(cluster, worker, tmp_path):
+    # the user's project, outside this package: a sweep file with its own model,
+    # on digits as an image folder (not CIFAR-10); the job ships it as its working dir
+    data = write_digits_folder(tmp_path / "data" / "digits")
+    project = tmp_path / "my_project"
+    write_data_sweep(project, f"ImageFolder({str(data)!r})")
+    assert not project.is_relative_to(REPO)
     for _ in range(12):  # the head's job agent can register after the node is up
         submit = subprocess.run(
             [proc.RAY, "job", "submit", "--address", cluster.dashboard, "--working-dir",
-             str(REPO), "--", sys.executable, "-m", "pipelines.run", *SWEEP,
-             "--num-samples", "4", "--max-epochs", "2", "--train-size", "1000",
-             "--address", "auto", "--storage", str(tmp_path), "--name", "job"],
-            cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=400)
+             str(project), "--", sys.executable, "-m", "pipelines.run", "digits_sweep.py",
+             "--quick", "--algo", "random", "--scheduler", "none", "--max-epochs", "2",
+             "--address", "auto", "--storage", str(tmp_path / "results"), "--name", "job"],
+            cwd=project, env=cluster.env, capture_output=True, text=True, timeout=400)
         if NO_AGENT_YET not in submit.stderr:
             break
         time.sleep(5)
     assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
     assert "succeeded" in submit.stdout + submit.stderr
-    run_dir = tmp_path / "cifar_sweep" / "job"
+    run_dir = tmp_path / "results" / "digits_sweep" / "job"
     trials = pd.read_parquet(run_dir / "trials.parquet")
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
     assert len(trials) == 4 and (trials["stop_reason"] == "completed").all()
+    # the model registered in the sweep file was built on both nodes
     assert set(trials["node_id"]) == {cluster.head_id, worker}
+    assert (trials["config/model"] == "tiny_digits_net").all()
     assert len(epochs) == 8 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert trials["best_val_acc"].max() > 0.5  # it learned: chance is 0.1
 
 
 def _reported(run_dir):

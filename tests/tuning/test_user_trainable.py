@@ -69,10 +69,10 @@ def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, c
 
 
 def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path):
-    sweep_file = write_function_sweep(tmp_path / "user_repo", sleep_s=1.0)
+    sweep_file = write_function_sweep(tmp_path / "user_repo", sleep_s=0.8)
     run_dir = tmp_path / "results" / "digits_loop" / "run"
     cmd = [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick", "--algo", "random",
-           "--num-samples", "12", "--max-epochs", "6", "--storage", str(tmp_path / "results"),
+           "--num-samples", "8", "--max-epochs", "6", "--storage", str(tmp_path / "results"),
            "--name", "run"]
     driver = proc.start(cmd, dict(os.environ), tmp_path / "driver.log")
 
@@ -94,14 +94,14 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     finally:
         proc.stop(driver)
     done_before = finished()
-    assert len(done_before) < 12, "kill the driver mid-sweep, not after it"
+    assert len(done_before) < 8, "kill the driver mid-sweep, not after it"
     logs_before = {t: (run_dir / "tune" / t / "result.json").read_text() for t in done_before}
     epochs_before = pd.read_parquet(run_dir / "epochs.parquet").groupby("trial_id")["epoch"].max()
 
     proc.run_to_completion([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir)],
                            dict(os.environ), tmp_path / "resume.log")
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert len(trials) == 12 and trials["trial_id"].is_unique
+    assert len(trials) == 8 and trials["trial_id"].is_unique
     assert (trials["status"] == "TERMINATED").all() and trials["stop_reason"].notna().all()
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
@@ -122,3 +122,36 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     assert (restored["epoch"] > restored["resumed_at"]).all()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "finished" and len(meta["resumed"]) == 1
+
+
+SILENT_SWEEP = '''
+from pipelines import Budget, Choice, Sweep, Uniform
+
+
+def train(config, report):
+    if config["kind"] == "silent":
+        return  # forgot to report
+    report({"score": config["x"]})
+
+
+SWEEP = Sweep(description="one trial never reports", trainable=train, metric="score",
+              mode="min", space={"kind": Choice(("silent", "loud")),
+                                 "x": Uniform(0.0, 1.0, grid=(0.5,))},
+              quick=Budget(num_samples=1, max_epochs=1, grace_period=1, reduction_factor=2))
+'''
+
+
+def test_a_trainable_that_never_reports_is_an_error_trial_and_the_sweep_goes_on(tmp_path):
+    sweep_file = tmp_path / "user_repo" / "silent.py"
+    sweep_file.parent.mkdir()
+    sweep_file.write_text(SILENT_SWEEP)
+    run(RunOptions(sweep=str(sweep_file), quick=True, algo="grid", max_failures=0,
+                   storage=str(tmp_path / "results"), name="run"))
+    trials = pd.read_parquet(tmp_path / "results" / "silent" / "run" / "trials.parquet")
+    by_kind = trials.set_index("config/kind")
+    assert by_kind.loc["silent", "status"] == "ERROR"
+    assert by_kind.loc["silent", "stop_reason"] == "error"
+    assert "NoMetricReported: " in by_kind.loc["silent", "error"]
+    assert "returned without reporting 'score'" in by_kind.loc["silent", "error"]
+    assert by_kind.loc["loud", "status"] == "TERMINATED"
+    assert by_kind.loc["loud", "best_score"] == 0.5 and pd.isna(by_kind.loc["loud", "error"])

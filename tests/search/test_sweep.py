@@ -1,0 +1,81 @@
+"""Sweep checks for a user's own problem: data of the task's kind, a function
+sweep's metric and config class, budgets, and where staged tuning starts."""
+
+import dataclasses
+import re
+
+import pytest
+
+from pipelines.data import ImageFolder, SegDataset
+from pipelines.errors import UsageError
+from pipelines.search.space import Choice, Domain, IntUniform, LogUniform, Uniform
+from pipelines.search.sweep import Budget, Sweep, build_config, start_values
+
+BUDGET = Budget(num_samples=2, max_epochs=2, grace_period=1, reduction_factor=2)
+
+
+def loop(config, report, resume_state=None):
+    report({"loss": 1.0})
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    lr: float = 0.1
+    hidden: int = 8
+    epochs: int = 1
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, data=SegDataset("membranes")),
+     "does not fit a classification sweep, which trains on ImageSource data"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, task="segmentation"),
+     "a segmentation sweep needs its data: data=SegDataset(...)"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, trainable=loop),
+     "names the metric it reports"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, trainable=loop, metric="loss",
+          data=ImageFolder("x")), "loads its own data; drop data="),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, trainable=loop, metric="loss", mode="low"),
+     "use mode='max' or mode='min'"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, trainable=loop, metric="loss",
+          config_class=dict), "is not a dataclass"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0), "width": Choice((4,))}, trainable=loop,
+          metric="loss", config_class=LoopConfig), "parameter 'width' is not a trainer config"),
+    (dict(space={"lr": Uniform(-1.0, 1.0)}, trainable=loop, metric="loss",
+          config_class=LoopConfig), "lr must be > 0"),
+])
+def test_a_sweep_of_the_wrong_shape_is_a_one_line_error(kwargs, message):
+    sweep = Sweep(description="d", quick=BUDGET, **kwargs)
+    with pytest.raises(UsageError, match="^[^\n]*" + re.escape(message)):
+        sweep.check()
+
+
+def test_a_plain_dict_trainable_takes_any_key_and_a_dataclass_only_its_fields():
+    Sweep(description="d", space={"anything": Choice((1, 2))}, trainable=loop, metric="loss",
+          quick=BUDGET).check()
+    assert build_config(None, {"anything": 1}) == {"anything": 1}
+    assert build_config(LoopConfig, {"lr": 0.5}) == LoopConfig(lr=0.5)
+    with pytest.raises(ValueError, match="unknown config key.*hiddn.*fields: epochs, hidden"):
+        build_config(LoopConfig, {"hiddn": 3})
+
+
+def test_a_budget_it_lacks_is_named():
+    sweep = Sweep(description="d", space={"x": Choice((1,))}, trainable=loop, metric="loss",
+                  quick=BUDGET)
+    assert sweep.budget(quick=True) is BUDGET
+    with pytest.raises(UsageError, match="only a quick budget; run it with --quick"):
+        sweep.budget(quick=False)
+    with pytest.raises(UsageError, match="defines no budget"):
+        Sweep(description="d", space={"x": Choice((1,))}, trainable=loop,
+              metric="loss").check()
+
+
+def test_staged_tuning_starts_from_defaults_or_the_domains_middle():
+    space: dict[str, Domain] = {"lr": LogUniform(1e-4, 1.0), "hidden": IntUniform(8, 32),
+                                "act": Choice(("relu", "gelu")), "p": Uniform(0.0, 0.5)}
+    assert start_values(space, LoopConfig) == {"lr": 0.1, "hidden": 8, "act": "relu", "p": 0.25}
+    middle = start_values(space, None)
+    assert middle["lr"] == pytest.approx(1e-2) and middle["hidden"] == 20

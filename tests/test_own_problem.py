@@ -1,0 +1,48 @@
+"""Acceptance: a user's own problem through the CLI on local Ray. scikit-learn's
+handwritten digits (not CIFAR-10), written as an ImageFolder of PNGs and as
+Hugging Face-style Parquet with other column names, tuned by a sweep file that
+lives outside the repository with a model registered in that file."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+from tests.digits import write_digits_folder, write_digits_parquet
+from tests.user_sweeps import write_data_sweep
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("layout", ["imagefolder", "parquet"])
+def test_own_data_and_model_from_a_sweep_file_outside_the_repo(tmp_path, layout):
+    if layout == "imagefolder":
+        root = write_digits_folder(tmp_path / "data" / "digits")
+        data = f"ImageFolder({str(root)!r})"
+    else:
+        root = write_digits_parquet(tmp_path / "data" / "digits_parquet")
+        data = f"ParquetImages({str(root)!r}, image='image', label='digit')"
+    sweep_file = write_data_sweep(tmp_path / "my_project", data)
+    assert not sweep_file.is_relative_to(REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick",
+         "--storage", str(tmp_path / "results"), "--name", "run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = tmp_path / "results" / "digits_sweep" / "run"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    best = trials["best_val_acc"].max()
+    assert len(trials) == 4 and best > 0.9, trials
+    assert f"{best:.4f}"[:4] in out.stdout.split("trials by val_acc:")[1]  # printed
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["data"]["num_classes"] == 10 and meta["data"]["channels"] == 1
+    # no sizes in the budget: every image, a stratified 10% held out for validation
+    assert meta["data"]["image_size"] == [8, 8] and 170 <= meta["data"]["val_size"] <= 190
+    assert meta["data"]["train_size"] + meta["data"]["val_size"] == 1797
+    if layout == "parquet":  # the class names from the Hugging Face schema metadata
+        assert meta["data"]["class_names"][:2] == ["zero", "one"]
+    assert meta["sweep_origin"] == str(sweep_file)
+    print(f"{layout}: best val_acc {best:.4f}")  # the README's figure (pytest -s)
