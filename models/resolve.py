@@ -23,6 +23,7 @@ SCHEMES: dict[str, tuple[Callable[[str], ModelFactory], str]] = {
 }
 
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+SWEPT_KEYS = frozenset({"width", "depth", "dropout"})  # the config's keys that shape a model
 
 
 def resolve_factory(name: str, task: str | None = None) -> ModelFactory:
@@ -62,6 +63,18 @@ def imported_factory(path: str) -> ModelFactory:
         raise ValueError(f"model {path!r}: module {module_name!r} {what} {attr!r}; "
                          f"name a factory function defined in it")
     return factory
+
+
+def model_keys(name: str, task: str | None = None) -> frozenset[str]:
+    """Which of width, depth and dropout the model `name` takes: those its
+    factory's signature names, all three for a `**kwargs` factory, none for a
+    torchvision model (its builder's own architecture and dropout stand). A
+    value of another of them would change nothing. ValueError (one line) for a
+    name that does not resolve, as check_model."""
+    params = inspect.signature(resolve_factory(name, task)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return SWEPT_KEYS
+    return SWEPT_KEYS & {key for key, p in params.items() if p.kind in NAMED}
 
 
 def factory_kwargs(factory: ModelFactory, name: str, values: dict[str, object]

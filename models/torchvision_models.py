@@ -1,11 +1,15 @@
 """torchvision's classification models by name (`torchvision:resnet18`),
-randomly initialised, with the first convolution taking `in_channels`.
+randomly initialised, with the first convolution taking `in_channels`, and
+sized for the images where the model takes `image_size` (ViT: one int, so
+square images only). width, depth and dropout are not passed: the builder's
+own architecture and dropout stand.
 
 torchvision is imported when a model is asked for, not when this module is."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 from torch import nn
 
@@ -28,14 +32,38 @@ def torchvision_factory(name: str) -> ModelFactory:
     if name not in torchvision_names():
         raise ValueError(f"unknown torchvision model {name!r}; list the names with {LIST_HINT}")
 
-    def build(*, num_classes: int, in_channels: int = 3) -> nn.Module:
+    def build(*, num_classes: int, in_channels: int = 3,
+              image_size: tuple[int, int] = (224, 224)) -> nn.Module:
         import torchvision
 
+        builder = torchvision.models.get_model_builder(name)
+        sized = size_kwargs(name, builder, image_size)
         # the builder sizes the classifier head for num_classes; weights=None: random init
-        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        model = builder(weights=None, num_classes=num_classes, **sized)
         return with_in_channels(model, in_channels)
 
     return build
+
+
+def size_kwargs(name: str, builder: Callable[..., nn.Module], image_size: tuple[int, int]
+                ) -> dict[str, object]:
+    """`{"image_size": ...}` if the model `builder` builds takes an image_size
+    (an int for a square one: H == W is required), else nothing. A builder takes
+    `**kwargs` for its model class, so the class's signature (the builder's return
+    annotation) says what it takes."""
+    model_class = inspect.signature(builder).return_annotation
+    if not inspect.isclass(model_class):
+        return {}
+    param = inspect.signature(model_class).parameters.get("image_size")
+    if param is None:
+        return {}
+    height, width = image_size
+    if param.annotation not in (int, "int"):
+        return {"image_size": (height, width)}
+    if height != width:
+        raise ValueError(f"torchvision model {name!r} takes square images only (one int "
+                         f"image_size); got {height}x{width} (HxW): resize them to a square")
+    return {"image_size": height}
 
 
 def with_in_channels(model: nn.Module, in_channels: int) -> nn.Module:

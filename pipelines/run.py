@@ -128,19 +128,8 @@ def _list_sweeps(named: str | None) -> None:
 
     refs = [find_sweep(named)] if named else [find_sweep(name) for name in sweep_names()]
     for ref in refs:
-        description = load_sweep(ref).description  # imports the module: its file is known then
-        print(f"{ref.name:20s} {description}  [{ref.path or _module_file(ref.module)}]")
-
-
-def _module_file(module: str) -> str:
-    import sys
-    from pathlib import Path
-
-    path = getattr(sys.modules.get(module), "__file__", None) or "?"
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
+        description = load_sweep(ref).description  # imported: its file is known now
+        print(f"{ref.name:20s} {description}  [{ref.source_file()}]")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # PIL is imported where images are decoded, not with this mod
 # a file, an encoded image (PNG, JPEG, ... bytes), or pixels (H, W) / (H, W, 3) uint8
 ImageItem = Union[Path, bytes, np.ndarray]
 Allocate = Callable[[tuple[int, int, int, int]], np.ndarray]  # shape -> a writable array
+# the file names read as images, by every source of image files
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 PROGRESS_EVERY_S = 5.0  # seconds between progress lines while decoding
 
@@ -74,8 +76,8 @@ def decode(names: Sequence[str], items: Sequence[ImageItem], *, size: tuple[int,
     out = (allocate or (lambda shape: np.empty(shape, np.uint8)))((len(items), *size, channels))
     progress = _Progress(len(items))
     for i, (name, item) in enumerate(zip(names, items)):
-        with _open(name, item) as im:
-            pixels = _as_uint8(im, name, channels)
+        with open_image(name, item) as im:
+            pixels = as_uint8(im, name, channels)
         if pixels.shape[:2] != size:  # resize (not reached unless `resize`); PIL takes (W, H)
             pixels = np.asarray(Image.fromarray(pixels).resize(
                 (size[1], size[0]), Image.Resampling.BILINEAR))
@@ -92,41 +94,51 @@ def _header(name: str, item: ImageItem) -> tuple[tuple[int, int], bool]:
     """(H, W) and whether the image is colour, from its header alone."""
     if isinstance(item, np.ndarray):
         return (item.shape[0], item.shape[1]), item.ndim == 3
-    with _open(name, item) as im:
+    with open_image(name, item) as im:
         return (im.height, im.width), im.mode not in GRAY_MODES
 
 
-def _open(name: str, item: ImageItem) -> Image.Image:
+def open_image(name: str, item: ImageItem, *, load: bool = False) -> Image.Image:
+    """`item` opened (its header read; its pixels too if `load`); a one-line UsageError
+    naming `name` if it is no image or its pixel data is damaged."""
     from PIL import Image
 
     try:
         if isinstance(item, np.ndarray):
             return Image.fromarray(item)
-        return Image.open(item if isinstance(item, Path) else io.BytesIO(item))
+        im = Image.open(item if isinstance(item, Path) else io.BytesIO(item))
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise UsageError(f"cannot read image {name} ({_first_line(e)}); fix or remove "
-                         f"it") from None
+        raise _unreadable(name, e) from None
+    if load:
+        try:
+            im.load()
+        except OSError as e:  # truncated or corrupt pixel data
+            im.close()
+            raise _unreadable(name, e) from None
+    return im
 
 
-def _as_uint8(im: Image.Image, name: str, channels: int) -> np.ndarray:
-    """The pixels as (H, W) (channels 1) or (H, W, 3) uint8."""
+def as_uint8(im: Image.Image, name: str, channels: int | None = None) -> np.ndarray:
+    """The pixels as (H, W) (channels 1) or (H, W, 3) uint8; channels None: 1 for a
+    grayscale image, else 3. 16-bit grayscale is scaled down, not clipped."""
     from PIL import Image
 
+    channels = channels or (1 if im.mode in GRAY_MODES else 3)
     try:
         im.load()
-        if im.mode.startswith("I;16") or im.mode == "I":  # scaled down, not clipped
+        if im.mode.startswith("I;16") or im.mode == "I":
             im = Image.fromarray((np.asarray(im, np.float64) / 65535 * 255).round()
                                  .clip(0, 255).astype(np.uint8))
         elif im.mode == "F":
             raise UsageError(f"{name} is a floating-point image; convert it to 8 or 16 bits")
         return np.asarray(im.convert("L" if channels == 1 else "RGB"))
-    except OSError as e:  # truncated or corrupt pixel data
-        raise UsageError(f"cannot read image {name} ({_first_line(e)}); fix or remove "
-                         f"it") from None
+    except OSError as e:
+        raise _unreadable(name, e) from None
 
 
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+def _unreadable(name: str, e: Exception) -> UsageError:
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return UsageError(f"cannot read image {name} ({first_line}); fix or remove it")
 
 
 class _Progress:

@@ -3,9 +3,9 @@ ImageFolder layout): `root/<class>/<image>`, class ids in sorted class-name orde
 
 With `root/train/<class>/...`, the training images are there instead. Subfolders
 named `val` and `test` of root are the validation and test splits (same
-layout, class folders named as in training), never classes. Images are .png,
-.jpg, .jpeg, .bmp or .webp files, anywhere under their class folder; hidden
-files and folders (a leading dot) are skipped.
+layout, class folders named as in training), never classes. Images are files
+of image_decode.IMAGE_SUFFIXES (PNG, JPEG, BMP, WebP, TIFF), anywhere under
+their class folder; hidden files and folders (a leading dot) are skipped.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import ClassVar
 import numpy as np
 
 from pipelines.data.cache import resolve_path
-from pipelines.data.image_decode import ImageItem, Listing
+from pipelines.data.image_decode import IMAGE_SUFFIXES, ImageItem, Listing
 from pipelines.data.image_source import ImageSource
 from pipelines.errors import UsageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SPLIT_FOLDERS = ("train", "val", "test")  # subfolders of root that are splits, not classes
 
 
@@ -37,20 +36,9 @@ class ImageFolder(ImageSource):
     kind: ClassVar[str] = "imagefolder"
     test_layout: ClassVar[str] = "test/<class>/<image>"
 
-    def __post_init__(self) -> None:
-        size = self.image_size
-        if size is not None and (len(size) != 2 or not all(
-                isinstance(n, int) and n >= 1 for n in size)):
-            raise UsageError(f"image_size={size!r}; give (height, width) in pixels, e.g. "
-                             f"image_size=(64, 64)")
-
     def locate(self, data_dir: Path) -> Path:
-        root = resolve_path(self.root, data_dir)
-        if not root.is_dir():
-            raise UsageError(f"no image folder {root}; point ImageFolder at a folder of "
-                             f"class folders (root/<class>/<image>), or --data-dir at the "
-                             f"directory that holds {self.root}")
-        return root
+        return self.resolve_folder(self.root, data_dir, "image folder",
+                                   "a folder of class folders (root/<class>/<image>)")
 
     def split_files(self, data_dir: Path, split: str) -> list[Path]:
         folder = self._folder(data_dir, split)

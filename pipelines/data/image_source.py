@@ -13,13 +13,14 @@ size) and normalised with the pool's statistics.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pipelines.data.cache import cache_root, files_fingerprint, resolve_data_dir
+from pipelines.data.cache import cache_root, files_fingerprint, resolve_data_dir, resolve_path
 from pipelines.data.image_cache import CachedImages, ImageInfo, build
 from pipelines.data.image_decode import Listing
 from pipelines.data.splits import split_pool
@@ -70,6 +71,19 @@ class ImageSource(abc.ABC):
     kind: ClassVar[str]  # names its cache entries and its record: "<kind>:<directory>"
     test_layout: ClassVar[str]  # where a test split would be, for --final's message
     image_size: tuple[int, int] | None = None  # (H, W) to resize to; None: as they are
+
+    def __post_init__(self) -> None:
+        # a tuple however given: the source is hashed, in the DataSpec the trials cache by
+        object.__setattr__(self, "image_size", _image_size(self.image_size, type(self).__name__))
+
+    def resolve_folder(self, path: str, data_dir: Path, kind: str, layout: str) -> Path:
+        """`path` (see cache.resolve_path) if it is a folder; else a UsageError naming
+        the `kind` of folder it should be and the `layout` it should hold."""
+        folder = resolve_path(path, data_dir)
+        if not folder.is_dir():
+            raise UsageError(f"no {kind} {folder}; point {type(self).__name__} at {layout}, "
+                             f"or --data-dir at the directory that holds {path}")
+        return folder
 
     @abc.abstractmethod
     def locate(self, data_dir: Path) -> Path:
@@ -138,6 +152,19 @@ class ImageSource(abc.ABC):
         images, labels = CachedImages(str(target)).open()
         return TrainValData(images, labels, np.array([], dtype=np.int64),
                             np.arange(len(labels)), info)
+
+
+def _image_size(size: object, source: str) -> tuple[int, int] | None:
+    """A source's `image_size` as a (H, W) tuple, or None; a UsageError if it is not
+    two whole numbers of pixels, each at least 1."""
+    if size is None:
+        return None
+    if (not isinstance(size, Sequence) or isinstance(size, str) or len(size) != 2
+            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+                       for n in size)):
+        raise UsageError(f"{source}(image_size={size!r}): give (height, width) in pixels, each "
+                         f"at least 1, e.g. image_size=(64, 64)")
+    return int(size[0]), int(size[1])
 
 
 def open_split(spec: DataSpec) -> TrainValData:

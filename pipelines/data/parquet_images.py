@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipelines.data.cache import resolve_path
 from pipelines.data.image_decode import ImageItem, Listing
 from pipelines.data.image_source import ImageSource
 from pipelines.errors import UsageError
@@ -39,12 +38,8 @@ class ParquetImages(ImageSource):
     test_layout: ClassVar[str] = "test-*.parquet"
 
     def locate(self, data_dir: Path) -> Path:
-        root = resolve_path(self.root, data_dir)
-        if not root.is_dir():
-            raise UsageError(f"no Parquet folder {root}; point ParquetImages at the folder "
-                             f"with train-*.parquet, or --data-dir at the directory that "
-                             f"holds {self.root}")
-        return root
+        return self.resolve_folder(self.root, data_dir, "Parquet folder",
+                                   "the folder with train-*.parquet")
 
     def split_files(self, data_dir: Path, split: str) -> list[Path]:
         root = self.locate(data_dir)

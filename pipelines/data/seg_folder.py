@@ -2,11 +2,12 @@
 split by whole image (slice) into training and validation, or validated on a
 second folder of the same layout.
 
-A folder holds `images/` and `masks/` with the same file names (PNG, TIFF or
-JPEG). Images are grayscale or RGB, all one size; how a mask's pixels map to
-class indices is the dataset's mask coding (seg_masks: grey levels, class
-indices or colours, and an optional ignore value). ISBI 2012 ships as
-`isbi2012_membrane/` with 0 = membrane and 255 = cell interior.
+A folder holds `images/` and `masks/` with the same file names (PNG, JPEG,
+TIFF, ...: image_decode.IMAGE_SUFFIXES). Images are grayscale or RGB, all one
+size; how a mask's pixels map to class indices is the dataset's mask coding
+(seg_masks: grey levels, class indices or colours, and an optional ignore
+value). ISBI 2012 ships as `isbi2012_membrane/` with 0 = membrane and 255 =
+cell interior.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from pipelines.data.cache import cache_root, files_fingerprint, resolve_data_dir, save_atomic
+from pipelines.data.cache import (
+    cache_root,
+    files_fingerprint,
+    resolve_data_dir,
+    resolve_path,
+    save_atomic,
+)
+from pipelines.data.image_decode import IMAGE_SUFFIXES, as_uint8, open_image
 from pipelines.data.seg_masks import IGNORE, ClassValues, MaskCoding, MaskValue
 from pipelines.errors import UsageError
 
-if TYPE_CHECKING:  # PIL is imported where images are decoded, not with this module
-    from PIL import Image
-
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 VAL_FRACTION = 0.1  # of the folder's images, held out when neither a size nor a folder is given
 
 
@@ -123,13 +127,11 @@ def _natural(name: str) -> tuple[int, int, str]:
 
 def load_pairs(folder: Path, dataset: SegDataset) -> tuple[np.ndarray, np.ndarray]:
     """Decode every pair: images (N, C, H, W) uint8, masks (N, H, W) class indices."""
-    from PIL import Image
-
     images, masks = [], []
     for image_path, mask_path in _pairs(folder):
-        with Image.open(image_path) as im:
-            image = _as_uint8(im, image_path)
-        with Image.open(mask_path) as im:
+        with open_image(str(image_path), image_path) as im:
+            image = as_uint8(im, str(image_path))
+        with open_image(str(mask_path), mask_path, load=True) as im:
             mask = dataset.coding.decode(im, mask_path)
         if image.shape[:2] != mask.shape:
             raise UsageError(f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
@@ -143,15 +145,6 @@ def load_pairs(folder: Path, dataset: SegDataset) -> tuple[np.ndarray, np.ndarra
     return np.stack(images), np.stack(masks)
 
 
-def _as_uint8(im: Image.Image, path: Path) -> np.ndarray:
-    """8-bit grayscale or RGB; 16-bit grayscale is scaled down, not clipped."""
-    if im.mode.startswith("I;16") or im.mode == "I":
-        return (np.asarray(im, dtype=np.float64) / 65535 * 255).round().astype(np.uint8)
-    if im.mode == "F":
-        raise UsageError(f"{path} is a floating-point image; convert it to 8 or 16 bits")
-    return np.asarray(im.convert("L" if im.mode in ("L", "1", "LA") else "RGB"))
-
-
 def _fingerprint(folders: list[Path], dataset: SegDataset) -> str:
     # the whole coding: the number of classes decides which index values are valid
     return files_fingerprint(repr(dataset.coding),
@@ -160,8 +153,7 @@ def _fingerprint(folders: list[Path], dataset: SegDataset) -> str:
 
 def locate(data_dir: str | None, folder: str) -> Path:
     """`folder` if absolute, else under the data directory; a UsageError if missing."""
-    path = Path(folder).expanduser()
-    path = path if path.is_absolute() else resolve_data_dir(data_dir) / path
+    path = resolve_path(folder, resolve_data_dir(data_dir))
     if not path.is_dir():
         raise UsageError(f"no {folder} in {path.parent}; point --data-dir at the directory "
                          f"that holds it, or give an absolute path")

@@ -25,6 +25,7 @@ from pipelines.records.tables import (
     CONFIG_PREFIX,
     LR_CURVE_COLUMNS,
     STOP_REASONS,
+    TUNE_RESULT_KEYS,
     TrialRecord,
     epochs_frame,
     read_parquet,
@@ -35,7 +36,8 @@ from pipelines.records.tables import (
 __all__ = [
     "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
     "git_commit", "now_iso", "package_versions",
-    "CONFIG_PREFIX", "STOP_REASONS", "Location", "RunStatus", "TrialRecord", "check_writable",
+    "CONFIG_PREFIX", "STOP_REASONS", "TUNE_RESULT_KEYS",
+    "Location", "RunStatus", "TrialRecord", "check_writable",
     "create_run_dir", "default_storage", "epochs_frame", "read_parquet", "read_run_json",
     "resolve", "run_status", "trials_frame", "write_parquet",
 ]

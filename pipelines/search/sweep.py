@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pipelines.data.images import ImageSource
 
 MODES = ("max", "min")
+MODEL_KEYS = ("width", "depth", "dropout")  # config keys a model factory may take
 FUNCTION_TASK = "function"  # run.json's task of a sweep with its own trainable
 # Staged tuning's default order (the practitioners' one): a group's parameters are
 # tuned together, with every earlier group fixed at its best.
@@ -196,6 +197,13 @@ class Sweep:
         raise UsageError("the sweep defines only a quick budget; run it with --quick, or add "
                          "full=Budget(...)")
 
+    def horizon(self, budget: Budget, seed: int) -> dict[str, Any]:
+        """Every trial's schedule horizon (`epochs`: the budget's max_epochs) and seed,
+        where its config has those keys (a plain-dict config gets both)."""
+        keys = self.config_keys()
+        return {k: v for k, v in (("epochs", budget.max_epochs), ("seed", seed))
+                if keys is None or k in keys}
+
     def config_keys(self) -> list[str] | None:
         """The keys a trial's config may have; None: any (a plain-dict trainable)."""
         cls = self.config_class
@@ -229,12 +237,35 @@ class Sweep:
                                  f"or from fixed={{...}}")
             if keys is None:
                 continue
-            self._check_config(fixed, "the fixed values")
+            # what a trial gets besides its own values: the budget's horizon, and (fields
+            # without a default) every other parameter at its start value
+            base = {**start_values(self.space, self.config_class),
+                    **self.horizon(budget, seed=0), **fixed}
+            self._check_config(base, "the fixed values")
             for name, domain in self.space.items():
                 for value in candidate_values(domain):
-                    self._check_config({**fixed, name: value},
+                    self._check_config({**base, name: value},
                                        f"parameter {name!r} = {value!r}")
+            self._check_model_keys(fixed)
         self._check_stages()
+
+    def _check_model_keys(self, fixed: Mapping[str, Any]) -> None:
+        """A searched or fixed model key (width, depth, dropout) that the model's factory
+        does not take would change nothing: an error, not a silent no-op."""
+        from models import model_keys
+
+        keys = [k for k in MODEL_KEYS if k in self.space or k in fixed]
+        if not keys or self.runs_function or self.config_class is None:
+            return
+        domain = self.space.get("model")
+        names = candidate_values(domain) if domain is not None else \
+            (fixed.get("model", getattr(self.config_class(), "model", None)),)
+        for name in names:
+            ignored = [k for k in keys if k not in model_keys(name, task(self.task).name)]
+            if ignored:
+                raise UsageError(f"model {name!r} takes no {', '.join(ignored)}, which the "
+                                 f"sweep searches or fixes; drop {', '.join(ignored)} from the "
+                                 f"sweep, or use a model whose factory takes it")
 
     def _check_kind(self) -> None:
         if self.mode not in MODES:

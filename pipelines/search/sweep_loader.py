@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from ray import cloudpickle
+
 from pipelines.errors import UsageError
 from pipelines.search.sweep import Sweep
 
@@ -49,7 +51,20 @@ class SweepRef:
     @property
     def argument(self) -> str:
         """What names it again on the command line (--resume keeps it)."""
+        if self.module == f"{SWEEP_PACKAGE}.{self.name}":
+            return self.name
         return self.path or self.origin
+
+    def source_file(self) -> str:
+        """The file it is defined in (relative to the working directory where it lies
+        below it), once imported."""
+        if self.path:
+            return self.path
+        path = getattr(sys.modules.get(self.module), "__file__", None) or "?"
+        try:
+            return str(Path(path).relative_to(Path.cwd()))
+        except ValueError:
+            return path
 
 
 def sweep_names() -> list[str]:
@@ -109,13 +124,35 @@ def _identifier(stem: str) -> str:
 
 def import_sweep(ref: SweepRef) -> Sweep:
     """Import the module `ref` names (once per process, again if a file's text
-    changed) and return its sweep, unchecked."""
-    module = _import_file(ref) if ref.source is not None else _import_module(ref)
+    changed) and return its sweep, unchecked. A ValueError or TypeError that our
+    own code raises while the module runs (a bad SegDataset, a model name registered
+    twice) is a UsageError naming the file; errors of the user's own code keep
+    their traceback."""
+    try:
+        module = _import_file(ref) if ref.source is not None else _import_module(ref)
+    except (ValueError, TypeError) as e:
+        if not _raised_by_us(e):
+            raise
+        raise UsageError(f"{ref.source_file()}: {e}") from None
     sweep = getattr(module, ref.attr, None)
     if not isinstance(sweep, Sweep):
         raise UsageError(f"{ref.origin} defines no {ref.attr} = Sweep(...); add one (from "
                          f"pipelines import Sweep)")
     return sweep
+
+
+def _raised_by_us(error: BaseException) -> bool:
+    """Whether the innermost frame of `error`'s traceback is raysweep's code."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    ours = [Path(__file__).resolve().parents[1]]  # pipelines/
+    ours += [Path(m.__file__).resolve().parent for m in (sys.modules.get("models"),)
+             if m is not None and m.__file__]
+    return any(where.is_relative_to(root) for root in ours)
 
 
 def _import_module(ref: SweepRef) -> ModuleType:
@@ -148,6 +185,10 @@ def _import_file(ref: SweepRef) -> ModuleType:
     except BaseException:
         sys.modules.pop(ref.module, None)
         raise
+    # what the module defines and Ray pickles to a trial (a data source or a function
+    # in `fixed`, its trainable) travels by value: the trial's process may not have
+    # imported the module yet when it unpickles them
+    cloudpickle.register_pickle_by_value(module)
     return module
 
 

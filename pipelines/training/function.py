@@ -21,12 +21,17 @@ import inspect
 from numbers import Real
 from typing import Any, Callable, Mapping
 
+import torch
+
+from pipelines.records.tables import TUNE_RESULT_KEYS
 from pipelines.training.loop import Metrics, State
 
 __all__ = ["EPOCH_KEY", "NoMetricReported", "run_function"]
 
 EPOCH_KEY = "epoch"  # added to every report: the epoch's number, from 1
-RESERVED = frozenset({"node_id", "done", "training_iteration", "trial_id", "config"})
+# names the trial's report adds (node_id) or Ray Tune fills in: a metric of that name
+# would be overwritten or dropped
+RESERVED = TUNE_RESULT_KEYS | {"node_id"}
 # save(metrics, state): state is {"epoch": n, "state": the function's state}, or None
 Save = Callable[[Metrics, "State | None"], None]
 
@@ -48,6 +53,8 @@ def run_function(fn: Callable[..., Any], config: Any, *, metric: str, save: Save
         if state is not None and not resumable:
             raise TypeError(f"{_name(fn)} reports a state but takes no resume_state; define "
                             f"it as {_name(fn)}(config, report, resume_state=None)")
+        if state is not None:  # now, not at the first restore
+            _check_loadable(state)
         epoch += 1
         save({**values, EPOCH_KEY: epoch}, None if state is None else
              {EPOCH_KEY: epoch, "state": state})
@@ -67,7 +74,7 @@ def _checked(metrics: Mapping[str, Any], metric: str, epoch: int) -> dict[str, A
     if metric not in metrics:
         raise ValueError(f"report() without the sweep's metric {metric!r} (got "
                          f"{', '.join(map(str, metrics)) or 'nothing'}); report it every epoch")
-    value = metrics[metric]
+    value = _plain(metrics[metric])
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"report(): {metric!r} must be a number, got {value!r}")
     reserved = sorted(RESERVED & set(metrics))
@@ -77,6 +84,28 @@ def _checked(metrics: Mapping[str, Any], metric: str, epoch: int) -> dict[str, A
         raise ValueError(f"report() is once per epoch: this is epoch {epoch}, but it "
                          f"reported epoch={metrics[EPOCH_KEY]!r}; drop 'epoch' from the metrics")
     return {str(k): _plain(v) for k, v in metrics.items() if k != EPOCH_KEY}
+
+
+# what torch.load(weights_only=True) reads back, besides containers of them
+LOADABLE = (torch.Tensor, int, float, complex, str, bytes, bool, type(None), torch.dtype,
+            torch.device, torch.Size)
+
+
+def _check_loadable(value: Any, where: str = "state") -> None:
+    """A state that torch.load(weights_only=True) could not read back is refused when
+    it is reported, not when a retry or --resume needs it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_loadable(key, f"{where} key {key!r}")
+            _check_loadable(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)) and not isinstance(value, torch.Size):
+        for i, item in enumerate(value):
+            _check_loadable(item, f"{where}[{i}]")
+    elif not isinstance(value, LOADABLE):
+        kind = f"{type(value).__module__}.{type(value).__qualname__}"
+        raise TypeError(f"report(state=...): {where} is a {kind}; a state holds tensors, "
+                        f"numbers, strings and containers of them (it is loaded with "
+                        f"weights_only=True), e.g. a numpy array as torch.from_numpy(a)")
 
 
 def _plain(value: Any) -> Any:

@@ -121,12 +121,7 @@ def with_sweep(p: RunPlan, sweep: Sweep) -> RunPlan:
 
 
 def _compiled(options: RunOptions, sweep: Sweep, algo: str, budget: Budget) -> RunPlan:
-    # every trial's schedule horizon and seed, where its config has those keys (a
-    # plain-dict config gets both)
-    keys = sweep.config_keys()
-    horizon = {k: v for k, v in (("epochs", budget.max_epochs), ("seed", options.seed))
-               if keys is None or k in keys}
-    fixed = {**sweep.fixed, **budget.fixed, **horizon}
+    fixed = {**sweep.fixed, **budget.fixed, **sweep.horizon(budget, options.seed)}
     if sweep.stages:  # each stage compiles its own space (pipelines.tuning.staged)
         for stage in sweep.stages:  # here only to fail early, e.g. on a missing grid
             to_tune({k: sweep.space[k] for k in stage.params}, stage.algo or algo, fixed)

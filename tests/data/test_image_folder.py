@@ -201,8 +201,3 @@ def test_one_class_no_images_and_a_missing_folder_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match=f"no image folder {tmp_path / 'nowhere'}"):
         ImageFolder("nowhere").prepare(str(tmp_path), None, None, 0)
     assert not (tmp_path / "nowhere").exists()  # never filled with a download
-
-
-def test_a_bad_image_size_is_refused():
-    with pytest.raises(UsageError, match="give \\(height, width\\)"):
-        ImageFolder("x", image_size=(32,))  # type: ignore[arg-type]

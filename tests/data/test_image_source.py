@@ -69,3 +69,22 @@ def test_the_spec_travels_to_a_trial_and_opens_there(tmp_path):
 
 def test_no_test_split_is_none(folder):
     assert ImageFolder(str(folder)).test_data(None) is None
+
+
+def test_a_list_image_size_becomes_a_tuple_and_the_spec_stays_hashable(folder):
+    listed = ImageFolder(str(folder), image_size=[4, 6])  # type: ignore[arg-type]
+    assert listed.image_size == (4, 6)
+    assert ParquetImages("x", image_size=[4, 6]).image_size == (4, 6)  # type: ignore[arg-type]
+    spec = listed.prepare(None, None, None, 0)
+    assert hash(spec) == hash(ImageFolder(str(folder), image_size=(4, 6))
+                              .prepare(None, None, None, 0))  # trials cache the opened split
+    assert open_split(spec).images.shape == (200, 4, 6, 1)
+
+
+@pytest.mark.parametrize("source", [ImageFolder, ParquetImages])
+@pytest.mark.parametrize("size", [(0, -3), (32,), (8, 8, 8), 64, "64", (8.0, 8), (True, 8)])
+def test_a_bad_image_size_is_one_line_for_every_source(source, size):
+    with pytest.raises(UsageError, match=rf"^{source.__name__}\(image_size=.*\): give "
+                                         r"\(height, width\) in pixels") as err:
+        source("x", image_size=size)
+    assert "\n" not in str(err.value)

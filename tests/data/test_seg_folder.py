@@ -121,6 +121,21 @@ def test_a_colour_mask_read_as_class_indices_is_refused(tmp_path):
         load_pairs(tmp_path / "d", digits_dataset(tmp_path / "d", "index"))
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("part", ["images", "masks"])
+def test_an_unreadable_image_or_mask_is_one_line_naming_the_file(tmp_path, part, damage):
+    write_digits(tmp_path / "d", n=3)
+    bad = tmp_path / "d" / part / "1.png"
+    if damage == "garbage":
+        bad.write_bytes(b"not a PNG at all")
+    else:  # a valid header, then the pixel data cut short
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32), np.uint8)).save(bad)
+        bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(UsageError, match=f"^cannot read image {bad} .*fix or remove it$") as err:
+        load_pairs(tmp_path / "d", digits_dataset(tmp_path / "d"))
+    assert "\n" not in str(err.value)
+
+
 def test_values_mode_maps_lossy_greys_to_the_nearest_class_or_ignore(tmp_path):
     write_digits(tmp_path / "d", "values", n=1)
     mask_path = tmp_path / "d" / "masks" / "0.png"

@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from models import build_model, check_model
+from models import build_model, check_model, model_keys
 from pipelines.training.config import TrainConfig
 
 USER = "tests.models.user_models"
@@ -81,3 +81,24 @@ def test_a_config_validates_its_model_by_check_model():
         TrainConfig(model=f"{USER}:needs_foo").validate()
     with pytest.raises(ValueError, match="unknown model 'vgg99'"):
         TrainConfig.from_dict({"model": "vgg99"})
+
+
+@pytest.mark.parametrize("name,task,keys", [
+    ("resnet", "classification", {"width", "depth", "dropout"}),
+    ("unet", "segmentation", {"width", "depth", "dropout"}),
+    (f"{USER}:tiny_net", None, {"width"}),  # no depth, no dropout in its signature
+    (f"{USER}:stacked_net", None, {"depth"}),
+    (f"{USER}:any_args_net", None, {"width", "depth", "dropout"}),  # **kwargs takes them all
+    ("torchvision:resnet18", "classification", set()),
+    ("torchvision:vit_b_32", None, set()),  # its dropout is the builder's own
+])
+def test_model_keys_names_the_width_depth_and_dropout_a_model_takes(name, task, keys):
+    assert model_keys(name, task) == frozenset(keys)
+
+
+def test_model_keys_of_a_name_that_does_not_resolve_is_a_one_line_error():
+    with pytest.raises(ValueError, match="unknown model 'vgg99'") as error:
+        model_keys("vgg99")
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="known segmentation models: unet"):
+        model_keys("resnet", "segmentation")

@@ -67,3 +67,19 @@ def test_a_torchvision_model_trains_one_epoch_on_real_digits(shape):
         optimizer.step()
     assert dataset_loss() < 0.5 * start  # about 0.1 * start in practice
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_a_vit_is_built_for_the_images_size():
+    torch.manual_seed(0)  # vit_b_32: 88M parameters, about 0.7 s to build on a CPU
+    model = build_model("torchvision:vit_b_32", num_classes=4, width=16, depth=None, dropout=0.0,
+                        in_channels=1, image_size=(32, 32))  # torchvision's default: 224
+    images, _ = digits((1, 32, 32), count=2)
+    with torch.no_grad():
+        assert model(images).shape == (2, 4)
+
+
+def test_a_vit_for_images_that_are_not_square_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"'vit_b_32' takes square images only.*got 32x48") as e:
+        build_model("torchvision:vit_b_32", num_classes=4, width=16, depth=None, dropout=0.0,
+                    image_size=(32, 48))
+    assert "\n" not in str(e.value)

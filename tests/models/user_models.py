@@ -22,6 +22,11 @@ def stacked_net(num_classes: int, in_channels: int, depth: int = 3) -> nn.Module
     return nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
 
 
+def any_args_net(num_classes: int, **kwargs: object) -> nn.Module:
+    """A `**kwargs` factory: it is handed every argument and uses none but num_classes."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LazyLinear(num_classes))
+
+
 def no_classes(in_channels: int, width: int) -> nn.Module:
     return nn.Conv2d(in_channels, width, 3)
 

@@ -53,6 +53,15 @@ def test_a_sweep_of_the_wrong_shape_is_a_one_line_error(kwargs, message):
         sweep.check()
 
 
+def test_a_model_key_the_model_does_not_take_is_an_error_not_a_no_op():
+    sweep = Sweep(description="d", space={"dropout": Uniform(0.0, 0.5)},
+                  fixed={"model": "torchvision:resnet18"}, quick=BUDGET)
+    with pytest.raises(UsageError, match="model 'torchvision:resnet18' takes no dropout"):
+        sweep.check()
+    Sweep(description="d", space={"width": Choice((8, 16))}, fixed={"model": "resnet"},
+          quick=BUDGET).check()
+
+
 def test_a_plain_dict_trainable_takes_any_key_and_a_dataclass_only_its_fields():
     Sweep(description="d", space={"anything": Choice((1, 2))}, trainable=loop, metric="loss",
           quick=BUDGET).check()
@@ -60,6 +69,24 @@ def test_a_plain_dict_trainable_takes_any_key_and_a_dataclass_only_its_fields():
     assert build_config(LoopConfig, {"lr": 0.5}) == LoopConfig(lr=0.5)
     with pytest.raises(ValueError, match="unknown config key.*hiddn.*fields: epochs, hidden"):
         build_config(LoopConfig, {"hiddn": 3})
+
+
+@dataclasses.dataclass
+class NoDefaults:
+    lr: float
+    hidden: int
+    epochs: int
+
+
+def test_a_config_class_without_defaults_is_checked_with_the_trials_values():
+    sweep = Sweep(description="d", space={"lr": LogUniform(1e-3, 1.0),
+                                          "hidden": Choice((8, 16))},
+                  trainable=loop, metric="loss", config_class=NoDefaults, quick=BUDGET)
+    sweep.check()  # lr, hidden: their start values; epochs: the budget's
+    assert sweep.horizon(BUDGET, seed=3) == {"epochs": 2}
+    missing = dataclasses.replace(sweep, space={"lr": LogUniform(1e-3, 1.0)})
+    with pytest.raises(UsageError, match="missing 1 required positional argument: 'hidden'"):
+        missing.check()
 
 
 def test_a_budget_it_lacks_is_named():

@@ -85,3 +85,38 @@ def test_a_missing_sweep_file_is_exit_2_in_one_line(tmp_path):
     out = run_cli(str(tmp_path / "nope.py"), "--quick", "--storage", str(tmp_path / "r"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "nope.py does not exist" in out.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_bad_value_our_code_refuses_at_import_names_the_file(tmp_path):
+    bad = tmp_path / "seg_sweep.py"
+    bad.write_text("from pipelines import SegDataset\n"
+                   "DATA = SegDataset('x', mask_mode='indexed')\n")
+    with pytest.raises(UsageError, match=f"^{re.escape(str(bad))}: .*mask_mode"):
+        load_sweep(str(bad))
+    own = tmp_path / "own_bug.py"
+    own.write_text("raise ValueError('a bug of my own')\n")
+    with pytest.raises(ValueError, match="a bug of my own"):  # the user's: a traceback
+        load_sweep(str(own))
+
+
+def test_what_a_sweep_file_defines_unpickles_where_the_file_was_never_imported(tmp_path):
+    from ray import cloudpickle
+
+    path = tmp_path / "with_helpers.py"
+    path.write_text(
+        "import dataclasses\n"
+        "@dataclasses.dataclass(frozen=True)\n"
+        "class Thing:\n"
+        "    n: int = 3\n"
+        "    def twice(self):\n"
+        "        return 2 * self.n\n"
+        "SWEEP = None\n")
+    with pytest.raises(UsageError):  # SWEEP is no Sweep, but the module ran
+        import_sweep(find_sweep(str(path)))
+    module = sys.modules[find_sweep(str(path)).module]
+    blob = tmp_path / "thing.pkl"
+    blob.write_bytes(cloudpickle.dumps(module.Thing(5)))
+    out = subprocess.run([sys.executable, "-c", "import pickle, sys; "
+                          "print(pickle.loads(open(sys.argv[1], 'rb').read()).twice())",
+                          str(blob)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr

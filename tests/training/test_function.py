@@ -1,6 +1,7 @@
 """A sweep's own training function under the report contract, without Ray: the
 epochs numbered across a resume, the state handed back, bad reports refused."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,6 +64,25 @@ def test_a_function_that_never_reports_is_an_error_naming_the_metric():
 def test_a_bad_report_says_what_is_wrong(metrics, message):
     with pytest.raises((TypeError, ValueError), match=message):
         run_function(lambda config, report: report(metrics), {}, metric="mse",
+                     save=lambda m, s: None)
+
+
+def test_a_0d_tensor_metric_is_a_number_and_a_state_must_load_with_weights_only():
+    saved = []
+
+    def loop(config, report, resume_state=None):
+        report({"mse": torch.tensor(0.25)}, {"w": torch.zeros(2), "step": 1})
+        report({"mse": torch.tensor(0.5)}, {"w": np.zeros(2)})  # numpy: refused at once
+
+    with pytest.raises(TypeError, match=r"state\['w'\] is a numpy.ndarray"):
+        run_function(loop, {}, metric="mse", save=lambda m, s: saved.append(m))
+    assert saved == [{"mse": 0.25, "epoch": 1}]
+
+
+@pytest.mark.parametrize("name", ["node_id", "timestamp", "time_total_s", "pid"])
+def test_a_metric_named_as_raysweep_or_tune_would_overwrite_it_is_refused(name):
+    with pytest.raises(ValueError, match="set by raysweep"):
+        run_function(lambda config, report: report({"mse": 1.0, name: 2.0}), {}, metric="mse",
                      save=lambda m, s: None)
 
 

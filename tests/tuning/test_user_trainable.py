@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 import pytest
+import ray
 
 from pipelines.search.searchers import SEARCHERS
 from pipelines.tuning.run_plan import RunOptions
@@ -20,6 +21,14 @@ from tests.conftest import REPO
 from tests.user_sweeps import write_function_sweep
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # one Ray for the in-process runs ("local": our own, whatever else runs here)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 def reported_epochs(run_dir):
@@ -40,7 +49,8 @@ def assert_each_epoch_once(run_dir, trials):
 
 
 @pytest.mark.parametrize("algo", list(SEARCHERS))
-def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, capsys):
+def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, capsys,
+                                                              local_ray):
     sweep_file = write_function_sweep(tmp_path / "user_repo")
     assert not sweep_file.is_relative_to(REPO)
     location = run(RunOptions(sweep=str(sweep_file), quick=True, algo=algo, scheduler="asha",
@@ -56,9 +66,13 @@ def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, c
     lowest = epochs.groupby("trial_id")["val_nll"].min()
     assert trials.set_index("trial_id")["best_val_nll"].to_dict() == \
         pytest.approx(lowest.to_dict())
-    # ASHA acted: it stopped some trials before the 4 epochs, for a worse val_nll
+    # ASHA acted: it stopped some trials before the 4 epochs, and none that had the
+    # lowest val_nll at the rung where it stopped (ASHA maximising would stop those)
     stopped = trials[trials["stop_reason"] == "early_stopped"]
     assert len(stopped) >= 1 and (stopped["epochs"] < 4).all()
+    at = epochs.pivot(index="trial_id", columns="epoch", values="val_nll")
+    for trial_id, rung in zip(stopped["trial_id"], stopped["epochs"]):
+        assert at.loc[trial_id, rung] > at[rung].min()
     assert trials["best_val_nll"].min() < 1.5  # it learned: chance is ln(10) = 2.30
     out = capsys.readouterr().out
     best_row = out.split("trials by val_nll:")[1].splitlines()[2]
@@ -141,7 +155,8 @@ SWEEP = Sweep(description="one trial never reports", trainable=train, metric="sc
 '''
 
 
-def test_a_trainable_that_never_reports_is_an_error_trial_and_the_sweep_goes_on(tmp_path):
+def test_a_trainable_that_never_reports_is_an_error_trial_and_the_sweep_goes_on(tmp_path,
+                                                                                local_ray):
     sweep_file = tmp_path / "user_repo" / "silent.py"
     sweep_file.parent.mkdir()
     sweep_file.write_text(SILENT_SWEEP)
