@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from pipelines.errors import UsageError
@@ -120,3 +121,32 @@ def test_what_a_sweep_file_defines_unpickles_where_the_file_was_never_imported(t
                           "print(pickle.loads(open(sys.argv[1], 'rb').read()).twice())",
                           str(blob)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr
+
+
+MODULE_SWEEP = '''
+from pipelines import Budget, Choice, Sweep
+
+
+def train(config, report):
+    for epoch in range(config["epochs"]):
+        report({"loss": config["x"] / (epoch + 1)})
+
+
+SWEEP = Sweep(description="a module's sweep", trainable=train, metric="loss", mode="min",
+              space={"x": Choice((1.0, 2.0))},
+              quick=Budget(num_samples=1, max_epochs=2, grace_period=1, reduction_factor=2))
+FAST = SWEEP
+'''
+
+
+@pytest.mark.integration
+def test_a_package_module_attr_sweep_runs_on_ray_workers_from_the_users_directory(tmp_path):
+    package = tmp_path / "my_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "sweeps.py").write_text(MODULE_SWEEP)
+    out = run_cli("my_pkg.sweeps:FAST", "--quick", "--algo", "grid", "--scheduler", "none",
+                  "--storage", str(tmp_path / "r"), "--name", "run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "r" / "sweeps_fast" / "run" / "trials.parquet")
+    assert sorted(trials["best_loss"]) == [0.5, 1.0]  # both trials ran both epochs

@@ -86,7 +86,7 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     sweep_file = write_function_sweep(tmp_path / "user_repo", sleep_s=0.8)
     run_dir = tmp_path / "results" / "digits_loop" / "run"
     cmd = [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick", "--algo", "random",
-           "--num-samples", "8", "--max-epochs", "6", "--storage", str(tmp_path / "results"),
+           "--num-samples", "6", "--max-epochs", "6", "--storage", str(tmp_path / "results"),
            "--name", "run"]
     driver = proc.start(cmd, dict(os.environ), tmp_path / "driver.log")
 
@@ -108,14 +108,14 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     finally:
         proc.stop(driver)
     done_before = finished()
-    assert len(done_before) < 8, "kill the driver mid-sweep, not after it"
+    assert len(done_before) < 6, "kill the driver mid-sweep, not after it"
     logs_before = {t: (run_dir / "tune" / t / "result.json").read_text() for t in done_before}
     epochs_before = pd.read_parquet(run_dir / "epochs.parquet").groupby("trial_id")["epoch"].max()
 
     proc.run_to_completion([sys.executable, "-m", "pipelines.run", "--resume", str(run_dir)],
                            dict(os.environ), tmp_path / "resume.log")
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert len(trials) == 8 and trials["trial_id"].is_unique
+    assert len(trials) == 6 and trials["trial_id"].is_unique
     assert (trials["status"] == "TERMINATED").all() and trials["stop_reason"].notna().all()
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
