@@ -8,6 +8,7 @@ Validation comes first so that bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.data.cache import resolve_data_dir
@@ -22,7 +23,7 @@ from pipelines.records.run_record import (
 )
 from pipelines.records.storage import Location, resolve
 from pipelines.search.space import describe
-from pipelines.search.sweep_loader import sweep_name
+from pipelines.search.sweep_loader import is_file_argument, sweep_name
 from pipelines.training.tasks import task
 from pipelines.tuning import lr_narrowing, resume_checks, staged
 from pipelines.tuning.experiment import execute_experiment
@@ -75,6 +76,10 @@ def resume(options: RunOptions) -> Location:
     if metadata["status"] == "finished":
         raise UsageError(f"{run_dir} already finished; nothing to resume")
     resume_checks.check_no_live_driver(metadata, run_dir)
+    if is_file_argument(stored.sweep) and not Path(stored.sweep).expanduser().is_file():
+        raise UsageError(f"{run_dir} was started from {stored.sweep}, which is gone (a job's "
+                         f"working directory?); give the sweep file's path now: python -m "
+                         f"pipelines.run path/to/{Path(stored.sweep).name} --resume {run_dir}")
     # the cluster and the data may have moved since: --address and --data-dir win
     the_plan = plan(dataclasses.replace(
         stored, address=options.address or stored.address,

@@ -119,6 +119,10 @@ def test_killed_driver_then_resume_finishes_the_run(tmp_path):
 GOOD_RUN_JSON = json.dumps({"status": "interrupted", "metric": "val_acc", "mode": "max",
                             "options": {"sweep": "cifar_sweep"}})
 RESUME_ERRORS = [  # (arguments, run.json, message)
+    (["--resume", "{run}"], json.dumps({"status": "interrupted", "metric": "m", "mode": "max",
+                                        "options": {"sweep": "/gone/job_dir/my_sweep.py"}}),
+     "which is gone (a job's working directory?); give the sweep file's path now: "
+     "python -m pipelines.run path/to/my_sweep.py --resume"),
     (["--resume", "{tmp}"], GOOD_RUN_JSON, "is not a results directory (no run.json)"),
     (["--resume", "{run}", "--algo", "grid"], GOOD_RUN_JSON,
      "--resume continues the run as it was started (only --address and --data-dir may "
