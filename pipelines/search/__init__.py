@@ -31,6 +31,7 @@ from pipelines.search.sweep_loader import (
     SweepRef,
     find_sweep,
     import_sweep,
+    is_file_argument,
     load_sweep,
     sweep_name,
     sweep_names,
@@ -42,6 +43,6 @@ __all__ = [
     "SCHEDULERS", "SEARCHERS", "Budget", "Choice", "Domain", "IntUniform", "LogUniform", "Stage",
     "Sweep", "SweepRef", "Uniform", "build_config", "build_scheduler", "build_searcher",
     "compile_space", "default_stages", "describe", "find_sweep", "grid_points", "grid_size",
-    "import_sweep", "load_sweep", "start_values", "sweep_name", "sweep_names",
+    "import_sweep", "is_file_argument", "load_sweep", "start_values", "sweep_name", "sweep_names",
     "to_tune", "with_carried",
 ]

@@ -75,6 +75,7 @@ def sweep_names() -> list[str]:
 
 
 def is_file_argument(text: str) -> bool:
+    """Whether a sweep argument names a file (a .py path) rather than a module."""
     return text.endswith(".py") or "/" in text or "\\" in text
 
 

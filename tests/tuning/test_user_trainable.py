@@ -170,3 +170,19 @@ def test_a_trainable_that_never_reports_is_an_error_trial_and_the_sweep_goes_on(
     assert "returned without reporting 'score'" in by_kind.loc["silent", "error"]
     assert by_kind.loc["loud", "status"] == "TERMINATED"
     assert by_kind.loc["loud", "best_score"] == 0.5 and pd.isna(by_kind.loc["loud", "error"])
+
+
+def test_hyperband_pauses_a_users_loop_and_it_resumes_from_its_state(tmp_path, local_ray):
+    sweep_file = write_function_sweep(tmp_path / "user_repo")
+    run(RunOptions(sweep=str(sweep_file), quick=True, algo="random", scheduler="hyperband",
+                   num_samples=6, storage=str(tmp_path / "results"), name="run"))
+    run_dir = tmp_path / "results" / "digits_loop" / "run"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(trials) == 6 and (trials["status"] == "TERMINATED").all()
+    epochs = assert_each_epoch_once(run_dir, trials)  # Tune's logs too: none reported twice
+    # a paused trial came back through resume_state: its loop went on from the epoch
+    # it had reached (a restart would train from resumed_at 0 and report epoch 1 again)
+    continued = epochs[epochs["resumed_at"] > 0]
+    assert not continued.empty, "HyperBand paused no trial"
+    assert (continued["epoch"] == continued["resumed_at"] + 1).groupby(
+        continued["trial_id"]).any().all()
