@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -34,3 +35,14 @@ def cifar_cache() -> DataSpec:
 def tiny_data(cifar_cache: DataSpec) -> TrainValData:
     """500 training and 200 validation images of real CIFAR-10."""
     return open_split(prepare(str(data_dir()), None, 500, 200, 0))
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One Ray for a module's in-process runs, which join it instead of starting
+    their own ("local": a Ray of its own, whatever else runs on this machine)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

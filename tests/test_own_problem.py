@@ -8,7 +8,6 @@ import json
 
 import pandas as pd
 import pytest
-import ray
 
 from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.run import main
@@ -18,13 +17,6 @@ from tests.user_sweeps import write_data_sweep
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    # the CLI's main() in this process joins it instead of starting its own Ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("layout", ["imagefolder", "parquet"])

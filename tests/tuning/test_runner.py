@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 
 from pipelines.records.tables import STOP_REASONS
 from pipelines.search.space import grid_size
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.integration
 TINY = dict(sweep="cifar_sweep", quick=True, max_epochs=2, grace_period=1, train_size=600,
             val_size=200)
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    # "local": a Ray of its own, whatever else runs on this machine
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _tune_results(run_dir):

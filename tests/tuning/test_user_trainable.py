@@ -11,7 +11,6 @@ import time
 
 import pandas as pd
 import pytest
-import ray
 
 from pipelines.search.searchers import SEARCHERS
 from pipelines.tuning.run_plan import RunOptions
@@ -22,13 +21,6 @@ from tests.user_sweeps import write_function_sweep
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    # one Ray for the in-process runs ("local": our own, whatever else runs here)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def reported_epochs(run_dir):
@@ -186,3 +178,25 @@ def test_hyperband_pauses_a_users_loop_and_it_resumes_from_its_state(tmp_path, l
     assert not continued.empty, "HyperBand paused no trial"
     assert (continued["epoch"] == continued["resumed_at"] + 1).groupby(
         continued["trial_id"]).any().all()
+
+
+def test_a_users_loop_tunes_in_stages_carrying_the_lowest_metric(tmp_path, local_ray):
+    sweep_file = write_function_sweep(tmp_path / "user_repo")
+    stages = ("    stages=(Stage('lr', ('lr',), 3, 3),\n"
+              "            Stage('hidden', ('hidden',), 1, 1, algo='grid')),\n")
+    text = sweep_file.read_text().replace("    full=Budget(", stages + "    full=Budget(")
+    text = text.replace("from pipelines import Budget,", "from pipelines import Stage, Budget,")
+    sweep_file.write_text(text)
+    run(RunOptions(sweep=str(sweep_file), quick=True, algo="random", scheduler="none",
+                   storage=str(tmp_path / "results"), name="run"))
+    run_dir = tmp_path / "results" / "digits_loop" / "run"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    lr_stage = trials[trials["stage"] == "lr"]
+    hidden_stage = trials[trials["stage"] == "hidden"]
+    assert len(lr_stage) == 3 and len(hidden_stage) == 2  # grid over hidden (8, 32)
+    # the lr stage ran at hidden's start value (the Choice's first option); the hidden
+    # stage at the lr stage's lowest val_nll (mode="min"), not its highest
+    assert (lr_stage["config/hidden"] == 8).all()
+    best_lr = lr_stage.loc[lr_stage["best_val_nll"].idxmin(), "config/lr"]
+    assert (hidden_stage["config/lr"] == best_lr).all()
+    assert sorted(hidden_stage["config/hidden"]) == [8, 32]
