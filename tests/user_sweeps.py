@@ -52,7 +52,7 @@ SWEEP = Sweep(
     trainable=train,
     metric="val_nll",
     mode="min",
-    space={"lr": LogUniform(1e-3, 0.5, grid=(1e-3, 0.03, 0.3)), "hidden": Choice((8, 32))},
+    space={"lr": LogUniform(1e-3, 0.5, grid=(0.3, 0.03, 1e-3)), "hidden": Choice((8, 32))},
     quick=Budget(num_samples=6, max_epochs=4, grace_period=1, reduction_factor=2),
     full=Budget(num_samples=40, max_epochs=20, grace_period=2, reduction_factor=3),
 )
