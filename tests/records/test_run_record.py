@@ -9,6 +9,7 @@ import pytest
 from pipelines.errors import RunInterrupted
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import resolve
+from tests.records.cut_writes import write_cut_short
 
 START = {"sweep": "s", "start_time": "t0", "end_time": None, "status": "running"}
 
@@ -59,3 +60,17 @@ def test_an_update_is_written_at_once_and_kept_at_the_end(tmp_path):
         record.update(stage_results=[1])
         assert _read(tmp_path)["stage_results"] == [1]
     assert _read(tmp_path)["stage_results"] == [1]
+
+
+def test_an_update_cut_short_mid_write_leaves_the_last_run_json(tmp_path):
+    with run_status(START, resolve(str(tmp_path))) as record:
+        record.update(stage_results=[1])
+        before = (tmp_path / "run.json").read_bytes()
+        # the next update (~2 MB of stage results) dies after 64 KB are on disk
+        write_cut_short("from pipelines.records.run_record import RunStatus\n"
+                        "from pipelines.records.storage import resolve\n"
+                        f"record = RunStatus(resolve({str(tmp_path)!r}), {record.metadata!r})\n",
+                        "record.update(stage_results=list(range(200_000)))", limit=64 * 1024)
+        assert (tmp_path / "run.json").read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+        record.status = "finished"

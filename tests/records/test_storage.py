@@ -14,9 +14,11 @@ import pytest
 
 from pipelines.errors import UsageError
 from pipelines.records.storage import Location, check_writable, resolve
+from pipelines.records.tables import write_parquet
 from pipelines.tuning.resume_checks import storage_root
 from tests import processes as proc
 from tests.conftest import REPO, data_dir
+from tests.records.cut_writes import write_cut_short
 
 
 def test_local_paths_resolve_absolute(tmp_path, monkeypatch):
@@ -57,6 +59,34 @@ def test_local_writes_replace_whole_files(tmp_path):
     target.write_bytes(b"two")
     assert (tmp_path / "f.json").read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp files left
+
+
+def test_a_local_write_cut_short_leaves_the_old_file_and_no_temp_file(tmp_path):
+    old = b'{"status": "running"}\n'
+    (resolve(str(tmp_path)) / "f.json").write_bytes(old)
+    new_size = 1 << 20  # bytes; the write is cut at half of them
+    write_cut_short(f"from pipelines.records.storage import resolve\n"
+                    f"new = bytes(range(256)) * {new_size // 256}\n",
+                    f"(resolve({str(tmp_path)!r}) / 'f.json').write_bytes(new)",
+                    limit=new_size // 2)
+    assert (tmp_path / "f.json").read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_a_parquet_write_cut_short_leaves_the_old_table_readable(tmp_path):
+    old = pd.DataFrame({"trial_id": ["a", "b"], "val_acc": [0.5, 0.25]})
+    write_parquet(old, resolve(str(tmp_path)) / "trials.parquet")
+    old_bytes = (tmp_path / "trials.parquet").read_bytes()
+    # 100,000 random float64s: ~800 KB of Parquet, whatever the compression
+    write_cut_short("import numpy as np, pandas as pd\n"
+                    "from pipelines.records.storage import resolve\n"
+                    "from pipelines.records.tables import write_parquet\n"
+                    "new = pd.DataFrame({'val_acc': np.random.default_rng(0).random(100_000)})\n",
+                    f"write_parquet(new, resolve({str(tmp_path)!r}) / 'trials.parquet')",
+                    limit=64 * 1024)
+    assert (tmp_path / "trials.parquet").read_bytes() == old_bytes
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "trials.parquet"), old)
+    assert [p.name for p in tmp_path.iterdir()] == ["trials.parquet"]
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,9 +1,13 @@
 """The space compiler, for every algorithm and every sweep module."""
 
-from typing import Mapping
+import itertools
+import math
+from pathlib import Path
+from typing import Any, Mapping
 
 import pytest
-from ray.tune.search import Searcher
+from ray.tune.experiment import Experiment
+from ray.tune.search import Searcher, SearchGenerator
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from pipelines.errors import UsageError
@@ -15,6 +19,7 @@ from pipelines.search.space import (
     LogUniform,
     Uniform,
     check_space,
+    grid_points,
     grid_size,
     to_tune,
 )
@@ -49,19 +54,56 @@ def test_sampling_algorithms_get_tune_domains(algo):
     assert isinstance(compiled["optimizer"], Categorical)
 
 
-@pytest.mark.parametrize("algo", sorted(SEARCHERS))
-def test_every_searcher_accepts_the_compiled_space(algo):
-    searcher = build_searcher(algo, metric="val_acc", mode="max", seed=0, num_samples=4)
+def _draw(algo: str, n: int, storage: Path) -> list[dict[str, Any]]:
+    """Trial configs as Tune makes them with the run's searcher from the compiled
+    SPACE: a grid's every point, else `n` trials (no results reported: the model-based
+    searchers' random start-up)."""
+    searcher = build_searcher(algo, metric="val_acc", mode="max", seed=0, num_samples=n)
     space = to_tune(SPACE, algo, {"epochs": 2})
-    if hasattr(searcher, "set_search_properties"):
+    if isinstance(searcher, Searcher):  # as Tune runs one: behind a SearchGenerator
         assert searcher.set_search_properties("val_acc", "max", space) is not False
-    if algo in ("optuna", "hyperopt"):
-        assert isinstance(searcher, Searcher)
-        suggestion = searcher.suggest("trial_1")
-        assert suggestion is not None
-        assert 1e-3 <= suggestion["lr"] <= 1.0
-        assert 0 <= suggestion["crop_padding"] <= 4
-        assert suggestion["optimizer"] in ("sgd", "adam")
+    generator = SearchGenerator(searcher) if isinstance(searcher, Searcher) else searcher
+    generator.add_configurations([Experiment("draw", lambda config: None, config=space,
+                                             num_samples=1 if algo == "grid" else n,
+                                             storage_path=str(storage))])
+    return [trial.config for trial in iter(generator.next_trial, None)]
+
+
+def _in_domain(domain: Domain, value: Any) -> bool:
+    if isinstance(domain, Choice):
+        return value in domain.options
+    kind = int if isinstance(domain, IntUniform) else float
+    return isinstance(value, kind) and domain.low <= value <= domain.high
+
+
+def _every_value(domain: IntUniform | Choice) -> tuple:
+    """Every value a domain can take: a Choice's options, an IntUniform's integers."""
+    if isinstance(domain, Choice):
+        return domain.options
+    return tuple(range(domain.low, domain.high + 1))
+
+
+@pytest.mark.parametrize("algo", sorted(SEARCHERS))
+def test_every_searcher_draws_values_inside_the_domains(algo, tmp_path):
+    n = 40  # trials: enough to see each of 5 integers, and the log scale
+    configs = _draw(algo, n, tmp_path)
+    assert all(c["epochs"] == 2 and set(c) == {"epochs", *SPACE} for c in configs)
+    if algo == "grid":  # each grid point exactly once, nothing else
+        points = sorted(tuple(c[k] for k in SPACE) for c in configs)
+        assert points == sorted(itertools.product(*(grid_points(d) for d in SPACE.values())))
+        return
+    assert len(configs) == n
+    for name, domain in SPACE.items():
+        values = [c[name] for c in configs]
+        assert all(_in_domain(domain, v) for v in values), (name, values)
+        if not isinstance(domain, Uniform):  # every option and integer, both bounds too
+            assert set(values) == set(_every_value(domain)), (name, sorted(set(values)))
+    # log-uniform: about half the draws below the geometric mean of the bounds (a
+    # linear uniform on [1e-3, 1] puts 3% there)
+    lr = SPACE["lr"]
+    assert isinstance(lr, LogUniform)
+    below = sum(c["lr"] < math.sqrt(lr.low * lr.high) for c in configs)
+    assert 0.3 * n <= below <= 0.7 * n, below
 
 
 def test_grid_without_points_names_the_parameter():

@@ -1,18 +1,22 @@
 """The trainer on tiny real data, without Ray."""
 
+import contextlib
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
 
 from pipelines.data import ImageFolder, open_split
 from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
+from pipelines.training.loop import default_device
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS, effective_lr
 from pipelines.tuning.trainable import load_state
@@ -39,7 +43,40 @@ def test_each_optimizer_trains_and_reports_every_epoch(tiny_data, optimizer):
         assert 0.0 <= metrics["val_acc"] <= 1.0
         assert metrics["images_per_s"] > 0 and metrics["epoch_s"] > 0
         assert set(state) >= {"model", "optimizer", "schedule", "epoch", "rng"}
-    assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"] * 1.05
+    # seeded and deterministic: ~2.32 then ~2.19-2.20 for each optimizer
+    assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"]
+
+
+# What torch's optimizers hold of a config with momentum=0.8, weight_decay=1e-3 (written
+# out here, not taken from optim.py): SGD's momentum, Adam's and AdamW's beta1.
+SETTINGS: dict[str, Any] = dict(momentum=0.8, weight_decay=1e-3)
+EXPECTED_GROUPS: dict[str, dict[str, Any]] = {
+    "sgd": {"momentum": 0.8, "nesterov": False, "weight_decay": 1e-3, "dampening": 0},
+    "sgd+nesterov": {"momentum": 0.8, "nesterov": True, "weight_decay": 1e-3},
+    "adam": {"betas": (0.8, 0.999), "weight_decay": 1e-3, "decoupled_weight_decay": False},
+    "adamw": {"betas": (0.8, 0.999), "weight_decay": 1e-3, "decoupled_weight_decay": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED_GROUPS))
+def test_optimizer_settings_reach_the_torch_optimizer(tiny_data, case):
+    assert {c.partition("+")[0] for c in EXPECTED_GROUPS} == set(OPTIMIZERS)  # all, no others
+    optimizer, _, nesterov = case.partition("+")
+    lr_per_256, batch_size = 0.04, 50
+    result, reports = run(tiny_data, optimizer=optimizer, nesterov=bool(nesterov),
+                          lr=lr_per_256, batch_size=batch_size, schedule="constant", epochs=1,
+                          **SETTINGS)
+    metrics, state = reports[0]
+    groups = state["optimizer"]["param_groups"]  # the trainer's own optimizer, saved
+    expected_lr = lr_per_256 * batch_size / 256  # the linear scaling rule
+    assert metrics["lr"] == metrics["effective_lr"] == pytest.approx(expected_lr, rel=1e-12)
+    for group in groups:
+        assert group["lr"] == group["initial_lr"] == pytest.approx(expected_lr, rel=1e-12)
+        expected = dict(EXPECTED_GROUPS[case])
+        if "decoupled_weight_decay" not in group:  # torch < 2.6 does not record it
+            expected.pop("decoupled_weight_decay", None)
+        assert {k: group[k] for k in expected} == expected
+    assert sum(len(g["params"]) for g in groups) == len(list(result.model.parameters()))
 
 
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
@@ -57,6 +94,16 @@ def test_each_schedule_runs_and_keeps_lr_positive(tiny_data, schedule):
 def test_schedules_survive_a_single_step_per_epoch(tiny_data, schedule):
     result, reports = run(tiny_data, schedule=schedule, epochs=1, batch_size=1000)
     assert len(reports) == 1 and not result.diverged
+
+
+def test_step_schedule_drops_tenfold_at_half_and_three_quarters_of_the_steps(tiny_data):
+    # 500 images in batches of 100: 5 steps an epoch, 20 in all; drops before steps 10, 15
+    _, reports = run(tiny_data, schedule="step", lr=0.05, epochs=4)
+    peak = 0.05 * 100 / 256
+    last_step = [m["lr"] for m, _ in reports]  # the lr of each epoch's last step
+    next_step = [s["optimizer"]["param_groups"][0]["lr"] for _, s in reports]
+    assert last_step == pytest.approx([peak, peak, peak / 10, peak / 100], rel=1e-12)
+    assert next_step == pytest.approx([peak, peak / 10, peak / 100, peak / 100], rel=1e-12)
 
 
 def test_onecycle_rises_to_the_peak_then_anneals(tiny_data):
@@ -86,10 +133,15 @@ def test_linear_scaling_rule():
     assert effective_lr(0.1, 64) == pytest.approx(0.025)
 
 
-def test_regularisation_options_run(tiny_data):
-    result, _ = run(tiny_data, dropout=0.4, label_smoothing=0.1, weight_decay=1e-3,
-                    nesterov=True, crop_padding=2, flip_prob=1.0)
+def test_regularisation_options_reach_the_model_and_the_optimizer(tiny_data):
+    result, reports = run(tiny_data, dropout=0.4, label_smoothing=0.1, weight_decay=1e-3,
+                          nesterov=True, crop_padding=2, flip_prob=1.0)
     assert not result.diverged
+    dropouts = [m.p for m in result.model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and all(p == 0.4 for p in dropouts)
+    for _, state in reports:
+        for group in state["optimizer"]["param_groups"]:
+            assert group["weight_decay"] == 1e-3 and group["nesterov"] is True
 
 
 def test_divergence_stops_at_once(tiny_data):
@@ -143,8 +195,29 @@ def test_data_resident_on_the_device_trains_exactly_as_from_the_memory_map(tiny_
     assert _curve(tiny_data, resident=True) == _curve(tiny_data, resident=False)
 
 
-def test_bf16_autocast_trains(tiny_data):
-    result, reports = run(tiny_data, precision="bf16", lr=0.05)
+@contextlib.contextmanager
+def layer_output_dtypes() -> Iterator[set[torch.dtype]]:
+    """The dtypes every conv and linear layer's output had while the block ran
+    (training and evaluation), seen by a forward hook on every module."""
+    seen: set[torch.dtype] = set()
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            seen.add(output.dtype)
+
+    handle = register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32", "auto"])
+def test_precision_sets_the_dtype_layers_compute_in(tiny_data, precision):
+    bf16 = precision == "bf16" or (precision == "auto" and default_device().type == "cuda")
+    with layer_output_dtypes() as dtypes:
+        result, reports = run(tiny_data, precision=precision, lr=0.05)
+    assert dtypes == {torch.bfloat16 if bf16 else torch.float32}
     assert not result.diverged and reports[-1][0]["val_acc"] > 0.15
     assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
     assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values()

@@ -58,22 +58,58 @@ def test_each_algorithm_records_exactly_what_ran(local_ray, tmp_path, algo):
         assert trials["config/lr"].nunique() == 3
 
 
+# Four trials in grid order, the last unable to learn (val_acc stays at chance, 0.1; the
+# others reach 0.2-0.26 in an epoch). Each trial takes both CPUs of `local_ray`, so they
+# run one at a time, in that order: what the schedulers decide is then fixed.
+SCHEDULER_SWEEP = """
+from pipelines import Budget, LogUniform, Sweep
+
+SWEEP = Sweep(
+    description="an lr grid whose last point cannot learn, for the schedulers to act on",
+    space={"lr": LogUniform(1e-5, 1.0, grid=(0.1, 0.15, 0.2, 1e-5))},
+    fixed={"model": "simple_cnn", "batch_size": 64, "schedule": "constant"},
+    quick=Budget(num_samples=4, max_epochs=2, grace_period=1, reduction_factor=2,
+                 train_size=600, val_size=200),
+)
+"""
+HOPELESS_LR = 1e-5
+
+
 @pytest.mark.parametrize("scheduler", ["hyperband", "median", "none"])
 def test_other_schedulers(local_ray, tmp_path, scheduler):
-    run_dir = _run(tmp_path, algo="random", num_samples=3, scheduler=scheduler,
-                   max_epochs=3)
-    trials = pd.read_parquet(run_dir / "trials.parquet")
+    sweep_file = tmp_path / "user_repo" / "lr_grid.py"
+    sweep_file.parent.mkdir()
+    sweep_file.write_text(SCHEDULER_SWEEP)
+    run_dir = _run(tmp_path, sweep=str(sweep_file), algo="grid", scheduler=scheduler,
+                   cpus_per_trial=2)
+    trials = pd.read_parquet(run_dir / "trials.parquet").set_index("config/lr")
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
-    assert len(trials) == 3 and not epochs.duplicated(["trial_id", "epoch"]).any()
-    if scheduler == "none":
-        assert (trials["stop_reason"] == "completed").all() and len(epochs) == 9
+    assert len(trials) == 4 and not epochs.duplicated(["trial_id", "epoch"]).any()
     for _, group in epochs.groupby("trial_id"):
         assert list(group["epoch"]) == list(range(1, len(group) + 1))
-    # HyperBand pauses trials at rungs; a resumed trial continues from its checkpoint,
-    # so Tune's own log never sees an epoch twice (a restart would report 1, 2, ... again)
+    # a resumed trial continues from its checkpoint, so Tune's own log never sees an
+    # epoch twice (a restart would report 1, 2, ... again)
+    restored = []
     for log in (run_dir / "tune").glob("*/result.json"):
-        reported = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+        results = [json.loads(line) for line in log.read_text().splitlines()]
+        reported = [r["epoch"] for r in results]
         assert reported == sorted(set(reported)), f"{log.parent.name} repeated epochs"
+        restored += [r["trial_id"] for r in results
+                     if r["iterations_since_restore"] < r["epoch"]]
+    others = trials.drop(HOPELESS_LR)
+    if scheduler == "none":
+        assert (trials["stop_reason"] == "completed").all() and len(epochs) == 8
+        assert not restored
+        return
+    # HyperBand (max_t 2, rf 2): trials 1-2 fill a bracket without rungs; 3-4 pause at
+    # epoch 1, the better (3) is restored to train on, the hopeless one is stopped.
+    # Median: the 4th trial's epoch 1 is the first with 3 others to compare (the rule
+    # pauses the first three to wait for them), and it is below their median.
+    assert trials.loc[HOPELESS_LR, "stop_reason"] == "early_stopped"
+    assert trials.loc[HOPELESS_LR, "epochs"] == 1
+    assert (others["stop_reason"] == "completed").all() and (others["epochs"] == 2).all()
+    if scheduler == "hyperband":
+        assert restored == [trials.loc[0.2, "trial_id"]], "HyperBand restored no paused trial"
 
 
 def test_runs_never_overwrite_each_other(local_ray, tmp_path):
