@@ -58,8 +58,9 @@ def _add_resource_flags(p: argparse.ArgumentParser) -> None:
                    help="Ray CPUs and torch threads per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial")
-    p.add_argument("--address", help="join a running Ray cluster ('auto'); default: "
-                                     "RAY_ADDRESS if set, else an embedded local Ray")
+    p.add_argument("--address", help="join a running Ray cluster: 'auto' or its head's "
+                                     "host:port; default: RAY_ADDRESS if set, else an "
+                                     "embedded local Ray")
 
 
 def _add_storage_flags(p: argparse.ArgumentParser) -> None:
@@ -74,6 +75,9 @@ def _add_storage_flags(p: argparse.ArgumentParser) -> None:
                         f"a URI such as s3://bucket/path or gs://bucket/path (default: "
                         f"${STORAGE_ENV} or ./{DEFAULT_STORAGE})")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
+    p.add_argument("--keep-checkpoints", type=int, default=3, metavar="K",
+                   help="checkpoints of the best K finished trials kept; the rest are deleted "
+                        "as trials finish (running and paused trials keep theirs)")
 
 
 def _add_other_run_flags(p: argparse.ArgumentParser) -> None:

@@ -2,20 +2,24 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.search.sweep_loader import sweep_names
 from tests.conftest import REPO, data_dir
+from tests.digits import write_digits_parquet
+from tests.user_sweeps import write_data_sweep
 
 
-def cli(*args, storage):
+def cli(*args, storage, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "pipelines.run", *args, "--storage", str(storage),
          "--data-dir", str(data_dir())],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -77,6 +81,14 @@ BAD_INPUT = [
     (["cifar_staged", "--num-samples", "3"], "runs in stages, each with its own number"),
     (["membrane_unet", "--lr-range", "auto"], "--lr-range auto runs on classification sweeps"),
     (["cifar_sweep", "--lr-range", "manual"], "invalid choice: 'manual'"),
+    (["cifar_sweep", "--max-failures", "-1"], "--max-failures must be >= 0, got -1"),
+    (["cifar_sweep", "--reduction-factor", "1"], "--reduction-factor must be >= 2, got 1"),
+    (["cifar_sweep", "--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0, got -1.0"),
+    (["cifar_sweep", "--address", "ray://10.0.0.1:10001"],
+     "--address ray://10.0.0.1:10001: Ray Client (ray://) is not supported"),
+    (["cifar_sweep", "--address", "head"], "give the head node's host:port"),
+    (["cifar_sweep", "--keep-checkpoints", "-1"], "--keep-checkpoints must be >= 0, got -1"),
+    (["cifar_sweep", "--keep-checkpoints", "all"], "invalid int value: 'all'"),
 ]
 
 
@@ -92,6 +104,67 @@ def test_bad_input_is_one_line_exit_2_nothing_written(cifar_cache, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "results").exists()
+
+
+def _bad_data(tmp_path, case):
+    """The arguments of a run whose data is wrong in one way, and the file it names."""
+    data = tmp_path / "data"
+    if case == "CIFAR-10 file damaged":
+        broken = data / "train-00000-of-00001.parquet"
+        data.mkdir()
+        broken.write_bytes(np.random.default_rng(0).bytes(4096))  # a failed download, say
+        return ["cifar_sweep", "--quick", "--data-dir", str(data)], \
+            f"{broken} is not a readable Parquet file"
+    if case == "CIFAR-10 file without label":
+        write_digits_parquet(data, 20, image="img", label="y")
+        return ["cifar_sweep", "--quick", "--data-dir", str(data)], \
+            f"{data / 'train-00000-of-00001.parquet'} has no column 'label' (its columns: " \
+            f"img, y); CIFAR-10's files have columns img and label"
+    root = write_digits_parquet(data / "digits", 40)  # a user's own data, from a sweep file
+    broken = root / "train-00000-of-00001.parquet"
+    broken.write_bytes(broken.read_bytes()[:1000])  # cut short
+    sweep_file = write_data_sweep(tmp_path / "my_project",
+                                  f"ParquetImages({str(root)!r}, image='image', label='digit')")
+    return [str(sweep_file), "--quick"], f"{broken} is not a readable Parquet file"
+
+
+@pytest.mark.parametrize("case", ["CIFAR-10 file damaged", "CIFAR-10 file without label",
+                                  "a sweep file's ParquetImages damaged"])
+def test_bad_data_is_one_line_exit_2_nothing_written(tmp_path, capsys, monkeypatch, case):
+    from pipelines.run import main
+
+    args, message = _bad_data(tmp_path, case)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    code = main([*args, "--storage", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_an_address_without_a_cluster_fails_within_30_s(tmp_path):
+    # Ray's own connect retries an address where nothing listens for minutes
+    start = time.monotonic()
+    out = cli("cifar_sweep", "--quick", "--address", "127.0.0.1:1", storage=tmp_path / "r",
+              timeout=30)
+    assert time.monotonic() - start < 30
+    assert out.returncode == 2 and out.stderr == (
+        "error: no Ray cluster at 127.0.0.1:1 (Connection refused); start one with `ray start "
+        "--head` or drop --address\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_name_that_exists_is_never_overwritten(cifar_cache, tmp_path):
+    earlier = tmp_path / "r" / "cifar_sweep" / "mine"
+    earlier.mkdir(parents=True)
+    (earlier / "run.json").write_text('{"status": "finished"}')
+    (earlier / "trials.parquet").write_bytes(b"the earlier run's results")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in earlier.iterdir()}
+    out = cli("cifar_sweep", "--quick", "--name", "mine", storage=tmp_path / "r")
+    assert out.returncode == 2 and out.stderr == (
+        f"error: {earlier} already exists and results are never overwritten; choose another "
+        f"--name\n")
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in earlier.iterdir()} == before
+    assert [p.name for p in earlier.parent.iterdir()] == ["mine"]  # no other run either
 
 
 def test_bad_input_exits_2_without_a_traceback(tmp_path):

@@ -20,9 +20,7 @@ import numpy as np
 
 from pipelines.data.cache import DATA_DIR_ENV
 from pipelines.data.image_decode import ImageItem, Listing
-from pipelines.data.image_source import (
-    ImageSource,
-)
+from pipelines.data.image_source import ImageSource
 from pipelines.data.parquet_images import ParquetImages
 from pipelines.errors import UsageError
 
@@ -45,14 +43,24 @@ class Cifar10(ImageSource):
     def split_files(self, data_dir: Path, split: str) -> list[Path]:
         kind, where = locate(data_dir)
         if kind == "parquet":
-            return ParquetImages(str(where)).split_files(data_dir, split)
+            return _CifarParquet(str(where)).split_files(data_dir, split)
         return [f for f in _batch_files(where, split) if f.is_file()]
 
     def read(self, data_dir: Path, split: str, class_names: tuple[str, ...] | None) -> Listing:
         kind, where = locate(data_dir)
         if kind == "parquet":
-            return ParquetImages(str(where)).read(data_dir, split, class_names)
+            return _CifarParquet(str(where)).read(data_dir, split, class_names)
         return _read_batches(where, split)
+
+
+@dataclass(frozen=True)
+class _CifarParquet(ParquetImages):
+    """CIFAR-10's Parquet files (Hugging Face's cifar10 layout, ParquetImages'
+    default columns); a file without those columns holds other data."""
+
+    column_fix: ClassVar[str] = ("CIFAR-10's files have columns img and label; for other "
+                                 "data, give a sweep data=ParquetImages(folder, "
+                                 "{field}='<column>')")
 
 
 def _parquet_candidates(root: Path) -> list[Path]:

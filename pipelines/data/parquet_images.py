@@ -36,6 +36,8 @@ class ParquetImages(ImageSource):
 
     kind: ClassVar[str] = "parquet"
     test_layout: ClassVar[str] = "test-*.parquet"
+    # how to name another column, for a file without this one ({field}: image or label)
+    column_fix: ClassVar[str] = "pass ParquetImages(..., {field}='<column>')"
 
     def locate(self, data_dir: Path) -> Path:
         return self.resolve_folder(self.root, data_dir, "Parquet folder",
@@ -51,10 +53,7 @@ class ParquetImages(ImageSource):
         return files
 
     def read(self, data_dir: Path, split: str, class_names: tuple[str, ...] | None) -> Listing:
-        import pyarrow.parquet as pq
-
-        tables = [(path, pq.read_table(path, columns=self._columns(path)))
-                  for path in self.split_files(data_dir, split)]
+        tables = [(path, self._table(path)) for path in self.split_files(data_dir, split)]
         names = class_names or self._class_names(tables[0][0],
                                                  [t.column(self.label) for _, t in tables])
         labels, where = [], []
@@ -71,6 +70,19 @@ class ParquetImages(ImageSource):
                 where.append(f"{path} row {row}")
         return Listing(where, items, np.concatenate(labels), names)
 
+    def _table(self, path: Path) -> Any:
+        """`path`'s image and label columns (a pyarrow Table); a UsageError naming
+        the file if it is no Parquet file or is damaged (truncated, overwritten)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path, columns=self._columns(path))
+        except (pa.ArrowException, OSError) as e:  # ArrowInvalid: no footer, bad pages
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UsageError(f"{path} is not a readable Parquet file ({reason}); replace it "
+                             f"with an intact copy or move it out of {path.parent}") from None
+
     def _columns(self, path: Path) -> list[str]:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -79,8 +91,8 @@ class ParquetImages(ImageSource):
         for column, field in ((self.image, "image"), (self.label, "label")):
             if column not in schema.names:
                 raise UsageError(f"{path} has no column {column!r} (its columns: "
-                                 f"{', '.join(schema.names)}); pass ParquetImages(..., "
-                                 f"{field}='<column>')")
+                                 f"{', '.join(schema.names)}); "
+                                 f"{self.column_fix.format(field=field)}")
         if not pa.types.is_integer(schema.field(self.label).type):
             raise UsageError(f"{path}: column {self.label!r} is "
                              f"{schema.field(self.label).type}, not integer class ids; "

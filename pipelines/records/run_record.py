@@ -72,15 +72,25 @@ def run_status(metadata: dict[str, Any], run_dir: Location, *,
                        run_dir / "run.json")
 
 
+def check_new_run_dir(storage: Location, sweep: str, name: str | None) -> None:
+    """A UsageError now, before any work, if `--name` names an existing run."""
+    if name and (storage / sweep / name).exists():
+        _taken(storage / sweep / name)
+
+
+def _taken(run_dir: Location) -> None:
+    raise UsageError(f"{run_dir} already exists and results are never overwritten; "
+                     f"choose another --name")
+
+
 def create_run_dir(storage: Location, sweep: str, name: str | None, algo: str) -> Location:
     """A new directory `<storage>/<sweep>/<name>`; an earlier run is never reused."""
     parent = storage / sweep
     parent.fs.create_dir(parent.path, recursive=True)
     if name:
         run_dir = parent / name
-        if not run_dir.make_new_dir():
-            raise UsageError(f"{run_dir} already exists and results are never overwritten; "
-                             f"choose another --name")
+        if not run_dir.make_new_dir():  # also if another driver took the name since
+            _taken(run_dir)
         return run_dir
     stamp = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{algo}"
     for suffix in ["", *(f"-{i}" for i in range(2, 1000))]:

@@ -1,21 +1,58 @@
-"""Start (or join) Ray for a run, and stop what this run started."""
+"""Start (or join) Ray for a run, and stop what this run started; check first
+that a cluster the run would join is there."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+
+from pipelines.errors import UsageError
 
 # An embedded Ray has no dashboard, so nothing reads its task events or metrics;
 # recording them cost its driver and daemons ~1.2 CPU-s per minute of sweep, taken
 # from the trials on a machine whose cores all train (bench/overhead.py).
 EMBEDDED_RAY_CONFIG = {"task_events_report_interval_ms": 0, "enable_metrics_collection": False}
+# How long the head node's GCS port may take to accept a TCP connection, in seconds: one
+# on the network answers in milliseconds. Without this probe, ray.init retries an address
+# where nothing listens for minutes, printing GCS warnings.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def joins_cluster(address: str | None) -> bool:
     """Whether a run with `--address address` joins a running cluster (also when
     RAY_ADDRESS names one) rather than starting an embedded local Ray."""
     return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def check_cluster(address: str | None) -> None:
+    """A UsageError if the cluster a run would join (`--address address`, else
+    RAY_ADDRESS) is unusable: Ray Client (ray://), or nothing accepting connections
+    at its host:port. "auto" is left to ray.init, which finds it or says it cannot."""
+    given = address or os.environ.get("RAY_ADDRESS") or ""
+    flag, drop = _named(address)
+    if given.startswith("ray://"):
+        raise UsageError(f"{flag} {given}: Ray Client (ray://) is not supported, the driver "
+                         f"must run in the cluster; use `ray job submit ... -- python -m "
+                         f"pipelines.run ... --address auto`")
+    if given in ("", "auto", "local"):
+        return
+    host, _, port = given.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"{flag} {given!r}: give the head node's host:port (Ray's port is "
+                         f"6379 unless `ray start --port` chose another) or 'auto'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)),  # [::1]:6379 is IPv6
+                                 timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:  # refused, timed out, unknown host
+        raise UsageError(f"no Ray cluster at {given} ({e.strerror or e}); start one with "
+                         f"`ray start --head` or {drop}") from None
+
+
+def _named(address: str | None) -> tuple[str, str]:
+    """Where the address came from, and how to do without it, for a message."""
+    return ("--address", "drop --address") if address else ("RAY_ADDRESS", "unset RAY_ADDRESS")
 
 
 def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
@@ -33,10 +70,16 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
         os.environ.setdefault("RAY_worker_niceness", "0")
     # "local": a new Ray for this run. ray.init() without an address would attach to
     # any cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
+    flag, drop = _named(address)
     address = address or os.environ.get("RAY_ADDRESS") or "local"
-    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, configure_logging=True,
-             _system_config=EMBEDDED_RAY_CONFIG if embedded else None)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, configure_logging=True,
+                 _system_config=EMBEDDED_RAY_CONFIG if embedded else None)
+    except ConnectionError as e:  # "auto", and no cluster on this machine
+        reason = str(e).split(". ")[0]  # Ray's first sentence; the rest names its flags
+        raise UsageError(f"no Ray cluster for {flag} {address} ({reason}); start one with "
+                         f"`ray start --head` or {drop}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_trial > gpus:
         # An autoscaling cluster starts GPU nodes once trials ask for them (cluster.yaml

@@ -17,7 +17,7 @@ from pipelines.search.sweep import Budget, Sweep
 from pipelines.search.sweep_loader import SweepRef, find_sweep, load_sweep
 from pipelines.search.trial_schedulers import SCHEDULERS
 from pipelines.training.tasks import TASKS, task
-from pipelines.tuning.ray_session import joins_cluster
+from pipelines.tuning.ray_session import check_cluster, joins_cluster
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class RunOptions:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_failures: int = 2
+    keep_checkpoints: int = 3  # finished trials whose checkpoints are kept: the best K
     address: str | None = None  # None: RAY_ADDRESS if set, else an embedded local Ray
     data_dir: str | None = None
     storage: str = dataclasses.field(default_factory=default_storage)
@@ -111,6 +112,7 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
         raise UsageError(f"--name {options.name!r} must be a plain directory name, without "
                          f"'/' or '..'")
     check_writable(resolve(options.storage))
+    check_cluster(options.address)  # last: it may wait seconds on the network
     return the_plan
 
 
@@ -174,12 +176,10 @@ def _check_resources(options: RunOptions) -> None:
         raise UsageError(f"--cpus-per-trial must be > 0, got {options.cpus_per_trial}")
     if options.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial must be >= 0, got {options.gpus_per_trial}")
-    if (options.address or "").startswith("ray://"):
-        raise UsageError(f"--address {options.address}: Ray Client (ray://) is not supported, "
-                         f"the driver must run in the cluster; use `ray job submit ... -- "
-                         f"python -m pipelines.run ... --address auto`")
-    if options.max_failures < 0:
-        raise UsageError(f"--max-failures must be >= 0, got {options.max_failures}")
+    for flag, value in (("--max-failures", options.max_failures),
+                        ("--keep-checkpoints", options.keep_checkpoints)):
+        if value < 0:
+            raise UsageError(f"{flag} must be >= 0, got {value}")
     if options.gpus_per_trial > 0 and not joins_cluster(options.address):
         import torch
 

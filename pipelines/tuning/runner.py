@@ -15,6 +15,7 @@ from pipelines.data.cache import resolve_data_dir
 from pipelines.data.images import DataSpec
 from pipelines.errors import UsageError
 from pipelines.records.run_record import (
+    check_new_run_dir,
     command_line,
     create_run_dir,
     git_commit,
@@ -39,6 +40,7 @@ def run(options: RunOptions) -> Location:
     if options.resume:
         return resume(options)
     the_plan = plan(options)
+    check_new_run_dir(resolve(options.storage), the_plan.sweep_name, options.name)
     data = _prepare_data(the_plan)
     narrowing = None
     if options.lr_range:  # before Ray starts: the range test has the machine to itself

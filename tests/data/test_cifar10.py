@@ -13,6 +13,7 @@ from pipelines.data.cifar10 import CLASS_NAMES, Cifar10, find_source
 from pipelines.data.images import open_split
 from pipelines.errors import UsageError
 from tests.conftest import data_dir
+from tests.digits import write_digits_parquet
 
 
 def test_shared_data_decodes_to_uint8_images(cifar_cache):
@@ -104,3 +105,24 @@ def test_torchvision_batches_decode_to_the_same_images(tmp_path, monkeypatch, ci
     assert np.array_equal(decoded.labels, labels[:50])
     assert decoded.info.class_names == CLASS_NAMES
     assert Cifar10().test_data(str(tmp_path)) is None  # no test_batch
+
+
+def test_a_damaged_parquet_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    broken = tmp_path / "d" / "train-00000-of-00001.parquet"
+    broken.parent.mkdir()
+    broken.write_bytes(np.random.default_rng(0).bytes(4096))  # a failed download, say
+    with pytest.raises(UsageError, match=f"^{broken} is not a readable Parquet file"):
+        Cifar10().prepare(str(tmp_path / "d"), None, None, 0)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_parquet_without_the_label_column_names_it_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    write_digits_parquet(tmp_path / "d", 20, image="img", label="y")  # not CIFAR-10's columns
+    with pytest.raises(UsageError) as err:
+        Cifar10().prepare(str(tmp_path / "d"), None, None, 0)
+    assert str(err.value) == (f"{tmp_path / 'd' / 'train-00000-of-00001.parquet'} has no "
+                              f"column 'label' (its columns: img, y); CIFAR-10's files have "
+                              f"columns img and label; for other data, give a sweep "
+                              f"data=ParquetImages(folder, label='<column>')")

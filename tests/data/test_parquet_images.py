@@ -89,3 +89,36 @@ def test_a_label_column_that_is_not_class_ids_is_refused(tmp_path):
     with pytest.raises(UsageError, match="column 'label' is string, not integer class ids"):
         ParquetImages(str(tmp_path)).prepare(None, None, None, 0)
 
+
+
+def _damaged(path: Path, how: str) -> None:
+    """`path` as a failed copy or a bad disk leaves it: cut short, overwritten by
+    other bytes, or its data pages garbled behind an intact footer."""
+    data = path.read_bytes()
+    noise = np.random.default_rng(0).bytes(len(data))
+    half = len(data) // 2
+    damaged = {"truncated": data[:half], "random bytes": noise,
+               "garbled pages": data[:4] + noise[4:half] + data[half:]}  # 4: magic "PAR1"
+    path.write_bytes(damaged[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "random bytes", "garbled pages"])
+def test_a_damaged_file_is_named_and_nothing_is_cached(tmp_path, cache, how):
+    write_digits_parquet(tmp_path / "pq", 40)
+    broken = tmp_path / "pq" / "train-00000-of-00001.parquet"
+    _damaged(broken, how)
+    with pytest.raises(UsageError) as err:
+        digits_parquet(str(tmp_path / "pq")).prepare(None, None, None, 0)
+    message = str(err.value)
+    assert message.startswith(f"{broken} is not a readable Parquet file (")
+    assert "replace it with an intact copy" in message and "\n" not in message
+    assert not cache.exists()  # nothing decoded, nothing half-written
+
+
+def test_a_label_column_named_but_missing_says_which_there_are(tmp_path):
+    write_digits_parquet(tmp_path, 20)
+    with pytest.raises(UsageError) as err:
+        ParquetImages(str(tmp_path), image="image", label="target").prepare(None, None, None, 0)
+    assert str(err.value) == (f"{tmp_path / 'train-00000-of-00001.parquet'} has no column "
+                              f"'target' (its columns: image, digit); pass "
+                              f"ParquetImages(..., label='<column>')")
