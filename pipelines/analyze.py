@@ -25,6 +25,7 @@ from pipelines.analysis.ranking import (
     stop_reasons,
 )
 from pipelines.analysis.runs import Run, load_run
+from pipelines.analysis.space_inference import inferred_space_note
 from pipelines.cli import EXIT_USAGE, OneLineParser, exit_with
 from pipelines.errors import UsageError
 
@@ -65,16 +66,18 @@ def analyze(args: argparse.Namespace) -> int:
     out = _output_dir(runs[0], args)
     run = runs[0]
     print(_summary_line(run))
+    if run.space_inferred:
+        print(inferred_space_note(run.space, run.trials))
     print(_leaderboard_text(leaderboard(run.trials, run.metric, run.mode, args.top), run))
     if run.meta.get("stage_results"):
         print("\nstages:\n" + format_table(stage_table(run.meta["stage_results"], run.metric)))
     importances = {name: importance(run, name) for name in IMPORTANCE_EVALUATORS}
     for name, scores in importances.items():
         if not len(scores):
-            print(f"\nimportance ({name}): needs at least 4 scored trials")
+            why = "needs at least 4 scored trials" if run.space else "no searched hyperparameters"
+            print(f"\nimportance ({name}): {why}")
             continue
-        print(f"\nimportance ({name}), of the best {run.metric} up to epoch "
-              f"{scores.attrs['epoch']}, over the {scores.attrs['trials']} trials that got there:")
+        print(f"\nimportance ({name}), {_importance_basis(scores, run.metric)}:")
         for param, share in scores.items():
             print(f"  {param:20s} {share:6.3f}")
     final = run.meta.get("final")
@@ -113,11 +116,27 @@ def _output_dir(run: Run, args: argparse.Namespace) -> Path | None:
 
 
 def _summary_line(run: Run) -> str:
+    """'sweep / run: random search, asha scheduler, status finished; 12 trials (...)',
+    leaving out what run.json does not say (a run brought from another tool)."""
     reasons = stop_reason_summary(run.trials) or "no trial ended yet"
     meta = run.meta
-    return (f"{meta.get('sweep')} / {run.name}: {meta.get('algorithm')} search, "
-            f"{meta.get('scheduler')} scheduler, status {meta.get('status')}; "
-            f"{len(run.trials)} trials ({reasons})")
+    said = [f"{meta['algorithm']} search" if meta.get("algorithm") else "",
+            f"{meta['scheduler']} scheduler" if meta.get("scheduler") else "",
+            f"status {meta['status']}" if meta.get("status") else ""]
+    about = ", ".join(part for part in said if part)
+    about += "; " if about else ""
+    name = f"{meta['sweep']} / {run.name}" if meta.get("sweep") else run.name
+    return f"{name}: {about}{len(run.trials)} trials ({reasons})"
+
+
+def _importance_basis(scores: pd.Series, metric: str) -> str:
+    """What the importances were computed on: one budget's scores, or (no epochs)
+    each trial's best."""
+    if scores.attrs["epoch"] is None:
+        return (f"of each trial's best_{metric} in trials.parquet (no epochs to compare "
+                f"at one budget), over {scores.attrs['trials']} scored trials")
+    return (f"of the best {metric} up to epoch {scores.attrs['epoch']}, over the "
+            f"{scores.attrs['trials']} trials that got there")
 
 
 def _leaderboard_text(top: pd.DataFrame, run: Run) -> str:

@@ -4,6 +4,7 @@ trial scored at one budget."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
@@ -31,16 +32,20 @@ def importance(run: Run, evaluator: str = "fanova", seed: int = 0,
     epoch every scored trial reached; under ASHA, its first rung): comparing a
     trial's score after 1 epoch with another's after 8 would mostly measure
     how long each was trained. Every trial that reached the budget counts with
-    its best score up to it. The Series' `attrs` give the epoch, the number of
-    trials and the evaluator; it is empty if fewer than 4 trials were scored.
+    its best score up to it; a run without epochs (trials brought from another
+    tool) compares each trial's best_<metric>, and its epoch is None. The Series'
+    `attrs` give the epoch, the number of trials and the evaluator; it is empty
+    if fewer than 4 trials were scored or nothing was searched.
     """
     import optuna
 
     if evaluator not in IMPORTANCE_EVALUATORS:
         raise UsageError(f"unknown importance evaluator {evaluator!r}; choose one of "
                          f"{', '.join(IMPORTANCE_EVALUATORS)}")
-    epoch, scores = scores_at_budget(run, budget)
     empty = pd.Series(dtype="float64", name="importance")
+    if not run.space:  # nothing searched: nothing to rank
+        return empty
+    epoch, scores = scores_at_budget(run, budget)
     study = study_from_scores(run, scores)
     if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
         return empty
@@ -55,9 +60,16 @@ def importance(run: Run, evaluator: str = "fanova", seed: int = 0,
     return out
 
 
-def scores_at_budget(run: Run, budget: int | None = None) -> tuple[int, dict[str, float]]:
+def scores_at_budget(run: Run,
+                     budget: int | None = None) -> tuple[int | None, dict[str, float]]:
     """(epoch E, {trial_id: best score up to E}) for the trials that reached E;
-    E is `budget`, or by default the deepest epoch every scored trial reached."""
+    E is `budget`, or by default the deepest epoch every scored trial reached.
+    A run without epochs (trials brought from another tool) gives (None, each
+    trial's best_<metric>) unless `budget` asks for an epoch."""
+    if run.epochs.empty and budget is None:
+        best = run.trials.set_index("trial_id")[f"best_{run.metric}"].astype(float)
+        return None, {str(trial): float(score) for trial, score in best.items()
+                      if math.isfinite(score)}
     e = scored_epochs(run.epochs, run.metric)
     if e.empty:
         return 0, {}

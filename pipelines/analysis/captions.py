@@ -51,9 +51,15 @@ def importance_caption(importances: Mapping[str, pd.Series | None], metric: str)
     """The importance figure's caption: the evaluators, and the budget they compared at."""
     names = " and ".join(EVALUATOR_NAMES.get(k, k) for k in importances)
     attrs = next((v.attrs for v in importances.values() if v is not None and len(v)), {})
-    basis = (f"the best {metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
-             f"trials that trained that long (one budget for all, so that training length "
-             f"does not pass for a hyperparameter's effect)" if attrs else f"best {metric}")
+    if attrs.get("epoch") is not None:
+        basis = (f"the best {metric} up to epoch {attrs['epoch']}, over the {attrs['trials']} "
+                 f"trials that trained that long (one budget for all, so that training "
+                 f"length does not pass for a hyperparameter's effect)")
+    elif attrs:  # no epochs: each trial's best score, however long it trained
+        basis = (f"each trial's best {metric} (the {attrs['trials']} scored trials; no "
+                 f"epochs to compare them at one budget)")
+    else:
+        basis = f"best {metric}"
     return (f"Share of the variation in {basis} that {names} attribute to each "
             f"hyperparameter. With few trials these are rough estimates, and evaluators can "
             f"disagree.")

@@ -29,8 +29,9 @@ def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
 
 
 def compare_runs(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: algorithm, scheduler, trials, epochs trained, the best
-    score, and the training epochs and wall time it took to first reach it."""
+    """One row per run: algorithm, scheduler (where some run.json gives them), trials,
+    epochs trained, the best score, and the training epochs and wall time it took to
+    first reach it."""
     rows = []
     for r, name in zip(runs, run_names(runs)):
         curve = best_so_far(r.trials, r.epochs, r.metric, r.mode)
@@ -42,7 +43,8 @@ def compare_runs(runs: list[Run]) -> pd.DataFrame:
                      best_col: first[best_col] if first is not None else math.nan,
                      "epochs_to_best": int(first["epochs"]) if first is not None else None,
                      "wall_s_to_best": first["wall_s"] if first is not None else math.nan})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.drop(columns=[c for c in ("algorithm", "scheduler") if table[c].isna().all()])
 
 
 def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:

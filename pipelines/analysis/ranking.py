@@ -11,6 +11,8 @@ from pipelines.analysis.formatting import LABEL_DIGITS, format_value, table_numb
 from pipelines.records import tables as res
 
 RUNNING = "running"  # how a trial without a stop reason yet is shown
+# leaderboard columns a table brought from another tool may not record: shown where it does
+OPTIONAL_COLUMNS = ("best_epoch", "epochs", "wall_s")
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -42,8 +44,15 @@ def leaderboard_table(top: pd.DataFrame, metric: str,
     given config keys (those present), without the `config/` prefix."""
     shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
     shown += [res.CONFIG_PREFIX + k for k in config_keys]
-    shown = [c for c in shown if c in top]  # no config columns before any trial ran
+    shown = recorded(top, shown)  # no config columns before any trial ran
     return top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
+
+
+def recorded(top: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """The `columns` that `top` has, less the OPTIONAL_COLUMNS none of its rows has a
+    value in."""
+    return [c for c in columns if c in top
+            and (c not in OPTIONAL_COLUMNS or bool(top[c].notna().any()))]
 
 
 def stage_table(summaries: list[dict], metric: str) -> pd.DataFrame:

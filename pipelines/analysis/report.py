@@ -24,11 +24,13 @@ from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import TABLE_DIGITS, format_value, table_number
 from pipelines.analysis.ranking import (
     leaderboard,
+    recorded,
     stage_table,
     stop_reason_summary,
     stop_reasons,
 )
 from pipelines.analysis.runs import Run, best_config, built_in_trainer, concat_runs
+from pipelines.analysis.space_inference import inferred_space_note
 from pipelines.errors import UsageError
 from pipelines.records.storage import resolve
 from pipelines.records.tables import CONFIG_PREFIX
@@ -78,7 +80,7 @@ def write_report(runs: list[Run], out_dir: str | Path,
         _stages_section(run),
         _leaderboard_section(run),
         _best_config_section(run),
-        _importance_section(importances, run.metric) if importances else "",
+        _importance_section(importances, run) if importances else "",
         _figures_section(draw_figures(runs, out, importances)),
     ]
     title = f"{run.meta.get('sweep', 'sweep')} / {run.name}"
@@ -93,9 +95,12 @@ def draw_figures(runs: list[Run], out: Path,
     """Draw every figure into `out`; (file name, caption) pairs in reading order."""
     run = runs[0]
     t, e, meta, metric = run.trials, run.epochs, run.meta, run.metric
+    per_epoch = not _epochs_not_recorded(run)  # else curves would be empty
     drawn = [
         (figures.plot_learning_curves(t, e, meta, out / "learning_curves.png"),
          learning_curves_caption(run)),
+    ] if per_epoch else []
+    drawn += [
         (figures.plot_metric_vs_params(t, meta, out / "metric_vs_params.png"),
          metric_vs_params_caption(metric)),
         (figures.plot_parallel_coordinates(t, meta, out / "parallel_coordinates.png"),
@@ -107,29 +112,44 @@ def draw_figures(runs: list[Run], out: Path,
     if "lr" in e and bool((e["lr"].astype(float) > 0).any()):  # a trainer may report none
         drawn.append((figures.plot_lr_schedule(t, e, meta, out / "lr_schedule.png"),
                       lr_schedule_caption(run)))
-    drawn.append((figures.plot_best_so_far(_best_so_far(runs), metric, out / "best_so_far.png"),
-                  best_so_far_caption(runs)))
+    if per_epoch:
+        drawn.append((figures.plot_best_so_far(_best_so_far(runs), metric,
+                                               out / "best_so_far.png"),
+                      best_so_far_caption(runs)))
     return [(path.name, caption) for path, caption in drawn]
+
+
+def _epochs_not_recorded(run: Run) -> bool:
+    """Whether trials scored but no epoch was recorded: trials brought from a tool
+    that wrote no epochs.parquet."""
+    return run.epochs.empty and bool(run.trials[f"best_{run.metric}"].notna().any())
 
 
 # ---- sections ---------------------------------------------------------------------
 
 
 def _header(run: Run) -> str:
-    meta, budget = run.meta, run.meta.get("budget") or {}
+    """The run's facts; those run.json does not give (a run brought from another
+    tool) are left out."""
+    meta = run.meta
     rows = {
         "sweep": meta.get("sweep"), "run": run.name, "location": str(run.location),
         "metric": f"{run.metric} ({'higher' if run.mode == 'max' else 'lower'} is better)",
         "algorithm": meta.get("algorithm"), "scheduler": meta.get("scheduler"),
         "status": meta.get("status"), "trials": len(run.trials),
         "stop reasons": stop_reason_summary(run.trials) or "none yet",
-        "epochs trained": len(run.epochs),
-        "budget": ", ".join(f"{k} {v}" for k, v in budget.items() if k != "fixed"),
-        "fixed config": ", ".join(f"{k}={v}" for k, v in (meta.get("fixed") or {}).items()),
-        "started": meta.get("start_time"), "ended": meta.get("end_time") or "not yet",
+        "epochs trained": None if _epochs_not_recorded(run) else len(run.epochs),
+        "budget": None if "budget" not in meta else ", ".join(
+            f"{k} {v}" for k, v in (meta["budget"] or {}).items() if k != "fixed"),
+        "fixed config": None if "fixed" not in meta else ", ".join(
+            f"{k}={v}" for k, v in (meta["fixed"] or {}).items()),
+        "started": meta.get("start_time"),
+        "ended": None if "end_time" not in meta else meta["end_time"] or "not yet",
+        "searched": inferred_space_note(run.space, run.trials) if run.space_inferred else None,
     }
     title = f"Sweep report: {meta.get('sweep', 'sweep')} / {run.name}"
-    return f"<h1>{_esc(title)}</h1>\n{_kv_table(rows)}"
+    shown = {k: v for k, v in rows.items() if v is not None}
+    return f"<h1>{_esc(title)}</h1>\n{_kv_table(shown)}"
 
 
 def _final_section(final: dict) -> str:
@@ -163,8 +183,8 @@ def _leaderboard_section(run: Run) -> str:
         return "<h2>Leaderboard</h2>\n<p class='note'>No trial has reported yet.</p>"
     searched = [CONFIG_PREFIX + p for p in run.space if CONFIG_PREFIX + p in top]
     config = searched or [c for c in map(str, top.columns) if c.startswith(CONFIG_PREFIX)]
-    columns = [c for c in ("trial_id", f"best_{run.metric}", "best_epoch", "epochs",
-                           "stop_reason", "wall_s", "failures") if c in top] + config
+    columns = recorded(top, ("trial_id", f"best_{run.metric}", "best_epoch", "epochs",
+                             "stop_reason", "wall_s", "failures")) + config
     if "failures" in top and not top["failures"].any():  # a column of zeros says nothing
         columns.remove("failures")
     table = top[columns].copy()
@@ -182,21 +202,22 @@ def _best_config_section(run: Run) -> str:
         return "<h2>Best configuration</h2>\n<p class='note'>No scored trial yet.</p>"
     best = figures.best_trial_id(run.trials, run.meta)
     row = run.trials[run.trials["trial_id"] == best].iloc[0]
-    note = (f"Trial {best}: best {run.metric} {table_number(row[f'best_{run.metric}'])} at epoch "
-            f"{row['best_epoch']}.")
+    note = f"Trial {best}: best {run.metric} {table_number(row[f'best_{run.metric}'])}"
+    note += "." if pd.isna(row["best_epoch"]) else f" at epoch {row['best_epoch']}."
     if "lr" in config and built_in_trainer(run.trials):
         note += " lr is per 256 examples: the optimizer gets lr × batch_size / 256."
     return (f"<h2>Best configuration</h2>\n<p class='note'>{_esc(note)}</p>\n"
             f"{_kv_table(config)}")
 
 
-def _importance_section(importances: Mapping[str, pd.Series | None], metric: str) -> str:
+def _importance_section(importances: Mapping[str, pd.Series | None], run: Run) -> str:
     shares = {figures.EVALUATOR_NAMES.get(k, k): v for k, v in importances.items()
               if v is not None and len(v)}
-    heading = f"<h2>Hyperparameter importance for best {_esc(metric)} (shares sum to 1)</h2>"
+    heading = (f"<h2>Hyperparameter importance for best {_esc(run.metric)} "
+               f"(shares sum to 1)</h2>")
     if not shares:
-        return (f"{heading}\n<p class='note'>Too few scored trials to estimate "
-                f"importance.</p>")
+        why = "Too few scored trials" if run.space else "No searched hyperparameters"
+        return f"{heading}\n<p class='note'>{why} to estimate importance.</p>"
     table = pd.DataFrame(shares).fillna(0.0)
     table = table.sort_values(table.columns[0], ascending=False).rename_axis("parameter")
     return f"{heading}\n{_table(table.reset_index())}"

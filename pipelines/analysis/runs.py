@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.analysis.ranking import leaderboard
+from pipelines.analysis.space_inference import infer_space
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
 from pipelines.records.run_record import read_run_json
@@ -25,12 +26,16 @@ from pipelines.records.storage import Location, first_line, resolve
 
 @dataclass
 class Run:
-    """One run directory: its trials, epochs and run.json."""
+    """One run directory: its trials, epochs and run.json. Where run.json has no
+    `space` (trials brought from another tool), meta holds one inferred from the
+    trials' config/ columns (pipelines.analysis.space_inference), and
+    `space_inferred` says so."""
 
     location: Location
     trials: pd.DataFrame
     epochs: pd.DataFrame
     meta: dict
+    space_inferred: bool = False
 
     @property
     def name(self) -> str:
@@ -52,15 +57,31 @@ class Run:
 
 def load_run(path: str) -> Run:
     """A run directory (local path or URI); a UsageError if it is not a readable
-    one. A run still in progress loads too: the Parquet files are always whole."""
+    one. A run still in progress loads too: the Parquet files are always whole.
+    Tables written by another tool may lack columns of the schema beyond trial_id
+    and best_<metric>: they read back empty (a trial without a stop_reason column
+    counts as completed), and its trial ids as strings."""
     where = resolve(path, "results directory")
     meta = _checked_meta(read_run_json(where), where)
-    trials = _read_or_empty(where / "trials.parquet", res.trial_columns(meta["metric"]))
-    epochs = _read_or_empty(where / "epochs.parquet", res.epoch_columns((meta["metric"],)))
-    if f"best_{meta['metric']}" not in trials:
-        raise UsageError(f"{where / 'trials.parquet'} has no best_{meta['metric']} column, "
-                         f"though run.json names {meta['metric']!r} as the metric")
-    return Run(where, trials, epochs, meta)
+    metric = meta["metric"]
+    trial_columns, epoch_columns = res.trial_columns(metric), res.epoch_columns((metric,))
+    trials = _read_or_empty(where / "trials.parquet", trial_columns)
+    epochs = _read_or_empty(where / "epochs.parquet", epoch_columns)
+    for table, name, needed in ((trials, "trials.parquet", ("trial_id", f"best_{metric}")),
+                                (epochs, "epochs.parquet",
+                                 ("trial_id", "epoch", metric) if len(epochs) else ())):
+        absent = [c for c in needed if c not in table]
+        if absent:
+            raise UsageError(f"{where / name} has no {' or '.join(absent)} column; add it "
+                             f"(run.json names {metric!r} as the metric)")
+    trials = _with_schema(trials, trial_columns, {"stop_reason": "completed"})
+    # absent, train_loss and diverged mean that no epoch diverged (see diverged_epochs)
+    epochs = _with_schema(epochs, {c: d for c, d in epoch_columns.items()
+                                   if c not in ("train_loss", "diverged")}, {})
+    if "space" in meta:
+        return Run(where, trials, epochs, meta)
+    return Run(where, trials, epochs, {**meta, "space": infer_space(trials)},
+               space_inferred=True)
 
 
 def _checked_meta(meta: dict, where: Location) -> dict:
@@ -82,6 +103,17 @@ def _read_or_empty(where: Location, columns: dict) -> pd.DataFrame:
         return res.read_parquet(where)
     except (OSError, ValueError) as e:  # pyarrow's errors are OSError or ValueError
         raise UsageError(f"cannot read {where} ({first_line(e)})") from None
+
+
+def _with_schema(table: pd.DataFrame, columns: dict[str, str],
+                 fill: dict[str, object]) -> pd.DataFrame:
+    """`table` with string trial ids and the schema's `columns` it lacks, each holding
+    `fill`'s value for it or else missing values."""
+    absent = {c: pd.Series(fill.get(c), index=table.index,
+                           dtype="Int64" if dtype == "int64" else dtype)  # int64 holds no NA
+              for c, dtype in columns.items() if c not in table}
+    table = table.assign(**absent)
+    return table.assign(trial_id=table["trial_id"].astype("string"))
 
 
 def run_names(runs: list[Run]) -> list[str]:
