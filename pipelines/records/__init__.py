@@ -2,8 +2,10 @@
 writes), the Parquet schema of its tables, and its run directory and run.json
 (with the run's status)."""
 
+from pipelines.records.result_log import ResultLog, Written
 from pipelines.records.run_record import (
     RunStatus,
+    check_new_run_dir,
     command_line,
     create_run_dir,
     git_commit,
@@ -37,7 +39,8 @@ __all__ = [
     "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
     "git_commit", "now_iso", "package_versions",
     "CONFIG_PREFIX", "STOP_REASONS", "TUNE_RESULT_KEYS",
-    "Location", "RunStatus", "TrialRecord", "check_writable",
+    "Location", "ResultLog", "RunStatus", "TrialRecord", "Written", "check_new_run_dir",
+    "check_writable",
     "create_run_dir", "default_storage", "epochs_frame", "read_parquet", "read_run_json",
     "resolve", "run_status", "trials_frame", "write_parquet",
 ]

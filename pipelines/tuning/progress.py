@@ -1,4 +1,4 @@
-"""Live progress on stderr: a line every few seconds and whenever a trial ends."""
+"""Live progress on stderr: a line every few seconds and when trials end."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 from ray import tune
 from ray.tune.experiment import Trial
 
-from pipelines.records.tables import TrialRecord
 from pipelines.tuning.recorder import ResultRecorder
 
 PROGRESS_EVERY_S = 5.0
+ENDED_EVERY_S = 1.0  # a line when a trial ends, but at most this often (a long sweep
+# of short trials ends dozens a second)
 
 
 def _last_error_line(trial: Trial) -> str:
@@ -31,11 +32,9 @@ def _last_error_line(trial: Trial) -> str:
 class ProgressPrinter(tune.Callback):
     """One line to stderr every few seconds and whenever a trial ends."""
 
-    def __init__(self, recorder: ResultRecorder, *, metric: str, mode: str, total: int,
-                 max_epochs: int) -> None:
+    def __init__(self, recorder: ResultRecorder, *, metric: str, total: int) -> None:
         # No stream is stored: Tune pickles its callbacks with the experiment state.
-        self.recorder, self.metric, self.mode = recorder, metric, mode
-        self.total, self.max_epochs = total, max_epochs
+        self.recorder, self.metric, self.total = recorder, metric, total
         self.start = time.time()
         self._last = 0.0
 
@@ -46,7 +45,9 @@ class ProgressPrinter(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
                           **info: Any) -> None:
-        self.print_line()
+        if time.time() - self._last >= ENDED_EVERY_S or \
+                self.recorder.tally.finished == self.total:
+            self.print_line()
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
                        **info: Any) -> None:
@@ -56,22 +57,10 @@ class ProgressPrinter(tune.Callback):
 
     def print_line(self) -> None:
         self._last = time.time()
-        records = list(self.recorder.records.values())
-        done = [r for r in records if r.ended is not None]
-        reasons = [r.stop_reason(self.max_epochs) for r in done]
-        stopped = sum(reason == "early_stopped" for reason in reasons)
-        failed = sum(reason in ("error", "diverged") for reason in reasons)
-        line = (f"[{time.time() - self.start:6.0f}s] trials: {len(done)}/{self.total} done "
-                f"({stopped} early-stopped, {failed} failed/diverged), "
-                f"{len(records) - len(done)} running")
-        best = self._best(records)
-        if best:
-            line += f" | best {self.metric} {best[0]:.4f} ({best[1]})"
+        tally = self.recorder.tally  # counts: O(1) however many trials have run
+        line = (f"[{time.time() - self.start:6.0f}s] trials: {tally.finished}/{self.total} done "
+                f"({tally.early_stopped} early-stopped, {tally.failed} failed/diverged), "
+                f"{len(self.recorder.records)} running")
+        if tally.best:
+            line += f" | best {self.metric} {tally.best[0]:.4f} ({tally.best[1]})"
         print(line, file=sys.stderr, flush=True)
-
-    def _best(self, records: list[TrialRecord]) -> tuple[float, str] | None:
-        scores = [(score, r.trial_id) for r in records
-                  for score in r.scores(self.metric).values()]
-        if not scores:
-            return None
-        return max(scores) if self.mode == "max" else min(scores)

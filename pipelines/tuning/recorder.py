@@ -1,34 +1,72 @@
-"""Driver-side Tune callbacks: record every result for the Parquet files, and
-print live progress."""
+"""The driver's Tune callback that records every result into the run's Parquet
+files (through a ResultLog), at a cost per result that does not grow with the run."""
 
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
 from ray.tune.experiment import Trial
 
+from pipelines.records.result_log import ResultLog
 from pipelines.records.tables import TrialRecord
 
-PERSIST_EVERY_S = 5.0  # results mid-trial; a trial's end is always written at once
+
+@dataclass
+class Tally:
+    """What the progress line and the epoch budget need of every trial so far,
+    kept as counts (a finished trial's rows are on disk, not in memory)."""
+
+    finished: int = 0
+    early_stopped: int = 0
+    failed: int = 0  # errors and divergences
+    epochs: int = 0  # recorded over all trials (a replaced one counts once)
+    best: tuple[float, str] | None = None  # the best score so far, and its trial
+
+    def count(self, reason: str | None) -> None:
+        self.finished += 1
+        self.early_stopped += reason == "early_stopped"
+        self.failed += reason in ("error", "diverged")
+
+    def score(self, value: float, trial_id: str, mode: str) -> None:
+        if self.best is None or (value > self.best[0] if mode == "max" else value < self.best[0]):
+            self.best = (value, trial_id)
 
 
 class ResultRecorder(tune.Callback):
-    """Keeps a TrialRecord per trial; `on_change` persists them (atomically).
+    """Keeps a TrialRecord per running trial; a trial that ends goes to the run's
+    ResultLog and leaves memory. The results are written when Tune snapshots the
+    experiment (every 2 s in a small run; see experiment.experiment_state_every),
+    and at the end, so the files always show what a resume would start from: a
+    finished trial in them is never run again.
 
-    Its state is saved with Tune's experiment state, so a resumed run restores
-    the records from the same snapshot as the trials: no epoch lost or doubled.
+    Its state is saved in that snapshot: the running trials, the counts, and how many
+    finished rows the files held. A resumed run takes the finished rows back from the
+    files, up to that count: no epoch lost or doubled. The state is O(running
+    trials), however long the run.
     """
 
-    def __init__(self, on_change: Callable[[], None],
+    def __init__(self, log: ResultLog, on_change: Callable[[], object] = lambda: None,
                  expand: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
-        self.records: dict[str, TrialRecord] = {}
-        self._on_change = on_change
+        self.log = log
+        self.records: dict[str, TrialRecord] = {}  # running (or paused, pending) trials
+        self.tally = Tally()
+        self._ended: list[TrialRecord] = []  # finished, not yet appended to the log
+        self._on_change = on_change  # after each write of the results
         self._expand = expand  # Tune's config -> the trainer's (see search.sweep.with_carried)
-        self._persisted = 0.0
-        self.epoch_count = 0  # epochs recorded over all trials (a replaced one counts once)
+
+    @property
+    def epoch_count(self) -> int:
+        return self.tally.epochs
+
+    @property
+    def trial_count(self) -> int:
+        """Trials seen: finished and not."""
+        return self.tally.finished + len(self.records)
 
     def _record(self, trial: Trial) -> TrialRecord:
         if trial.trial_id not in self.records:
@@ -47,32 +85,64 @@ class ResultRecorder(tune.Callback):
                         result: dict[str, Any], **info: Any) -> None:
         if "epoch" in result:
             record = self._record(trial)
-            self.epoch_count += int(result["epoch"]) not in record.epochs
+            epoch = int(result["epoch"])
+            self.tally.epochs += epoch not in record.epochs
             record.add_epoch(result)
-        if time.time() - self._persisted >= PERSIST_EVERY_S:
-            self._persist()
+            score = record.scores(self.log.metric).get(epoch)
+            if score is not None:
+                self.tally.score(score, trial.trial_id, self.log.mode)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial,
                          **info: Any) -> None:
         self._record(trial).status = "PENDING"  # a worker or node died; Tune retries it
 
     def get_state(self) -> dict[str, Any]:
-        return {"records": self.records}
+        # Tune snapshots the experiment now: the files first, so the snapshot's count
+        # of finished rows is what they hold. If the write fails, the unwritten
+        # trials travel in the snapshot instead.
+        self.persist(warn=True)
+        return {"records": self.records, "ended": self._ended, "tally": self.tally,
+                "written": self.log.written}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.records = state["records"]
-        self.epoch_count = sum(len(r.epochs) for r in self.records.values())
+        if "tally" not in state:  # a run saved before results were kept incrementally
+            self._restore_records(list(state["records"].values()))
+            return
+        self.log.restore(state["written"])
+        self.records, self._ended, self.tally = state["records"], state["ended"], state["tally"]
 
-    def _persist(self) -> None:
-        self._persisted = time.time()
+    def _restore_records(self, records: list[TrialRecord]) -> None:
+        self.records = {r.trial_id: r for r in records if r.ended is None}
+        self._ended = [r for r in records if r.ended is not None]
+        self.tally = Tally(epochs=sum(len(r.epochs) for r in records))
+        for record in self._ended:
+            self.tally.count(record.stop_reason(self.log.max_epochs))
+        for record in records:
+            for score in record.scores(self.log.metric).values():
+                self.tally.score(score, record.trial_id, self.log.mode)
+
+    def persist(self, *, warn: bool = False) -> None:
+        """Write the results now; `warn`: a storage failure is a warning (the next
+        write retries), not an error that would end the sweep."""
+        self.log.add_finished(self._ended)
+        self._ended = []
+        try:
+            self.log.write(list(self.records.values()))
+        except OSError as e:
+            if not warn:
+                raise
+            print(f"warning: could not write results to {self.log.run_dir} ({e}); retrying "
+                  f"with the next result", file=sys.stderr, flush=True)
+            return
         self._on_change()
 
     def end_running_trials(self) -> None:
         """The search was stopped as a whole (an epoch budget): trials still
         running end here, with the epochs they ran."""
-        for record in self.records.values():
-            if record.ended is None:
-                record.ended, record.status = time.time(), "TERMINATED"
+        for trial_id in list(self.records):
+            record = self.records[trial_id]
+            record.ended, record.status = time.time(), "TERMINATED"
+            self._end(record)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
                           **info: Any) -> None:
@@ -88,7 +158,12 @@ class ResultRecorder(tune.Callback):
         record.status = "ERROR" if error else "TERMINATED"
         if error:
             record.error_message = error_line(trial)
-        self._persist()
+        self._end(record)
+
+    def _end(self, record: TrialRecord) -> None:
+        del self.records[record.trial_id]
+        self._ended.append(record)
+        self.tally.count(record.stop_reason(self.log.max_epochs))
 
 
 ERROR_CHARS = 500  # of an error's message kept in trials.parquet (the whole one: error.txt)
