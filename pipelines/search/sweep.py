@@ -49,8 +49,8 @@ class Budget:
 
     num_samples: int  # trials for random/optuna/hyperopt; repeats of the grid for grid
     max_epochs: int  # ASHA's max_t and every trial's schedule horizon
-    grace_period: int  # epochs before ASHA may stop a trial
-    reduction_factor: int  # ASHA keeps 1 / reduction_factor at each rung
+    grace_period: int = 1  # epochs before ASHA may stop a trial (Tune's ASHA default)
+    reduction_factor: int = 4  # ASHA keeps 1 / reduction_factor at each rung (Tune's default)
     # images (stratified); None: every training image. Ignored by a sweep's own trainable.
     train_size: int | None = None
     # images for selection; None: the data's own validation split, else a stratified 10%

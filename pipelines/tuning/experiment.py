@@ -7,10 +7,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.stopper import CombinedStopper, FunctionStopper
 
@@ -22,10 +22,12 @@ from pipelines.analysis.ranking import (
 )
 from pipelines.errors import RunInterrupted, UsageError
 from pipelines.records import tables as res
+from pipelines.records.result_log import ResultLog
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
+from pipelines.tuning.checkpoint_retention import CheckpointRetention
 from pipelines.tuning.progress import ProgressPrinter
 from pipelines.tuning.recorder import ResultRecorder
 from pipelines.tuning.resume_checks import TUNE_DIR
@@ -40,6 +42,9 @@ CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is be
 # Tune saves its experiment state (trials, searcher, our recorder) at most this often.
 # Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
 EXPERIMENT_STATE_EVERY_S = "2"
+SNAPSHOT_EVERY_2S_UP_TO = 250  # trials: Tune's snapshot is then <= ~3 MB, ~50 ms to write
+STATE_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
+_STATE_EVERY_OURS = (EXPERIMENT_STATE_EVERY_S, "auto")
 
 
 class EpochBudget(tune.Stopper):
@@ -65,25 +70,29 @@ def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
                        after_persist: Callable[[], object] | None = None) -> None:
     """Run the plan's trials into `run_dir` (or finish them: `restore`);
     `after_persist` runs after each write of the results."""
-    _set_tune_environment(run_dir)
-    recorder, persist = _recorder(p, run_dir, after_persist)
+    _set_tune_environment(run_dir, p.trials)
+    recorder = _recorder(p, run_dir, after_persist)
     budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
         if p.options.epoch_budget else None
-    printer = ProgressPrinter(recorder, metric=p.sweep.metric, mode=p.sweep.mode,
-                              total=p.trials, max_epochs=p.budget.max_epochs)
+    printer = ProgressPrinter(recorder, metric=p.sweep.metric, total=p.trials)
     _announce(p, run_dir, restore)
-    tuner = _tuner(p, data, run_dir, callbacks=[recorder, printer, JsonLoggerCallback()],
+    retention = CheckpointRetention(p.options.keep_checkpoints, metric=p.sweep.metric,
+                                    mode=p.sweep.mode)
+    tuner = _tuner(p, data, run_dir,
+                   callbacks=[recorder, printer, retention, JsonLoggerCallback()],
                    stop=_stopper(p, budget_stop), restore=restore)
-    with run_status(metadata, run_dir, flush=persist) as record:
+    with run_status(metadata, run_dir, flush=recorder.persist) as record:
         tuner.fit()
         record.status = _status_after_fit(recorder, p.trials, budget_stop)
+        # this driver's writes of the results (bench/scale.py reads them)
+        record.metadata["result_writes"] = recorder.log.stats()
     if show_leaderboard:
         print_leaderboard(run_dir, p)
     if record.status == "interrupted":
         raise RunInterrupted(run_dir)
 
 
-def _set_tune_environment(run_dir: Location) -> None:
+def _set_tune_environment(run_dir: Location, trials: int) -> None:
     """Tune's knobs that only its environment sets; the user's own settings win."""
     # Ray's newer console output prints an experiment banner whatever the verbosity;
     # the legacy reporter honours verbose=0, and our ProgressPrinter reports instead.
@@ -91,40 +100,29 @@ def _set_tune_environment(run_dir: Location) -> None:
     # Tune's raw log stays (result.json per trial); its CSV and TensorBoard copies of
     # every result would be written by the driver, beside the Parquet that is the record.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    if run_dir.is_local:  # on an object store each snapshot re-uploads Tune's whole state
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_EVERY_S)
+    every = experiment_state_every(run_dir, trials)
+    if os.environ.get(STATE_ENV, every) in (every, *_STATE_EVERY_OURS):  # not the user's
+        os.environ[STATE_ENV] = every
+
+
+def experiment_state_every(run_dir: Location, trials: int) -> str:
+    """Tune's TUNE_GLOBAL_CHECKPOINT_S for a run: a snapshot every 2 s for a local run
+    of up to SNAPSHOT_EVERY_2S_UP_TO trials (a killed driver redoes <= 2 s of work).
+    Tune's snapshot holds ~12 KB per trial and is rewritten whole, so a longer run,
+    or one on an object store (each snapshot re-uploaded), takes Tune's "auto": every
+    >= 10 s, and never more than 5% of the driver's time."""
+    small = run_dir.is_local and trials <= SNAPSHOT_EVERY_2S_UP_TO
+    return EXPERIMENT_STATE_EVERY_S if small else "auto"
 
 
 def _recorder(p: RunPlan, run_dir: Location, after_persist: Callable[[], object] | None
-              ) -> tuple[ResultRecorder, Callable[[], None]]:
-    """The driver's recorder of every result, and `persist`, which writes its records
-    to the run's Parquet files; the recorder's own writes mid-run only warn on failure."""
-
-    def persist() -> None:
-        _write_results(recorder, p, run_dir)
-        if after_persist:
-            after_persist()
-
-    def persist_or_warn() -> None:
-        try:  # a storage hiccup mid-run must not end the sweep: the next write retries
-            persist()
-        except OSError as e:
-            print(f"warning: could not write results to {run_dir} ({e}); retrying with the "
-                  f"next result", file=sys.stderr, flush=True)
-
-    recorder = ResultRecorder(persist_or_warn,
-                              expand=functools.partial(with_carried, carried=p.carried))
-    return recorder, persist
-
-
-def _write_results(recorder: ResultRecorder, p: RunPlan, run_dir: Location) -> None:
-    """The recorder's records so far into `run_dir`'s trials.parquet and epochs.parquet."""
-    records = list(recorder.records.values())
-    metric = p.sweep.metric
-    res.write_parquet(res.trials_frame(records, metric=metric, mode=p.sweep.mode,
-                                       max_epochs=p.budget.max_epochs, now=time.time()),
-                      run_dir / "trials.parquet")
-    res.write_parquet(res.epochs_frame(records, metrics=(metric,)), run_dir / "epochs.parquet")
+              ) -> ResultRecorder:
+    """The driver's recorder of every result into `run_dir`'s Parquet files;
+    `after_persist` runs after each write."""
+    log = ResultLog(run_dir, metric=p.sweep.metric, mode=p.sweep.mode,
+                    max_epochs=p.budget.max_epochs)
+    return ResultRecorder(log, on_change=after_persist or (lambda: None),
+                          expand=functools.partial(with_carried, carried=p.carried))
 
 
 def _announce(p: RunPlan, run_dir: Location, restore: bool) -> None:
@@ -140,8 +138,7 @@ def _status_after_fit(recorder: ResultRecorder, total: int,
     unfinished (Tune turns a first Ctrl-C into a graceful stop and returns normally),
     else "finished". A spent epoch budget finishes the run, and ends the trials Tune
     stopped without telling callbacks."""
-    unfinished = len(recorder.records) < total or any(
-        r.ended is None for r in recorder.records.values())
+    unfinished = recorder.trial_count < total or bool(recorder.records)
     spent = budget_stop is not None and budget_stop.spent()
     if spent:
         recorder.end_running_trials()
@@ -190,7 +187,7 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
                                       grace_period=budget.grace_period,
                                       reduction_factor=budget.reduction_factor),
             max_concurrent_trials=options.max_concurrent,
-            trial_dirname_creator=lambda trial: trial.trial_id,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR, **storage, verbose=0, callbacks=callbacks, stop=stop,
@@ -198,6 +195,12 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
         ),
     )
+
+
+def trial_dirname(trial: Trial) -> str:
+    """A trial's directory: its id. A module's function, not a lambda: Tune pickles
+    it into every trial's saved state (a lambda by value, ~1.2 KB each)."""
+    return str(trial.trial_id)
 
 
 def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],

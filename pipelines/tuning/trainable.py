@@ -55,7 +55,10 @@ def _restore_state() -> State | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as d:
-        return load_state(Path(d) / CHECKPOINT_FILE)
+        path = Path(d) / CHECKPOINT_FILE
+        # a checkpoint emptied after its trial finished (checkpoint_retention), by a
+        # driver that died before Tune's snapshot said so: the trial runs again
+        return load_state(path) if path.exists() else None
 
 
 def load_state(path: Path) -> State:

@@ -81,7 +81,7 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     # (4+ s) to go, so it is still running when the driver is killed 2.5 s later
     cmd = [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick", "--algo", "random",
            "--scheduler", "none", "--num-samples", "6", "--max-epochs", "8",
-           "--storage", str(tmp_path / "results"), "--name", "run"]
+           "--keep-checkpoints", "1", "--storage", str(tmp_path / "results"), "--name", "run"]
     driver = proc.start(cmd, dict(os.environ), tmp_path / "driver.log")
 
     def finished():
@@ -132,6 +132,12 @@ def test_a_killed_driver_resumes_with_no_trial_or_epoch_lost_or_doubled(tmp_path
     assert (restored["epoch"] > restored["resumed_at"]).all()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "finished" and len(meta["resumed"]) == 1
+    # --keep-checkpoints 1: only the best trial's state is left on disk, the others'
+    # checkpoints were emptied as they finished, before the kill and after the resume
+    with_state = {path.parent.parent.name
+                  for path in (run_dir / "tune").glob("*/checkpoint_*/state.pt")}
+    best = trials.sort_values("best_val_nll")["trial_id"].iloc[0]
+    assert with_state == {best}
 
 
 SILENT_SWEEP = '''
