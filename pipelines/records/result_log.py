@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -59,17 +59,26 @@ class ResultLog:
             self._append(TRIALS_FILE, self._trials(records, time.time()))
             self._append(EPOCHS_FILE, self._epochs(records))
 
-    def write(self, running: list[TrialRecord]) -> None:
-        """Both files: the finished rows, then `running`'s rows as they stand now."""
+    def write(self, running: list[TrialRecord], ended: Sequence[TrialRecord] = ()) -> None:
+        """Both files: the finished rows, then `ended`'s (trials that ended since),
+        then `running`'s rows as they stand now. `ended` joins the finished rows only
+        if the write succeeds: on an error the log is as it was, and the caller still
+        holds them."""
         start = time.perf_counter()
-        finished = Written(self.finished, self._rows(EPOCHS_FILE))
-        now = time.time()
-        for name, frame in ((TRIALS_FILE, self._trials(running, now)),
-                            (EPOCHS_FILE, self._epochs(running))):
-            table = self._with(name, frame)
-            buffer = io.BytesIO()  # serialised first: a failure writes nothing
-            pq.write_table(table, buffer)
-            (self.run_dir / name).write_bytes(buffer.getvalue())
+        before = dict(self._tables), {n: dict(d) for n, d in self._dtypes.items()}
+        self.add_finished(list(ended))
+        try:
+            finished = Written(self.finished, self._rows(EPOCHS_FILE))
+            now = time.time()
+            for name, frame in ((TRIALS_FILE, self._trials(running, now)),
+                                (EPOCHS_FILE, self._epochs(running))):
+                table = self._with(name, frame)
+                buffer = io.BytesIO()  # serialised first: a failure writes nothing
+                pq.write_table(table, buffer)
+                (self.run_dir / name).write_bytes(buffer.getvalue())
+        except BaseException:
+            self._tables, self._dtypes = before
+            raise
         self.written = finished
         elapsed = time.perf_counter() - start
         self.write_count += 1

@@ -124,16 +124,15 @@ class ResultRecorder(tune.Callback):
     def persist(self, *, warn: bool = False) -> None:
         """Write the results now; `warn`: a storage failure is a warning (the next
         write retries), not an error that would end the sweep."""
-        self.log.add_finished(self._ended)
-        self._ended = []
         try:
-            self.log.write(list(self.records.values()))
+            self.log.write(list(self.records.values()), ended=self._ended)
         except OSError as e:
             if not warn:
                 raise
             print(f"warning: could not write results to {self.log.run_dir} ({e}); retrying "
                   f"with the next result", file=sys.stderr, flush=True)
-            return
+            return  # the ended trials stay here, and in the snapshot, until a write takes
+        self._ended = []
         self._on_change()
 
     def end_running_trials(self) -> None:

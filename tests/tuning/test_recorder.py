@@ -115,3 +115,23 @@ def test_a_resume_takes_back_the_finished_trials_its_snapshot_had_seen_and_no_mo
     assert set(trials["status"]) == {"TERMINATED"}
     assert not epochs.duplicated(["trial_id", "epoch"]).any() and len(epochs) == 6
     assert resumed.epoch_count == 6 and resumed.tally.finished == 3
+
+
+def test_trials_that_end_while_the_storage_fails_travel_in_the_snapshot(tmp_path, capsys):
+    recorder = _recorder(tmp_path / "run")
+    _run_trials(recorder, ["a"])
+    recorder.persist()
+    (tmp_path / "run").rename(tmp_path / "away")
+    (tmp_path / "run").write_text("not a directory")  # every write there fails now
+    _run_trials(recorder, ["b"])
+    snapshot = pickle.loads(pickle.dumps(recorder.get_state()))  # the write failed: a warning
+    assert "warning: could not write results" in capsys.readouterr().err
+    (tmp_path / "run").unlink()
+    (tmp_path / "away").rename(tmp_path / "run")
+
+    resumed = _recorder(tmp_path / "run")  # the driver died; Tune resumes from the snapshot
+    resumed.set_state(snapshot)
+    resumed.persist()
+    trials = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    assert trials["trial_id"].tolist() == ["a", "b"]  # b was not lost with the failed write
+    assert len(pd.read_parquet(tmp_path / "run" / "epochs.parquet")) == 4
