@@ -25,7 +25,6 @@ class CheckpointRetention(tune.Callback):
         self.keep, self.metric, self.mode = keep, metric, mode
         # a min-heap: its first is the worst of those kept
         self._kept: list[tuple[float, str, str]] = []  # (goodness, trial_id, its directory)
-        self._fs: pafs.FileSystem | None = None  # the run's storage (Tune's, local or not)
         self.deleted = 0  # trials whose checkpoints this driver deleted
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
@@ -37,16 +36,16 @@ class CheckpointRetention(tune.Callback):
         self._finished(trial)
 
     def get_state(self) -> dict[str, Any]:
-        return {"kept": self._kept, "fs": self._fs}
+        return {"kept": self._kept}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._kept, self._fs = state["kept"], state["fs"]
+        self._kept = state["kept"]
 
     def _finished(self, trial: Trial) -> None:
         storage = trial.storage
         if storage is None:  # never set up: no checkpoints
             return
-        fs = self._fs = storage.storage_filesystem
+        fs = storage.storage_filesystem  # the run's storage: local, NFS or an object store
         entry = (self._goodness(trial), trial.trial_id, storage.trial_fs_path)
         if len(self._kept) < self.keep:
             heapq.heappush(self._kept, entry)
