@@ -15,14 +15,20 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.records.storage import Location
-from pipelines.records.tables import TrialRecord, epochs_frame, trials_frame
+from pipelines.records.tables import (
+    COST_COLUMNS,
+    Objectives,
+    TrialRecord,
+    epochs_frame,
+    trials_frame,
+)
 
 TRIALS_FILE, EPOCHS_FILE = "trials.parquet", "epochs.parquet"
 CHUNKS_KEPT = 64  # appended batches before a table is combined into one chunk
@@ -39,9 +45,13 @@ class Written:
 class ResultLog:
     """The finished trials' rows (append-only) and the writes of both files."""
 
-    def __init__(self, run_dir: Location, *, metric: str, mode: str, max_epochs: int) -> None:
+    def __init__(self, run_dir: Location, *, metric: str, mode: str, max_epochs: int,
+                 objectives: Objectives = (), constraints: Mapping[str, float] | None = None
+                 ) -> None:
         self.run_dir = run_dir
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
+        self.objectives = objectives  # all of them, the primary (metric) first
+        self.constraints = dict(constraints or {})
         self._tables: dict[str, pa.Table | None] = {TRIALS_FILE: None, EPOCHS_FILE: None}
         self._dtypes: dict[str, dict[str, Any]] = {TRIALS_FILE: {}, EPOCHS_FILE: {}}
         self.written = Written()
@@ -104,10 +114,12 @@ class ResultLog:
 
     def _trials(self, records: list[TrialRecord], now: float) -> pd.DataFrame:
         return trials_frame(records, metric=self.metric, mode=self.mode,
-                            max_epochs=self.max_epochs, now=now)
+                            max_epochs=self.max_epochs, now=now, objectives=self.objectives,
+                            constraints=self.constraints)
 
     def _epochs(self, records: list[TrialRecord]) -> pd.DataFrame:
-        return epochs_frame(records, metrics=(self.metric,))
+        return epochs_frame(records, metrics=tuple(m for m, _ in self.objectives
+                                                   if m not in COST_COLUMNS) or (self.metric,))
 
     def _rows(self, name: str) -> int:
         table = self._tables[name]

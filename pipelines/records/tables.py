@@ -14,7 +14,7 @@ import math
 import numbers
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -56,12 +56,38 @@ LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
     "step": "int64", "lr": "float64", "effective_lr": "float64", "loss": "float64",
     "smoothed_loss": "float64",
 }
-STOP_REASONS = ("completed", "early_stopped", "diverged", "error")
+# "infeasible": a constraint's limit was exceeded at the trial's start; it trained no epoch
+STOP_REASONS = ("completed", "early_stopped", "diverged", "error", "infeasible")
+# What a trial costs, measured by the built-in trainers (a sweep's own trainable may
+# report any of them): reported with every epoch, kept per trial in trials.parquet.
+COST_COLUMNS = {
+    "params": "Int64",  # trainable parameters
+    # one training step's peak memory: torch.cuda.max_memory_allocated on a GPU, the
+    # process's resident-set growth on a CPU (pipelines.training.cost)
+    "peak_mem_mb": "float64",
+    "latency_ms": "float64",  # inference per image at the evaluation batch
+    "train_s": "float64",  # training time, validation excluded
+}
+# Constraints checked when a trial starts, before it trains (the model built, one step)
+START_CONSTRAINTS = ("params", "peak_mem_mb")
+INFEASIBLE_KEY = "infeasible"  # a trial's one report when it exceeds a start constraint
 CONFIG_PREFIX = "config/"
 
 
-def trial_columns(metric: str) -> dict[str, str]:
-    """trials.parquet's schema (before the config/ columns) for a sweep on `metric`."""
+def objective_column(metric: str) -> str:
+    """trials.parquet's column for an objective: a cost column as it is, an epoch
+    metric as its best over the trial's epochs (best_<metric>)."""
+    return metric if metric in COST_COLUMNS else f"best_{metric}"
+
+
+Objectives = tuple[tuple[str, str], ...]  # (metric, mode) each; the first is the primary
+
+
+def trial_columns(metric: str, objectives: Objectives = ()) -> dict[str, str]:
+    """trials.parquet's schema (before the config/ columns) for a sweep on `metric`,
+    and on further `objectives` (each epoch metric's best gets a column)."""
+    more = {objective_column(m): "float64" for m, _ in objectives
+            if m != metric and m not in COST_COLUMNS}
     return {
         "trial_id": "string", "status": "string", "stop_reason": "string", "epochs": "int64",
         f"best_{metric}": "float64", "best_epoch": "Int64", f"last_{metric}": "float64",
@@ -70,6 +96,9 @@ def trial_columns(metric: str) -> dict[str, str]:
         # as the trainer reported it
         "effective_lr": "float64",
         "error": "string",  # an errored trial's exception, its last line
+        **more, **COST_COLUMNS,
+        "suggest_s": "float64",  # the searcher's time to suggest the trial's configuration
+        "feasible": "boolean",  # False: it broke a constraint (never ranked)
     }
 
 
@@ -91,12 +120,34 @@ class TrialRecord:
     node_id: str | None = None  # Ray's node id: unique even for nodes sharing an IP
     failures: int = 0  # failed attempts (exceptions, dead workers or nodes): Tune's count
     effective_lr: float = math.nan  # the optimizer's peak lr, as the trainer reported it
+    costs: dict[str, float] = field(default_factory=dict)  # COST_COLUMNS: the latest of each
+    infeasible: bool = False  # over a start constraint: it reported once and trained nothing
+    suggest_s: float | None = None  # the searcher's time to suggest its configuration
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # records pickled (Tune's snapshot) before a field existed get its default
+        defaults = {"costs": {}, "infeasible": False, "suggest_s": None}
+        self.__dict__.update({**defaults, **state})
+
+    def add_costs(self, result: dict[str, Any]) -> None:
+        """Keep the cost columns a result reports (the latest value of each)."""
+        self.costs.update({k: result[k] for k in COST_COLUMNS
+                           if k in result and _is_metric(result[k])})
+
+    def mark_infeasible(self, result: dict[str, Any]) -> None:
+        """The trial's one report: it exceeded a start constraint and trained nothing."""
+        self.infeasible = True
+        self.add_costs(result)
+        self.node_ip = result.get("node_ip", self.node_ip)
+        self.node_id = result.get("node_id", self.node_id)
 
     def add_epoch(self, result: dict[str, Any]) -> None:
         """Keep one reported epoch: the base columns (None where not reported) and
-        every other number or bool the trainer reported, not Tune's bookkeeping."""
+        every other number or bool the trainer reported, not Tune's bookkeeping; the
+        cost columns go to the trial (add_costs)."""
+        self.add_costs(result)
         row = {name: result.get(name) for name in BASE_EPOCH_COLUMNS}
-        row.update({k: v for k, v in result.items() if k not in row
+        row.update({k: v for k, v in result.items() if k not in row and k not in COST_COLUMNS
                     and k not in TUNE_RESULT_KEYS and _is_metric(v)})
         diverged = bool(result.get("diverged")) or not _finite_or_none(row["train_loss"])
         row["diverged"] = diverged
@@ -108,14 +159,22 @@ class TrialRecord:
         self.node_ip = result.get("node_ip", self.node_ip)
         self.node_id = result.get("node_id", self.node_id)
 
-    def stop_reason(self, max_epochs: int) -> str | None:
+    def stop_reason(self, max_epochs: int,
+                    constraints: Mapping[str, float] | None = None) -> str | None:
         if self.error:
             return "error"
         if self.diverged:
             return "diverged"
         if self.ended is None:
             return None
+        if not self.feasible(constraints or {}):
+            return "infeasible"
         return "completed" if max(self.epochs, default=0) >= max_epochs else "early_stopped"
+
+    def feasible(self, constraints: Mapping[str, float]) -> bool:
+        """False once it broke a constraint: over a limit at its start, or a cost it
+        reported above one (a cost never reported breaks nothing)."""
+        return not self.infeasible and not violations(self.costs, constraints)
 
     def scores(self, metric: str) -> dict[int, float]:
         """{epoch: score}, leaving out epochs without a finite score and the epoch
@@ -123,15 +182,16 @@ class TrialRecord:
         return {e: row[metric] for e, row in sorted(self.epochs.items())
                 if _finite(row.get(metric)) and not _diverged(row)}
 
-    def summary(self, metric: str, mode: str, max_epochs: int, now: float) -> dict[str, Any]:
+    def summary(self, metric: str, mode: str, max_epochs: int, now: float,
+                objectives: Objectives = (),
+                constraints: Mapping[str, float] | None = None) -> dict[str, Any]:
         scores = self.scores(metric)
-        best_epoch = (max if mode == "max" else min)(scores, key=scores.__getitem__) \
-            if scores else None
+        best_epoch = _best(scores, mode)
         last = max(self.epochs, default=None)
         last_score = self.epochs[last].get(metric) if last is not None else None
         row = {
             "trial_id": self.trial_id, "status": self.status,
-            "stop_reason": self.stop_reason(max_epochs), "epochs": len(self.epochs),
+            "stop_reason": self.stop_reason(max_epochs, constraints), "epochs": len(self.epochs),
             f"best_{metric}": scores[best_epoch] if best_epoch is not None else math.nan,
             "best_epoch": best_epoch,
             f"last_{metric}": math.nan if last_score is None else last_score,
@@ -139,8 +199,32 @@ class TrialRecord:
             "node_id": self.node_id, "failures": self.failures,
             "effective_lr": self.effective_lr, "error": self.error_message,
         }
+        for other, other_mode in objectives:  # each further epoch objective: its own best
+            if other != metric and other not in COST_COLUMNS:
+                other_scores = self.scores(other)
+                at = _best(other_scores, other_mode)
+                row[objective_column(other)] = math.nan if at is None else other_scores[at]
+        row.update({k: self.costs.get(k) for k in COST_COLUMNS})
+        row["suggest_s"] = self.suggest_s
+        row["feasible"] = self.feasible(constraints or {})
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
+
+
+def violations(costs: Mapping[str, Any], limits: Mapping[str, float]) -> list[str]:
+    """The limits `costs` break, as 'params 2,345,678 > 1,000,000' (one per limit); a
+    cost not measured breaks none."""
+    broken = []
+    for name, limit in limits.items():
+        value = costs.get(name)
+        if value is not None and _is_metric(value) and not math.isnan(value) and value > limit:
+            broken.append(f"{name} {value:,.6g} > {limit:,.6g}")
+    return broken
+
+
+def _best(scores: dict[int, float], mode: str) -> int | None:
+    """The epoch of the best score (max or min), None without one."""
+    return (max if mode == "max" else min)(scores, key=scores.__getitem__) if scores else None
 
 
 def _finite(value: float | None) -> bool:
@@ -163,10 +247,11 @@ def _is_metric(value: object) -> bool:
 
 
 def trials_frame(records: list[TrialRecord], *, metric: str, mode: str, max_epochs: int,
-                 now: float) -> pd.DataFrame:
+                 now: float, objectives: Objectives = (),
+                 constraints: Mapping[str, float] | None = None) -> pd.DataFrame:
     """trials.parquet: a row per trial; running trials' wall_s run to `now` (unix s)."""
-    rows = [r.summary(metric, mode, max_epochs, now) for r in records]
-    columns = trial_columns(metric)
+    rows = [r.summary(metric, mode, max_epochs, now, objectives, constraints) for r in records]
+    columns = trial_columns(metric, objectives)
     frame = pd.DataFrame(rows, columns=list(columns) + _config_columns(rows))
     return frame.astype(columns)
 

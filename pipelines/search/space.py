@@ -141,7 +141,7 @@ def to_tune(space: Mapping[str, Domain], algo: str,
             points = grid_points(domain)
             if not points:
                 raise UsageError(f"--algo grid: parameter {name!r} has no grid points; add "
-                                 f"grid=(...) to its domain or use --algo random|optuna|hyperopt")
+                                 f"grid=(...) to its domain or use --algo random|optuna|gp")
             compiled[name] = tune.grid_search(list(points))
         else:
             compiled[name] = domain.sample_domain()

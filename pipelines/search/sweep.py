@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pipelines.data.seg_folder import SegDataset
 from pipelines.errors import UsageError
+from pipelines.records.tables import COST_COLUMNS
 from pipelines.search.space import (
     Choice,
     Domain,
@@ -155,8 +156,11 @@ class Sweep:
     full: Budget | None = None  # the real search (without --quick)
     quick: Budget | None = None  # CPU-sized: --quick
     fixed: Mapping[str, Any] = field(default_factory=dict)  # config values for every trial
-    metric: str = ""  # a metric the trainer reports; "": the task's default (TASKS)
-    mode: str = "max"  # max | min: which way the metric is better
+    # a metric the trainer reports, or a cost column (COST_COLUMNS); "": the task's
+    # default (TASKS). Several objectives: a tuple, e.g. ("val_acc", "params"), with a
+    # tuple of modes; early stopping and staged tuning follow the first.
+    metric: str | tuple[str, ...] = ""
+    mode: str | tuple[str, ...] = "max"  # max | min: which way the metric is better
     default_algo: str = "optuna"
     stages: tuple[Stage, ...] = ()  # staged tuning (see Stage); () = one joint search
     task: str = "classification"  # a key of pipelines.training.tasks.TASKS
@@ -166,12 +170,37 @@ class Sweep:
     trainable: Trainable | None = None  # the sweep's own training function, instead of a task
     # the trainable's config: a dataclass built from each trial's values (None: a dict)
     config_class: type | None = None
+    # {cost column: limit}: a trial above a limit is infeasible and never ranked; params
+    # and peak_mem_mb are checked when it starts, before it trains (COST_COLUMNS)
+    constraints: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.trainable is None and not self.metric:  # frozen: object's own __setattr__
             object.__setattr__(self, "metric", task(self.task).metric)
         if self.trainable is None and self.config_class is None:
             object.__setattr__(self, "config_class", task(self.task).config_class)
+
+    @property
+    def objectives(self) -> tuple[tuple[str, str], ...]:
+        """(metric, mode) per objective, the first the one early stopping follows."""
+        metrics = (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
+        modes = (self.mode,) if isinstance(self.mode, str) else tuple(self.mode)
+        if len(modes) == 1 and len(metrics) > 1 and isinstance(self.mode, tuple):
+            modes = modes * len(metrics)  # not reached after check(): lengths must agree
+        return tuple(zip(metrics, modes))
+
+    @property
+    def primary_metric(self) -> str:
+        """The first objective: what ASHA, staged tuning and --confirm follow."""
+        return self.metric if isinstance(self.metric, str) else self.metric[0]
+
+    @property
+    def primary_mode(self) -> str:
+        return self.mode if isinstance(self.mode, str) else self.mode[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @property
     def runs_function(self) -> bool:
@@ -268,10 +297,10 @@ class Sweep:
                                  f"sweep, or use a model whose factory takes it")
 
     def _check_kind(self) -> None:
-        if self.mode not in MODES:
-            raise UsageError(f"mode={self.mode!r}; use mode='max' or mode='min'")
+        self._check_objectives()
         if not self.runs_function:
             self._check_data(task(self.task))  # task(): a UsageError naming the known ones
+            self._check_reported(task(self.task))
             return
         if not callable(self.trainable):
             raise UsageError(f"trainable={self.trainable!r} is not a function; give "
@@ -281,6 +310,38 @@ class Sweep:
                              "e.g. metric='val_loss', mode='min'")
         if self.data is not None:
             raise UsageError("a sweep with its own trainable loads its own data; drop data=")
+
+    def _check_objectives(self) -> None:
+        metrics = (self.metric,) if isinstance(self.metric, str) else self.metric
+        modes = (self.mode,) if isinstance(self.mode, str) else self.mode
+        if not isinstance(metrics, tuple) or not isinstance(modes, tuple):
+            raise UsageError(f"metric={self.metric!r}, mode={self.mode!r}: give a name and a "
+                             f"mode, or tuples of them, e.g. metric=('val_acc', 'params'), "
+                             f"mode=('max', 'min')")
+        if len(metrics) != len(modes):
+            raise UsageError(f"metric={self.metric!r} has {len(metrics)} objective(s) but "
+                             f"mode={self.mode!r} {len(modes)}; give one mode per metric")
+        if not all(isinstance(m, str) for m in metrics) or len(set(metrics)) != len(metrics):
+            raise UsageError(f"metric={self.metric!r}: objectives are distinct names")
+        bad = [m for m in modes if m not in MODES]
+        if bad:
+            raise UsageError(f"mode={self.mode!r}; use mode='max' or mode='min' (a tuple of "
+                             f"them for several metrics)")
+        unknown = sorted(set(self.constraints) - set(COST_COLUMNS))
+        if unknown:
+            raise UsageError(f"constraints on unknown column(s) {unknown}; constraints limit "
+                             f"{', '.join(COST_COLUMNS)}")
+        for name, limit in self.constraints.items():
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) \
+                    or not limit > 0 or not math.isfinite(limit):
+                raise UsageError(f"constraints[{name!r}] = {limit!r}; a limit is a number > 0")
+
+    def _check_reported(self, the_task: Task[Any, Any, Any, Any]) -> None:
+        reported = (*the_task.reports, *COST_COLUMNS)
+        unknown = [m for m, _ in self.objectives if m not in reported]
+        if unknown:
+            raise UsageError(f"objective(s) {unknown}: no {self.task} trial reports them; "
+                             f"choose from {', '.join(reported)}")
 
     def _check_data(self, the_task: Task[Any, Any, Any, Any]) -> None:
         kind = the_task.data_type.__name__

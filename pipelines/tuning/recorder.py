@@ -13,7 +13,8 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from pipelines.records.result_log import ResultLog
-from pipelines.records.tables import TrialRecord
+from pipelines.records.tables import INFEASIBLE_KEY, TrialRecord
+from pipelines.search.searchers import suggest_seconds
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Tally:
     finished: int = 0
     early_stopped: int = 0
     failed: int = 0  # errors and divergences
+    infeasible: int = 0  # broke a constraint
     epochs: int = 0  # recorded over all trials (a replaced one counts once)
     best: tuple[float, str] | None = None  # the best score so far, and its trial
 
@@ -31,6 +33,7 @@ class Tally:
         self.finished += 1
         self.early_stopped += reason == "early_stopped"
         self.failed += reason in ("error", "diverged")
+        self.infeasible += reason == "infeasible"
 
     def score(self, value: float, trial_id: str, mode: str) -> None:
         if self.best is None or (value > self.best[0] if mode == "max" else value < self.best[0]):
@@ -79,11 +82,16 @@ class ResultRecorder(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial,
                        **info: Any) -> None:
-        self._record(trial).status = "RUNNING"
+        record = self._record(trial)
+        record.status = "RUNNING"
+        if record.suggest_s is None:
+            record.suggest_s = suggest_seconds(trial.trial_id)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
                         result: dict[str, Any], **info: Any) -> None:
-        if "epoch" in result:
+        if result.get(INFEASIBLE_KEY):
+            self._record(trial).mark_infeasible(result)
+        elif "epoch" in result:
             record = self._record(trial)
             epoch = int(result["epoch"])
             self.tally.epochs += epoch not in record.epochs
@@ -116,7 +124,7 @@ class ResultRecorder(tune.Callback):
         self._ended = [r for r in records if r.ended is not None]
         self.tally = Tally(epochs=sum(len(r.epochs) for r in records))
         for record in self._ended:
-            self.tally.count(record.stop_reason(self.log.max_epochs))
+            self.tally.count(record.stop_reason(self.log.max_epochs, self.log.constraints))
         for record in records:
             for score in record.scores(self.log.metric).values():
                 self.tally.score(score, record.trial_id, self.log.mode)
@@ -162,7 +170,7 @@ class ResultRecorder(tune.Callback):
     def _end(self, record: TrialRecord) -> None:
         del self.records[record.trial_id]
         self._ended.append(record)
-        self.tally.count(record.stop_reason(self.log.max_epochs))
+        self.tally.count(record.stop_reason(self.log.max_epochs, self.log.constraints))
 
 
 ERROR_CHARS = 500  # of an error's message kept in trials.parquet (the whole one: error.txt)
