@@ -2,8 +2,9 @@
 
 One objective or several (`metric` and `mode` as lists): Optuna's samplers
 (TPE, NSGA-II, the Gaussian process) take several and learn constraints
-(`constraints_func`); random and grid ignore both. Every searcher is timed:
-`suggest_seconds(trial_id)` is how long it took to suggest a trial's config.
+(each finished trial's `Trial.set_constraint`); random and grid ignore both.
+Every searcher is timed: `suggest_seconds(trial_id)` is how long it took to
+suggest a trial's config.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ __all__ = ["MULTI_OBJECTIVE", "SEARCHERS", "build_searcher", "suggest_seconds"]
 # TPE, GP and HyperOpt start with random points; on a small budget use half of it.
 MAX_RANDOM_STARTUP = 10
 NSGA2_MAX_POPULATION = 50  # NSGA-II's default generation size; smaller on a small budget
-CONSTRAINTS_ATTR = "constraints"  # the Optuna trial's user attribute: value - limit each
 
 Metric = str | list[str]
 
@@ -36,18 +36,11 @@ def _variants(*, seed: int, num_samples: int, **_: Any) -> BasicVariantGenerator
     return BasicVariantGenerator(random_state=seed)
 
 
-def _constraint_values(trial: Any) -> Sequence[float]:
-    """Optuna's constraints_func: the values the searcher stored (<= 0: feasible).
-    A module's function: Tune pickles the sampler with the searcher's state."""
-    values: Sequence[float] = trial.user_attrs.get(CONSTRAINTS_ATTR, ())
-    return values
-
-
 class ConstrainedOptunaSearch(OptunaSearch):
     """Ray Tune's OptunaSearch that also tells Optuna each finished trial's
-    constraint values (cost - limit; <= 0 feasible), so that a sampler with a
-    constraints_func learns which region is infeasible. A cost the trial did not
-    report counts as met."""
+    constraint values (cost - limit; <= 0 feasible: Optuna's Trial.set_constraint),
+    from which its samplers learn which region is infeasible. A cost the trial did
+    not report counts as met."""
 
     def __init__(self, *, limits: Mapping[str, float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -57,8 +50,8 @@ class ConstrainedOptunaSearch(OptunaSearch):
                           error: bool = False) -> None:
         trial = self._ot_trials.get(trial_id)
         if trial is not None and result and self.limits:
-            trial.set_user_attr(CONSTRAINTS_ATTR, [
-                _excess(result.get(name), limit) for name, limit in self.limits.items()])
+            for name, limit in self.limits.items():
+                trial.set_constraint(name, _excess(result.get(name), limit))
         super().on_trial_complete(trial_id, result, error)
 
 
@@ -76,17 +69,12 @@ def _optuna_search(sampler: Any, metric: Metric, mode: Metric,
     return ConstrainedOptunaSearch(metric=metric, mode=mode, sampler=sampler, limits=limits)
 
 
-def _constraints_func(limits: Mapping[str, float]) -> Callable[[Any], Sequence[float]] | None:
-    return _constraint_values if limits else None
-
-
 def _optuna(*, metric: Metric, mode: Metric, seed: int, num_samples: int,
             limits: Mapping[str, float]) -> Searcher:
     import optuna
 
     # several objectives: Optuna's TPE is multi-objective as it is (MOTPE)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(num_samples),
-                                         constraints_func=_constraints_func(limits))
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(num_samples))
     return _optuna_search(sampler, metric, mode, limits)
 
 
@@ -95,8 +83,7 @@ def _nsga2(*, metric: Metric, mode: Metric, seed: int, num_samples: int,
     import optuna
 
     population = max(4, min(NSGA2_MAX_POPULATION, num_samples // 4))
-    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=population,
-                                            constraints_func=_constraints_func(limits))
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     return _optuna_search(sampler, metric, mode, limits)
 
 
@@ -106,8 +93,7 @@ def _gp(*, metric: Metric, mode: Metric, seed: int, num_samples: int,
 
     # Gaussian-process Bayesian optimisation: each suggestion fits the GP to every
     # trial so far (cubic in the trials; see bench/searcher_overhead.py)
-    sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(num_samples),
-                                        constraints_func=_constraints_func(limits))
+    sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(num_samples))
     return _optuna_search(sampler, metric, mode, limits)
 
 

@@ -179,3 +179,49 @@ def test_a_non_finite_train_loss_marks_the_epoch_diverged_without_the_flag():
     frame = trials_frame([record], metric="val_rmse", mode="min", max_epochs=3, now=1.0)
     assert frame.loc[0, "best_val_rmse"] == 0.3 and frame.loc[0, "stop_reason"] == "diverged"
     assert epochs_frame([record])["diverged"].tolist() == [False, True]
+
+
+def test_costs_go_to_the_trial_and_a_broken_constraint_makes_it_infeasible(tmp_path):
+    """Issue 16: the cost columns a trainer reports each epoch land once per trial in
+    trials.parquet (the latest value), not in epochs.parquet; a trial over a start limit
+    (its one `infeasible` report) trained nothing and is not feasible; a trial whose
+    reported cost broke a limit later is infeasible too; a cost not measured breaks none."""
+    costs = {"params": 120_000, "peak_mem_mb": 40.0, "latency_ms": 0.5}
+    small = TrialRecord("small", {"width": 8}, started=0.0)
+    small.add_epoch(_epoch(1, 0.3, **costs, train_s=1.0))
+    small.add_epoch(_epoch(2, 0.6, **costs, train_s=2.5))
+    big = TrialRecord("big", {"width": 64}, started=0.0)
+    big.mark_infeasible({"infeasible": True, "epoch": 0, "params": 4_000_000,
+                         "peak_mem_mb": 900.0, "val_acc": -math.inf})
+    slow = TrialRecord("slow", {"width": 16}, started=0.0)
+    slow.add_epoch(_epoch(1, 0.7, params=300_000, latency_ms=9.0))
+    user = TrialRecord("user", {"width": 4}, started=0.0)  # a trainable reporting no costs
+    user.add_epoch(_epoch(1, 0.2))
+    for r in (small, big, slow, user):
+        r.ended, r.status = 5.0, "TERMINATED"
+    limits = {"params": 1_000_000, "latency_ms": 5.0}
+    frame = trials_frame([small, big, slow, user], metric="val_acc", mode="max", max_epochs=2,
+                         now=6.0, objectives=(("val_acc", "max"), ("params", "min")),
+                         constraints=limits)
+    write_parquet(frame, _at(tmp_path / "trials.parquet"))
+    rows = pd.read_parquet(tmp_path / "trials.parquet").set_index("trial_id")
+    assert rows.loc["small", "params"] == 120_000 and rows.loc["small", "train_s"] == 2.5
+    assert list(rows["stop_reason"]) == ["completed", "infeasible", "infeasible",
+                                         "early_stopped"]
+    assert list(rows["feasible"]) == [True, False, False, True]
+    assert rows.loc["big", "epochs"] == 0 and math.isnan(rows.loc["big", "best_val_acc"])
+    assert rows.loc["big", "peak_mem_mb"] == 900.0
+    assert rows["params"].isna()["user"] and rows["latency_ms"].isna()["user"]
+    assert str(rows["params"].dtype) == "Int64"
+    epochs = epochs_frame([small, slow])
+    assert not {"params", "peak_mem_mb", "latency_ms", "train_s"} & set(epochs.columns)
+
+
+def test_a_second_epoch_objective_gets_its_own_best():
+    record = TrialRecord("t", {}, started=0.0)
+    for e, (acc, loss) in enumerate([(0.5, 0.9), (0.7, 1.1), (0.6, 0.4)], start=1):
+        record.add_epoch(_epoch(e, acc, val_loss=loss))
+    record.ended = 1.0
+    row = trials_frame([record], metric="val_acc", mode="max", max_epochs=3, now=1.0,
+                       objectives=(("val_acc", "max"), ("val_loss", "min"))).iloc[0]
+    assert row["best_val_acc"] == 0.7 and row["best_val_loss"] == 0.4

@@ -46,6 +46,19 @@ class LoopConfig:
           metric="loss", config_class=LoopConfig), "parameter 'width' is not a trainer config"),
     (dict(space={"lr": Uniform(-1.0, 1.0)}, trainable=loop, metric="loss",
           config_class=LoopConfig), "lr must be > 0"),
+    # several objectives and constraints (issue 16)
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("val_acc", "params"), mode="max"),
+     "has 2 objective(s) but mode='max' 1; give one mode per metric"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("val_acc", "params"),
+          mode=("max", "min", "min")), "has 2 objective(s) but"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("val_acc", "val_f1"),
+          mode=("max", "max")), "objective(s) ['val_f1']: no classification trial reports them"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, constraints={"flops": 1e9}),
+     "constraints on unknown column(s) ['flops']; constraints limit params, peak_mem_mb"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, constraints={"params": -5}),
+     "constraints['params'] = -5; a limit is a number > 0"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("val_acc", "val_acc"),
+          mode=("max", "max")), "objectives are distinct names"),
 ])
 def test_a_sweep_of_the_wrong_shape_is_a_one_line_error(kwargs, message):
     sweep = Sweep(description="d", quick=BUDGET, **kwargs)
@@ -106,3 +119,14 @@ def test_staged_tuning_starts_from_defaults_or_the_domains_middle():
     assert start_values(space, LoopConfig) == {"lr": 0.1, "hidden": 8, "act": "relu", "p": 0.25}
     middle = start_values(space, None)
     assert middle["lr"] == pytest.approx(1e-2) and middle["hidden"] == 20
+
+
+def test_several_objectives_keep_their_order_and_the_first_is_primary():
+    sweep = Sweep("two", space={"lr": LogUniform(1e-3, 1.0)}, quick=Budget(2, 1),
+                  metric=("val_acc", "params"), mode=("max", "min"))
+    sweep.check()
+    assert sweep.objectives == (("val_acc", "max"), ("params", "min"))
+    assert (sweep.primary_metric, sweep.primary_mode, sweep.multi_objective) == \
+        ("val_acc", "max", True)
+    one = Sweep("one", space={"lr": LogUniform(1e-3, 1.0)}, quick=Budget(2, 1))
+    assert one.objectives == (("val_acc", "max"),) and not one.multi_objective
