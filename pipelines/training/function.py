@@ -41,15 +41,16 @@ class NoMetricReported(RuntimeError):
 
 
 def run_function(fn: Callable[..., Any], config: Any, *, metric: str, save: Save,
-                 resume_state: State | None = None) -> int:
+                 resume_state: State | None = None, also: tuple[str, ...] = ()) -> int:
     """Run `fn(config, report, resume_state)`; returns the epochs it reported in all.
-    `resume_state` is a saved {"epoch", "state"} (as `save` received it)."""
+    `resume_state` is a saved {"epoch", "state"} (as `save` received it); every report
+    holds `metric` and the further objectives `also`."""
     epoch = int(resume_state[EPOCH_KEY]) if resume_state else 0
     resumable = _takes_resume_state(fn)
 
     def report(metrics: Mapping[str, Any], state: State | None = None) -> None:
         nonlocal epoch
-        values = _checked(metrics, metric, epoch + 1)
+        values = _checked(metrics, metric, epoch + 1, also)
         if state is not None and not resumable:
             raise TypeError(f"{_name(fn)} reports a state but takes no resume_state; define "
                             f"it as {_name(fn)}(config, report, resume_state=None)")
@@ -68,15 +69,19 @@ def run_function(fn: Callable[..., Any], config: Any, *, metric: str, save: Save
     return epoch
 
 
-def _checked(metrics: Mapping[str, Any], metric: str, epoch: int) -> dict[str, Any]:
+def _checked(metrics: Mapping[str, Any], metric: str, epoch: int,
+             also: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(metrics, Mapping):
         raise TypeError(f"report() takes a dict of metrics, got {type(metrics).__name__}")
-    if metric not in metrics:
-        raise ValueError(f"report() without the sweep's metric {metric!r} (got "
-                         f"{', '.join(map(str, metrics)) or 'nothing'}); report it every epoch")
-    value = _plain(metrics[metric])
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"report(): {metric!r} must be a number, got {value!r}")
+    for objective in (metric, *also):
+        if objective not in metrics:
+            what = "metric" if objective == metric else "objective"
+            raise ValueError(f"report() without the sweep's {what} {objective!r} (got "
+                             f"{', '.join(map(str, metrics)) or 'nothing'}); report it "
+                             f"every epoch")
+        value = _plain(metrics[objective])
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise TypeError(f"report(): {objective!r} must be a number, got {value!r}")
     reserved = sorted(RESERVED & set(metrics))
     if reserved:
         raise ValueError(f"report(): {reserved} are set by raysweep; rename them")

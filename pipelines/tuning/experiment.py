@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
-from ray.tune.stopper import CombinedStopper, FunctionStopper
+from ray.tune.stopper import CombinedStopper
 
 from pipelines.analysis.ranking import (
     format_table,
@@ -25,6 +25,7 @@ from pipelines.records import tables as res
 from pipelines.records.result_log import ResultLog
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
+from pipelines.records.tables import START_CONSTRAINTS, violations
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
 from pipelines.tuning.checkpoint_retention import CheckpointRetention
@@ -74,10 +75,10 @@ def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
     recorder = _recorder(p, run_dir, after_persist)
     budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
         if p.options.epoch_budget else None
-    printer = ProgressPrinter(recorder, metric=p.sweep.metric, total=p.trials)
+    printer = ProgressPrinter(recorder, metric=p.sweep.primary_metric, total=p.trials)
     _announce(p, run_dir, restore)
-    retention = CheckpointRetention(p.options.keep_checkpoints, metric=p.sweep.metric,
-                                    mode=p.sweep.mode)
+    retention = CheckpointRetention(p.options.keep_checkpoints, metric=p.sweep.primary_metric,
+                                    mode=p.sweep.primary_mode)
     tuner = _tuner(p, data, run_dir,
                    callbacks=[recorder, printer, retention, JsonLoggerCallback()],
                    stop=_stopper(p, budget_stop), restore=restore)
@@ -119,8 +120,9 @@ def _recorder(p: RunPlan, run_dir: Location, after_persist: Callable[[], object]
               ) -> ResultRecorder:
     """The driver's recorder of every result into `run_dir`'s Parquet files;
     `after_persist` runs after each write."""
-    log = ResultLog(run_dir, metric=p.sweep.metric, mode=p.sweep.mode,
-                    max_epochs=p.budget.max_epochs)
+    log = ResultLog(run_dir, metric=p.sweep.primary_metric, mode=p.sweep.primary_mode,
+                    max_epochs=p.budget.max_epochs, objectives=p.sweep.objectives,
+                    constraints=p.constraints)
     return ResultRecorder(log, on_change=after_persist or (lambda: None),
                           expand=functools.partial(with_carried, carried=p.carried))
 
@@ -145,15 +147,43 @@ def _status_after_fit(recorder: ResultRecorder, total: int,
     return "interrupted" if unfinished and not spent else "finished"
 
 
+class ConstraintStop(tune.Stopper):
+    """Stops a trial once a cost it reports breaks a constraint (a sweep's own
+    trainable reporting params, or any trial's latency_ms or train_s): it is
+    infeasible, and never ranked; training on would be spent for nothing."""
+
+    def __init__(self, limits: dict[str, float]) -> None:
+        self.limits = limits
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return bool(violations(result, self.limits))
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class EpochLimit(tune.Stopper):
+    """A sweep's own trainable, which may report for as long as it likes, stops at
+    the budget's epochs (the built-in trainers stop there themselves)."""
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs = max_epochs
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return bool(result.get(TIME_ATTR, 0) >= self.max_epochs)
+
+    def stop_all(self) -> bool:
+        return False
+
+
 def _stopper(p: RunPlan, budget_stop: EpochBudget | None) -> tune.Stopper | None:
-    """The budget's stop, and for a sweep's own trainable, which may report for as
-    long as it likes, a stop at the budget's epochs (the built-in trainers stop there
-    themselves, at their config's `epochs`)."""
-    if not p.sweep.runs_function:
-        return budget_stop
-    max_epochs = p.budget.max_epochs
-    at_horizon = FunctionStopper(lambda trial_id, result: result.get(TIME_ATTR, 0) >= max_epochs)
-    return CombinedStopper(at_horizon, budget_stop) if budget_stop else at_horizon
+    """The budget's stop, the constraints' and a sweep's own trainable's stop at the
+    budget's epochs, those that apply."""
+    stops: list[tune.Stopper] = [stop for stop in (
+        EpochLimit(p.budget.max_epochs) if p.sweep.runs_function else None,
+        ConstraintStop(p.constraints) if p.constraints else None,
+        budget_stop) if stop is not None]
+    return None if not stops else stops[0] if len(stops) == 1 else CombinedStopper(*stops)
 
 
 def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: list[tune.Callback],
@@ -167,7 +197,9 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
                        carried=p.carried, sweep=p.ref,
                        function=p.sweep.trainable if in_process else None,
                        config_class=p.sweep.config_class if in_process else None,
-                       metric=p.sweep.metric)
+                       metric=p.sweep.primary_metric, objectives=p.sweep.objectives,
+                       limits={k: v for k, v in p.constraints.items()
+                               if k in START_CONSTRAINTS})
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
                                     {"cpu": options.cpus_per_trial,
                                      "gpu": options.gpus_per_trial})
@@ -175,17 +207,25 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
     if restore:
         return _restored_tuner(run_dir, trainable, callbacks, stop,
                                storage.get("storage_filesystem"))
+    sweep, several = p.sweep, p.sweep.multi_objective
+    metrics, modes = [m for m, _ in sweep.objectives], [m for _, m in sweep.objectives]
+    # several objectives: the searcher gets them all, the scheduler the first, and Tune's
+    # own config none (it would hand its one metric to the searcher in their place)
+    stops_on: dict[str, Any] = {"metric": sweep.primary_metric, "mode": sweep.primary_mode}
     return tune.Tuner(
         trainable,
         param_space=p.param_space,
         tune_config=tune.TuneConfig(
-            metric=p.sweep.metric, mode=p.sweep.mode, num_samples=p.num_samples,
+            **({} if several else stops_on), num_samples=p.num_samples,
             reuse_actors=True,
-            search_alg=build_searcher(p.algo, metric=p.sweep.metric, mode=p.sweep.mode,
-                                      seed=options.seed, num_samples=p.num_samples),
+            search_alg=build_searcher(p.algo, metric=metrics if several else metrics[0],
+                                      mode=modes if several else modes[0],
+                                      seed=options.seed, num_samples=p.num_samples,
+                                      limits=p.constraints),
             scheduler=build_scheduler(options.scheduler, max_epochs=budget.max_epochs,
                                       grace_period=budget.grace_period,
-                                      reduction_factor=budget.reduction_factor),
+                                      reduction_factor=budget.reduction_factor,
+                                      **(stops_on if several else {})),
             max_concurrent_trials=options.max_concurrent,
             trial_dirname_creator=trial_dirname,
         ),
@@ -228,8 +268,8 @@ def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],
 def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
     """The run's best trials and how its trials stopped, on stdout."""
     trials = res.read_parquet(run_dir / "trials.parquet")
-    metric = p.sweep.metric
-    top = leaderboard(trials, metric, p.sweep.mode)
+    metric = p.sweep.primary_metric
+    top = leaderboard(trials, metric, p.sweep.primary_mode)
     table = leaderboard_table(top, metric, p.sweep.space)
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
     print(format_table(table))

@@ -85,7 +85,7 @@ def execute(p: RunPlan, data: TrialData | None, run_dir: Location,
             summaries.append(stage_summary(index, stage, so_far, p, before, carried))
             record.update(stage_results=summaries)
         record.status = "finished"
-    print_stage_table(summaries, p.sweep.metric)
+    print_stage_table(summaries, p.sweep.primary_metric)
     print_leaderboard(run_dir, p)
 
 
@@ -167,10 +167,11 @@ def top_configs(trials: pd.DataFrame, p: RunPlan, k: int) -> tuple[dict[str, Any
     """The k best distinct configurations (of the space's parameters) so far."""
     if trials.empty:
         return ()
-    scored = trials.dropna(subset=[f"best_{p.sweep.metric}"])
+    scored = trials.dropna(subset=[f"best_{p.sweep.primary_metric}"])
     int_keys = int_config_keys(scored, describe(p.sweep.space))
     configs: list[dict[str, Any]] = []
-    for _, row in leaderboard(scored, p.sweep.metric, p.sweep.mode, n=len(scored)).iterrows():
+    ranked = leaderboard(scored, p.sweep.primary_metric, p.sweep.primary_mode, n=len(scored))
+    for _, row in ranked.iterrows():
         config = {name: value for name, value in config_of(row, int_keys).items()
                   if name in p.sweep.space}
         if config not in configs:
@@ -184,9 +185,9 @@ def stage_summary(index: int, stage: Stage, trials: pd.DataFrame, p: RunPlan,
                   before: tuple[dict[str, Any], ...],
                   after: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     """One stage's row of run.json's stage_results and of the stage table."""
-    metric = f"best_{p.sweep.metric}"
+    metric = f"best_{p.sweep.primary_metric}"
     ours = trials[trials[STAGE_COLUMN] == stage.name] if not trials.empty else trials
-    best = (max if p.sweep.mode == "max" else min)
+    best = (max if p.sweep.primary_mode == "max" else min)
     scores = ours[metric].dropna() if not ours.empty else pd.Series(dtype=float)
     all_scores = trials[metric].dropna() if not trials.empty else pd.Series(dtype=float)
     changed = {name: [before[0].get(name), value] for name, value in after[0].items()

@@ -5,10 +5,11 @@ own function) here and nowhere else."""
 from __future__ import annotations
 
 import functools
+import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import ray
 import torch
@@ -16,6 +17,7 @@ from ray import tune
 
 from pipelines.data.images import DataSpec
 from pipelines.data.seg_folder import SegSpec
+from pipelines.records.tables import INFEASIBLE_KEY
 from pipelines.search.sweep import FUNCTION_TASK, Trainable, build_config, with_carried
 from pipelines.search.sweep_loader import SweepRef, import_sweep
 from pipelines.training.function import run_function
@@ -42,6 +44,8 @@ class TrialSetup:
     function: Trainable | None = None
     config_class: type | None = None
     metric: str = ""
+    objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) each, the primary first
+    limits: Mapping[str, float] = field(default_factory=dict)  # start constraints (probe)
 
 
 @functools.lru_cache(maxsize=2)
@@ -67,8 +71,11 @@ def load_state(path: Path) -> State:
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def _report(metrics: Metrics, state: State | None, *, node_id: str) -> None:
+def _report(metrics: Metrics, state: State | None, *, node_id: str,
+            objectives: tuple[tuple[str, str], ...] = ()) -> None:
     # node_id, not just Tune's node_ip: nodes that share a host share an IP
+    if metrics.get(INFEASIBLE_KEY):
+        metrics = {**worst_values(objectives), **metrics}
     if state is None:
         tune.report({**metrics, "node_id": node_id})
         return
@@ -78,20 +85,28 @@ def _report(metrics: Metrics, state: State | None, *, node_id: str) -> None:
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
+def worst_values(objectives: tuple[tuple[str, str], ...]) -> Metrics:
+    """What an infeasible trial (it trained nothing) scores on each objective it did
+    not measure: the worst there is, so that a searcher told of it learns to avoid it."""
+    return {metric: -math.inf if mode == "max" else math.inf for metric, mode in objectives}
+
+
 def run_trial(config: dict[str, Any], *, setup: TrialSetup) -> None:
     """Ray Tune entry point for one trial: the sweep's module imported, then its
     task (or function) trained on the config, built on `setup.carried`."""
     torch.set_num_threads(setup.threads)
     sweep = import_sweep(setup.sweep) if setup.sweep is not None else None
-    report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id())
+    report = functools.partial(_report, node_id=ray.get_runtime_context().get_node_id(),
+                               objectives=setup.objectives)
     values = with_carried(config, setup.carried)
     if setup.task != FUNCTION_TASK:
         assert setup.data is not None, "a task's trial needs its prepared data"
         TASKS[setup.task].run_trial(values, _data(setup.task, setup.data), report=report,
-                                    resume_state=_restore_state())
+                                    resume_state=_restore_state(), limits=setup.limits)
         return
     function, config_class = (sweep.trainable, sweep.config_class) if sweep is not None \
         else (setup.function, setup.config_class)
     assert function is not None, "a function trial needs the sweep's module or its function"
     run_function(function, build_config(config_class, values), metric=setup.metric,
-                 save=report, resume_state=_restore_state())
+                 save=report, resume_state=_restore_state(),
+                 also=tuple(m for m, _ in setup.objectives if m != setup.metric))
