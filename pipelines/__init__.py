@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models import register_model
-    from pipelines.analysis import best_config, importance, leaderboard, load_run, load_runs
+    from pipelines.analysis import (
+        best_config,
+        importance,
+        leaderboard,
+        load_run,
+        load_runs,
+        pareto_front,
+    )
     from pipelines.data import Cifar10, ImageFolder, ParquetImages, SegDataset
     from pipelines.errors import UsageError
     from pipelines.search import (
@@ -46,14 +53,15 @@ _EXPORTS = {
     "SegConfig": "pipelines.training", "TrainConfig": "pipelines.training",
     "best_config": "pipelines.analysis", "importance": "pipelines.analysis",
     "leaderboard": "pipelines.analysis", "load_run": "pipelines.analysis",
-    "load_runs": "pipelines.analysis", "UsageError": "pipelines.errors",
+    "load_runs": "pipelines.analysis", "pareto_front": "pipelines.analysis",
+    "UsageError": "pipelines.errors",
 }
 
 __all__ = [
     "Budget", "Choice", "Cifar10", "ImageFolder", "IntUniform", "LogUniform", "ParquetImages",
     "SegConfig", "SegDataset", "Stage", "Sweep", "TrainConfig", "Uniform", "UsageError",
     "best_config", "default_stages", "importance", "leaderboard", "load_run", "load_runs",
-    "register_model",
+    "pareto_front", "register_model",
 ]
 
 

@@ -1,17 +1,37 @@
-"""Analyse runs from their Parquet files alone: load runs, rank trials, take the
-best configuration, estimate hyperparameter importance, trace the best score
-against the budget, infer the searched space of trials brought from another tool.
-The figures (`pipelines.analysis.figures`), the HTML report
-(`pipelines.analysis.report`) and its captions are imported on their own: they
-need matplotlib, which nothing else here does."""
+"""Analyse runs from their Parquet files alone: load runs, rank trials (feasible ones
+only), take the best configuration, find the Pareto front of several objectives,
+summarise the retrains that confirm the top configurations, estimate hyperparameter
+importance, trace the best score against the budget, infer the searched space of
+trials brought from another tool. The figures (`pipelines.analysis.figures`), the
+HTML report (`pipelines.analysis.report`) and its captions are imported on their
+own: they need matplotlib, which nothing else here does."""
 
 from pipelines.analysis.anova import IMPORTANCE_EVALUATORS, importance, scores_at_budget
+from pipelines.analysis.confirmation import (
+    CONFIDENCE,
+    CONFIRM_COLUMNS,
+    CONFIRM_FILE,
+    confirmed_summary,
+    confirmed_winner,
+    summarise,
+    verdict,
+)
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import LABEL_DIGITS, significant
+from pipelines.analysis.objectives import (
+    constraint_names,
+    constraints_of,
+    objective_columns,
+    objective_names,
+    objectives_of,
+)
+from pipelines.analysis.pareto import front_of, non_dominated, pareto_front
 from pipelines.analysis.ranking import (
+    feasible,
     format_table,
     leaderboard,
     leaderboard_table,
+    sort_order,
     stage_table,
     stop_reason_summary,
     stop_reasons,
@@ -29,9 +49,12 @@ from pipelines.analysis.runs import (
 from pipelines.analysis.space_inference import infer_space, inferred_space_note
 
 __all__ = [
-    "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run", "best_config", "best_so_far", "compare_runs",
-    "config_of", "format_table", "importance", "infer_space", "inferred_space_note",
-    "int_config_keys", "leaderboard", "leaderboard_table", "load_run", "load_runs", "run_names",
-    "scores_at_budget", "scored_epochs", "significant", "stage_table", "stop_reason_summary",
-    "stop_reasons",
+    "CONFIDENCE", "CONFIRM_COLUMNS", "CONFIRM_FILE", "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run",
+    "best_config", "best_so_far", "compare_runs", "config_of", "confirmed_summary",
+    "confirmed_winner", "constraint_names", "constraints_of", "feasible", "format_table",
+    "front_of", "importance", "infer_space", "inferred_space_note", "int_config_keys",
+    "leaderboard", "leaderboard_table", "load_run", "load_runs", "non_dominated",
+    "objective_columns", "objective_names", "objectives_of", "pareto_front", "run_names",
+    "scored_epochs", "scores_at_budget", "significant", "sort_order", "stage_table",
+    "stop_reason_summary", "stop_reasons", "summarise", "verdict",
 ]

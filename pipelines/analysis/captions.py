@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipelines.analysis.figures import EVALUATOR_NAMES, RUNG_SCHEDULERS, rung_epochs
 from pipelines.analysis.formatting import comma_list
+from pipelines.analysis.objectives import constraint_names, objective_names
 from pipelines.analysis.runs import Run, built_in_trainer, run_names
 
 
@@ -45,6 +46,25 @@ def parallel_coordinates_caption(metric: str) -> str:
     return (f"One line per scored trial through its value of each hyperparameter (each axis "
             f"spans the searched range, in log scale for log-uniform ones) to its best {metric}; "
             f"coloured by best {metric} (yellow: best), the best trial thickest.")
+
+
+def pareto_front_caption(run: Run) -> str:
+    """The caption of the scatter plots of every pair of objectives."""
+    text = (f"Every trial on each pair of the objectives ({objective_names(run.objectives)}), "
+            f"coloured by why it stopped. Ringed: the Pareto front, the feasible trials that "
+            f"no other feasible trial beats on every objective at once; the step line joins "
+            f"them and bounds what they dominate")
+    if len(run.objectives) > 2:
+        text += (" (on a panel, it joins those of them that no other front trial beats on "
+                 "that panel's two objectives)")
+    text += (". A trial lacking one of a panel's values sits on that axis's edge, at its "
+             "worse end.")
+    if run.constraints:
+        text += (f" Crosses: infeasible trials, over a constraint's limit "
+                 f"({constraint_names(run.constraints)}, dashed where it is an axis), never "
+                 f"ranked; those over a size or memory limit trained no epoch, so have no "
+                 f"score.")
+    return text
 
 
 def importance_caption(importances: Mapping[str, pd.Series | None], metric: str) -> str:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from pipelines.analysis.ranking import feasible
 from pipelines.analysis.runs import Run, run_names, scored_mask
 
 
@@ -17,13 +18,16 @@ def best_so_far(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str,
     time since the run's first epoch began, one curve per run (a `run` column,
     if present, keeps runs apart). Every epoch trained counts as budget, in the
     order epochs ended, so concurrent trials interleave as they ran; an epoch
-    whose training diverged counts as budget but not as a score.
-    `best_trial_id` is the trial holding the best score at that point."""
+    whose training diverged, or of a trial that broke a constraint, counts as
+    budget but not as a score. `best_trial_id` is the trial holding the best
+    score at that point."""
     frames = []
     runs = epochs["run"].unique() if "run" in epochs else [None]
+    broke = trials.drop(index=feasible(trials).index)
     for run in runs:
         e = epochs if run is None else epochs[epochs["run"] == run]
-        frames.append(_best_so_far_one(e, metric, mode).assign(run=run))
+        b = broke if run is None or "run" not in broke else broke[broke["run"] == run]
+        frames.append(_best_so_far_one(e, metric, mode, set(b["trial_id"])).assign(run=run))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out if "run" in epochs else out.drop(columns="run")
 
@@ -47,7 +51,8 @@ def compare_runs(runs: list[Run]) -> pd.DataFrame:
     return table.drop(columns=[c for c in ("algorithm", "scheduler") if table[c].isna().all()])
 
 
-def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str,
+                     infeasible: set[str]) -> pd.DataFrame:
     columns = ["epochs", "wall_s", f"best_{metric}", "best_trial_id"]
     if epochs.empty or metric not in epochs:
         return pd.DataFrame(columns=columns)
@@ -58,7 +63,7 @@ def _best_so_far_one(epochs: pd.DataFrame, metric: str, mode: str) -> pd.DataFra
     else:  # runs written before epochs had `ended_at`: trials one by one, in creation order
         e = epochs
         wall = e["epoch_s"].cumsum()
-    scored = scored_mask(e, metric)
+    scored = scored_mask(e, metric) & ~e["trial_id"].isin(list(infeasible))
     score = e[metric].astype(float).where(scored)  # every epoch is budget, scored or not
     best = (score.cummax() if mode == "max" else score.cummin()).ffill()
     improved = scored & (score == best) & (best != best.shift())  # ties keep the first

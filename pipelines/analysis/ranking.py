@@ -1,5 +1,5 @@
-"""Trials ranked by their best score, and the tables a terminal shows of them
-(the leaderboard, a staged run's per-stage table)."""
+"""Trials ranked by their best score (or any column), feasible ones only, and the
+tables a terminal shows of them (the leaderboard, a staged run's per-stage table)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from pipelines.analysis.formatting import LABEL_DIGITS, format_value, table_number
+from pipelines.analysis.objectives import MODES, Objective
+from pipelines.errors import UsageError
 from pipelines.records import tables as res
 
 RUNNING = "running"  # how a trial without a stop reason yet is shown
+INFEASIBLE = "infeasible"  # the stop reason of a trial that broke a constraint at its start
 # leaderboard columns a table brought from another tool may not record: shown where it does
 OPTIONAL_COLUMNS = ("best_epoch", "epochs", "wall_s")
 
@@ -32,18 +35,55 @@ def stop_reason_summary(trials: pd.DataFrame) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
 
 
-def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
-    """The top `n` trials by their best score (trials without one last)."""
-    return trials.sort_values(f"best_{metric}", ascending=mode == "min", kind="stable",
-                              na_position="last").head(n)
+def feasible(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials that broke no constraint: all but those whose `feasible` is False or
+    whose stop reason is infeasible (a table without the column: all of them)."""
+    keep = pd.Series(True, index=trials.index)
+    if "feasible" in trials:
+        keep &= trials["feasible"].astype("boolean").fillna(True).astype(bool)
+    if "stop_reason" in trials:
+        keep &= trials["stop_reason"].astype(object) != INFEASIBLE
+    return trials[keep]
 
 
-def leaderboard_table(top: pd.DataFrame, metric: str,
-                      config_keys: Iterable[str]) -> pd.DataFrame:
-    """The leaderboard as shown on a terminal: id, score, epochs, stop reason and the
-    given config keys (those present), without the `config/` prefix."""
-    shown = ["trial_id", f"best_{metric}", "best_epoch", "epochs", "stop_reason"]
+def leaderboard(trials: pd.DataFrame, metric: str, mode: str, n: int = 5, *,
+                by: str | None = None) -> pd.DataFrame:
+    """The top `n` feasible trials by their best score, or by the column `by`, best
+    first by `mode` ("min": smallest first); trials without a value last."""
+    column = by or res.objective_column(metric)
+    return feasible(trials).sort_values(column, ascending=mode == "min", kind="stable",
+                                        na_position="last").head(n)
+
+
+def sort_order(trials: pd.DataFrame, objectives: Sequence[Objective],
+               spec: str) -> tuple[str, str]:
+    """(column, mode) that a sort spec names: 'NAME' or 'NAME:min' / 'NAME:max'
+    (smallest / largest first). NAME: a trials column, an objective's metric (its
+    column, by default in its mode) or a config key; other columns go smallest first
+    by default. A UsageError naming the columns there are for any other NAME."""
+    name, _, direction = spec.partition(":")
+    if direction and direction not in MODES:
+        raise UsageError(f"sort {spec!r}: the direction after ':' is 'min' (smallest first) "
+                         f"or 'max' (largest first), not {direction!r}")
+    modes = {res.objective_column(m): m_mode for m, m_mode in objectives}
+    for column in (name, res.objective_column(name), res.CONFIG_PREFIX + name):
+        if column in trials:
+            return column, direction or modes.get(column, "min")
+    sortable = [m for m, _ in objectives] + [str(c) for c in trials.columns]
+    raise UsageError(f"no column {name!r} to sort the trials by; sort by one of: "
+                     f"{', '.join(dict.fromkeys(sortable))}")
+
+
+def leaderboard_table(top: pd.DataFrame, metric: str, config_keys: Iterable[str], *,
+                      columns: Iterable[str] = ()) -> pd.DataFrame:
+    """The leaderboard as shown on a terminal: id, score, the other `columns` (further
+    objectives, a sort column), epochs, stop reason and the given config keys (those
+    present), without the `config/` prefix."""
+    score = res.objective_column(metric)
+    shown = ["trial_id", score, *(c for c in columns if c != score), "best_epoch", "epochs",
+             "stop_reason"]
     shown += [res.CONFIG_PREFIX + k for k in config_keys]
+    shown = list(dict.fromkeys(shown))  # a sort column may be a config key
     shown = recorded(top, shown)  # no config columns before any trial ran
     return top[shown].rename(columns=lambda c: c.removeprefix(res.CONFIG_PREFIX))
 

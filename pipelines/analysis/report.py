@@ -19,10 +19,15 @@ from pipelines.analysis.captions import (
     lr_schedule_caption,
     metric_vs_params_caption,
     parallel_coordinates_caption,
+    pareto_front_caption,
 )
+from pipelines.analysis.confirmation import verdict
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import TABLE_DIGITS, format_value, table_number
+from pipelines.analysis.objectives import constraint_names, objective_columns, objective_names
+from pipelines.analysis.pareto import pareto_front
 from pipelines.analysis.ranking import (
+    feasible,
     leaderboard,
     recorded,
     stage_table,
@@ -63,11 +68,14 @@ figcaption { font-size: 0.9rem; color: #555; max-width: 85ch; margin-top: 0.3rem
 
 def write_report(runs: list[Run], out_dir: str | Path,
                  importances: Mapping[str, pd.Series | None] | None = None,
-                 final: dict | None = None) -> Path:
+                 final: dict | None = None,
+                 confirmation: pd.DataFrame | None = None) -> Path:
     """Write the figures of `runs[0]` (and best-so-far curves of every run) as PNGs
     into `out_dir`, and `report.html` showing them; returns the HTML's path.
     `importances`: {evaluator: pipelines.analysis.anova(...)}; `final`: the
-    test score of the chosen configuration ({"test_acc": ..., "config": {...}})."""
+    test score of the chosen configuration ({"test_acc": ..., "config": {...}});
+    `confirmation`: the run's retrains of its top configurations, as
+    pipelines.analysis.confirmation.summarise gives them."""
     if not runs:
         raise ValueError("write_report needs at least one run")
     out = Path(out_dir)
@@ -79,6 +87,8 @@ def write_report(runs: list[Run], out_dir: str | Path,
         _comparison_section(runs) if len(runs) > 1 else "",
         _stages_section(run),
         _leaderboard_section(run),
+        _confirmation_section(confirmation, run) if confirmation is not None else "",
+        _pareto_section(run) if len(run.objectives) > 1 else "",
         _best_config_section(run),
         _importance_section(importances, run) if importances else "",
         _figures_section(draw_figures(runs, out, importances)),
@@ -106,6 +116,9 @@ def draw_figures(runs: list[Run], out: Path,
         (figures.plot_parallel_coordinates(t, meta, out / "parallel_coordinates.png"),
          parallel_coordinates_caption(metric)),
     ]
+    if len(run.objectives) > 1:
+        drawn.append((figures.plot_pareto_front(t, meta, out / "pareto_front.png"),
+                      pareto_front_caption(run)))
     if importances:
         drawn.append((figures.plot_importances(importances, metric, out / "importance.png"),
                       importance_caption(importances, metric)))
@@ -134,7 +147,10 @@ def _header(run: Run) -> str:
     meta = run.meta
     rows = {
         "sweep": meta.get("sweep"), "run": run.name, "location": str(run.location),
-        "metric": f"{run.metric} ({'higher' if run.mode == 'max' else 'lower'} is better)",
+        "metric": f"{run.metric} ({'higher' if run.mode == 'max' else 'lower'} is better)"
+        if len(run.objectives) == 1 else None,
+        "objectives": objective_names(run.objectives) if len(run.objectives) > 1 else None,
+        "constraints": constraint_names(run.constraints) if run.constraints else None,
         "algorithm": meta.get("algorithm"), "scheduler": meta.get("scheduler"),
         "status": meta.get("status"), "trials": len(run.trials),
         "stop reasons": stop_reason_summary(run.trials) or "none yet",
@@ -181,18 +197,55 @@ def _leaderboard_section(run: Run) -> str:
     top = leaderboard(run.trials, run.metric, run.mode, n=LEADERBOARD_ROWS)
     if top.empty:
         return "<h2>Leaderboard</h2>\n<p class='note'>No trial has reported yet.</p>"
-    searched = [CONFIG_PREFIX + p for p in run.space if CONFIG_PREFIX + p in top]
-    config = searched or [c for c in map(str, top.columns) if c.startswith(CONFIG_PREFIX)]
-    columns = recorded(top, ("trial_id", f"best_{run.metric}", "best_epoch", "epochs",
-                             "stop_reason", "wall_s", "failures")) + config
-    if "failures" in top and not top["failures"].any():  # a column of zeros says nothing
+    broke = len(run.trials) - len(feasible(run.trials))
+    heading = f"Leaderboard: top {len(top)} of {len(run.trials)} trials by best {run.metric}"
+    note = (f"<p class='note'>{broke} trial(s) broke a constraint "
+            f"({_esc(constraint_names(run.constraints))}) and are not ranked.</p>\n"
+            if broke else "")
+    return f"<h2>{_esc(heading)}</h2>\n{note}{_trials_table(run, top)}"
+
+
+def _pareto_section(run: Run) -> str:
+    front = pareto_front(run)
+    if front.empty:
+        return ("<h2>Pareto front</h2>\n<p class='note'>No feasible trial has a value of "
+                "every objective yet.</p>")
+    values = feasible(run.trials)[objective_columns(run.objectives)]
+    scored = int(values.notna().all(axis=1).sum())
+    heading = f"Pareto front: {len(front)} of {scored} feasible scored trials"
+    note = (f"<p class='note'>The trials no other feasible trial beats on every objective "
+            f"at once ({_esc(objective_names(run.objectives))}), best "
+            f"{_esc(run.metric)} first: each is the best found for what it gives up.</p>")
+    return f"<h2>{_esc(heading)}</h2>\n{note}\n{_trials_table(run, front)}"
+
+
+def _trials_table(run: Run, rows: pd.DataFrame) -> str:
+    """Trials as the leaderboard shows them: id, every objective, epochs, stop reason,
+    wall time (failures where some trial had one) and the searched config values."""
+    searched = [CONFIG_PREFIX + p for p in run.space if CONFIG_PREFIX + p in rows]
+    config = searched or [c for c in map(str, rows.columns) if c.startswith(CONFIG_PREFIX)]
+    scores = list(dict.fromkeys([f"best_{run.metric}", *objective_columns(run.objectives)]))
+    columns = recorded(rows, ("trial_id", *scores, "best_epoch", "epochs", "stop_reason",
+                              "wall_s", "failures")) + config
+    if "failures" in rows and not rows["failures"].any():  # a column of zeros says nothing
         columns.remove("failures")
-    table = top[columns].copy()
+    table = rows[columns].copy()
     table["stop_reason"] = stop_reasons(table)
     table = table.rename(columns=lambda c: c.removeprefix(CONFIG_PREFIX)).rename(
         columns={"wall_s": "wall (s)"})
-    heading = f"Leaderboard: top {len(table)} of {len(run.trials)} trials by best {run.metric}"
-    return f"<h2>{_esc(heading)}</h2>\n{_table(table)}"
+    return _table(table)
+
+
+def _confirmation_section(summary: pd.DataFrame, run: Run) -> str:
+    """The retrains of the top configurations: mean, sd and 95% interval per
+    configuration, best mean first, and the verdict."""
+    heading = (f"Confirmation: the top {len(summary)} configuration(s) retrained with fresh "
+               f"seeds, {run.metric} per configuration")
+    table = summary.rename(columns=lambda c: str(c).removeprefix(CONFIG_PREFIX)).rename(
+        columns={"config_rank": "search rank", "n": "seeds", "ci_low": "95% CI low",
+                 "ci_high": "95% CI high"})
+    return (f"<h2>{_esc(heading)}</h2>\n<p class='note'>{_esc(verdict(summary, run.mode))}."
+            f"</p>\n{_table(table)}")
 
 
 def _best_config_section(run: Run) -> str:

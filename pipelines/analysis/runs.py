@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.analysis.ranking import leaderboard
+from pipelines.analysis.objectives import (
+    Objective,
+    constraints_of,
+    objective_columns,
+    objectives_of,
+    objectives_problem,
+)
+from pipelines.analysis.ranking import feasible, leaderboard
 from pipelines.analysis.space_inference import infer_space
 from pipelines.errors import UsageError
 from pipelines.records import tables as res
@@ -50,6 +57,17 @@ class Run:
         return self.meta["mode"]
 
     @property
+    def objectives(self) -> list[Objective]:
+        """[(metric, mode), ...]: run.json's `objectives`, the primary first (a run
+        written before several objectives: the metric and mode alone)."""
+        return objectives_of(self.meta)
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """{column: limit}: run.json's `constraints`, {} where it has none."""
+        return constraints_of(self.meta)
+
+    @property
     def space(self) -> dict:
         """{parameter: description} as pipelines.search.space.describe wrote it."""
         return self.meta.get("space", {})
@@ -60,20 +78,23 @@ def load_run(path: str) -> Run:
     one. A run still in progress loads too: the Parquet files are always whole.
     Tables written by another tool may lack columns of the schema beyond trial_id
     and best_<metric>: they read back empty (a trial without a stop_reason column
-    counts as completed), and its trial ids as strings."""
+    counts as completed, and as feasible), and its trial ids as strings."""
     where = resolve(path, "results directory")
     meta = _checked_meta(read_run_json(where), where)
-    metric = meta["metric"]
-    trial_columns, epoch_columns = res.trial_columns(metric), res.epoch_columns((metric,))
+    metric, objectives = meta["metric"], objectives_of(meta)
+    trial_columns = res.trial_columns(metric, tuple(objectives))
+    epoch_columns = res.epoch_columns((metric,))
     trials = _read_or_empty(where / "trials.parquet", trial_columns)
     epochs = _read_or_empty(where / "epochs.parquet", epoch_columns)
-    for table, name, needed in ((trials, "trials.parquet", ("trial_id", f"best_{metric}")),
+    scores = dict.fromkeys([f"best_{metric}", *objective_columns(objectives[1:])])
+    for table, name, needed in ((trials, "trials.parquet", ("trial_id", *scores)),
                                 (epochs, "epochs.parquet",
                                  ("trial_id", "epoch", metric) if len(epochs) else ())):
         absent = [c for c in needed if c not in table]
         if absent:
+            names = "the metric" if len(objectives) == 1 else "an objective"
             raise UsageError(f"{where / name} has no {' or '.join(absent)} column; add it "
-                             f"(run.json names {metric!r} as the metric)")
+                             f"(run.json names {metric!r} as {names})")
     trials = _with_schema(trials, trial_columns, {"stop_reason": "completed"})
     # absent, train_loss and diverged mean that no epoch diverged (see diverged_epochs)
     epochs = _with_schema(epochs, {c: d for c, d in epoch_columns.items()
@@ -87,6 +108,9 @@ def load_run(path: str) -> Run:
 def _checked_meta(meta: dict, where: Location) -> dict:
     if meta["mode"] not in ("min", "max"):
         raise UsageError(f"{where}/run.json: mode must be 'min' or 'max', not {meta['mode']!r}")
+    problem = objectives_problem(meta)
+    if problem:
+        raise UsageError(f"{where}/run.json: {problem}")
     space = meta.get("space", {})
     if not isinstance(space, dict) or not all(
             isinstance(v, dict) and "type" in v for v in space.values()):
@@ -190,10 +214,15 @@ def _int_domain(spec: dict) -> bool:
 
 
 def best_config(run: Run) -> dict[str, Any]:
-    """The configuration of the trial with the best score (by the run's mode)."""
-    scored = run.trials.dropna(subset=[f"best_{run.metric}"])
+    """The configuration of the feasible trial with the best score (by the run's mode)."""
+    within = feasible(run.trials)
+    scored = within.dropna(subset=[res.objective_column(run.metric)])
     if scored.empty:
-        raise UsageError(f"{run.location} has no scored trial yet; wait for one to report")
+        broke = len(run.trials) - len(within)
+        why = f" ({broke} broke a constraint)" if broke else ""
+        fix = ", or loosen the constraints" if broke else ""
+        raise UsageError(f"{run.location} has no scored trial yet{why}; wait for one to "
+                         f"report{fix}")
     best = leaderboard(scored, run.metric, run.mode, n=1).iloc[0]
     return config_of(best, int_config_keys(run.trials, run.space))
 

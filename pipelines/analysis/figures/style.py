@@ -14,14 +14,18 @@ from pipelines.records.tables import STOP_REASONS
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
 STOP_COLORS = {"completed": "#0072B2", "early_stopped": "#E69F00", "diverged": "#D55E00",
-               "error": "#CC79A7", RUNNING: "#009E73"}
+               "error": "#CC79A7", "infeasible": "#7F7F7F", RUNNING: "#009E73"}
 EVALUATOR_NAMES = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA"}
 METRIC_LABELS = {"val_acc": "validation accuracy (fraction)",
                  "val_loss": "validation loss (cross-entropy)"}
+# the cost columns (pipelines.records.tables.COST_COLUMNS) as an axis names them
+COST_LABELS = {"params": "trainable parameters", "peak_mem_mb": "peak memory (MB)",
+               "latency_ms": "latency per image (ms)", "train_s": "training time (s)"}
 # units of the built-in trainers' config keys, as pipelines/training/config.py gives them
 CONFIG_UNITS = {"lr": "per 256 examples", "batch_size": "examples", "warmup_epochs": "epochs",
                 "epochs": "epochs", "width": "channels", "crop_padding": "pixels",
                 "flip_prob": "probability"}
+SCATTER_MARKERS = {"infeasible": "x"}  # a scatter plot's marker by stop reason; else "o"
 MAX_LABEL = 14  # characters of a tick label before it is cut
 
 
@@ -36,10 +40,18 @@ def metric_label(metric: str) -> str:
     return f"{metric}: {METRIC_LABELS[metric]}" if metric in METRIC_LABELS else metric
 
 
+def objective_label(metric: str, mode: str) -> str:
+    """An axis label for an objective: a cost by what it measures, a metric as its
+    trial's best; with which way is better."""
+    what = COST_LABELS.get(metric, f"best {metric}")
+    return f"{what}, {'higher' if mode == 'max' else 'lower'} is better"
+
+
 def stop_reason_handles(reasons: dict[str, str], shown: Iterable[object],
                         marker: bool = False) -> list[Line2D]:
     """Legend entries for the stop reasons of the trials shown, with their counts:
-    lines (a cross for diverged), or dots when `marker` (for scatter plots)."""
+    lines (a cross for diverged), or dots when `marker` (for scatter plots; a cross
+    for infeasible)."""
     counts = pd.Series([reasons.get(str(t), RUNNING) for t in shown]).value_counts()
     return [_handle(r, f"{r.replace('_', ' ')} ({counts[r]})", marker)
             for r in (*STOP_REASONS, RUNNING) if r in counts]
@@ -48,6 +60,6 @@ def stop_reason_handles(reasons: dict[str, str], shown: Iterable[object],
 def _handle(reason: str, label: str, marker: bool) -> Line2D:
     if marker:
         return Line2D([], [], color=STOP_COLORS[reason], label=label, linestyle="none",
-                      marker="o")
+                      marker=SCATTER_MARKERS.get(reason, "o"))
     return Line2D([], [], color=STOP_COLORS[reason], label=label, linewidth=2,
                   marker="x" if reason == "diverged" else None)
