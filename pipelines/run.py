@@ -50,6 +50,15 @@ def _add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-range", choices=["auto"],
                    help="auto: run an LR range test first and narrow the lr domain around "
                         "its suggestion (see the README)")
+    p.add_argument("--max-params", type=int, metavar="N",
+                   help="a constraint: a configuration whose model has more trainable "
+                        "parameters is infeasible, found at its start without training")
+    p.add_argument("--max-memory-mb", type=float, metavar="N",
+                   help="a constraint: a configuration whose training step needs more "
+                        "peak memory is infeasible, found at its start without training")
+    p.add_argument("--batch-size", choices=["auto"],
+                   help="auto: fix the batch size at the largest that fits (the batch size "
+                        "finder, pipelines.bs_find) and scale lr linearly with it")
 
 
 def _add_resource_flags(p: argparse.ArgumentParser) -> None:
@@ -87,6 +96,14 @@ def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
                    help="retrain the run's best configuration on every training image "
                         "(or --train-size of them, for --max-epochs) and score it once on "
                         "the test split; the score goes into the run directory")
+    p.add_argument("--confirm", type=int, metavar="K",
+                   help="after the search, retrain its top K configurations with fresh "
+                        "seeds at the full epoch budget (confirm.parquet); with --run, on "
+                        "a finished run")
+    p.add_argument("--confirm-seeds", type=int, default=3, metavar="S",
+                   help="fresh seeds per configuration that --confirm retrains")
+    p.add_argument("--run", metavar="RUN_DIR",
+                   help="the finished run that --confirm retrains the top of")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="finish a stopped or crashed run (<storage>/<sweep>/<run>): finished "
                         "and failed trials are kept, unfinished ones continue from their "
@@ -96,6 +113,8 @@ def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
 # A resumed run is the run as it was started; only where it runs may change.
 RESUME_MAY_CHANGE = {"sweep", "resume", "address", "data_dir"}
 FINAL_MAY_CHANGE = {"sweep", "final", "data_dir", "train_size", "max_epochs", "cpus_per_trial"}
+# --confirm K --run RUN_DIR retrains as the run was run; only where it runs may change.
+CONFIRM_RUN_MAY_CHANGE = {"sweep", "run", "confirm", "confirm_seeds", "address", "data_dir"}
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: str,
@@ -151,10 +170,17 @@ def main(argv: list[str] | None = None) -> int:
                          "takes only --data-dir, --train-size, --max-epochs and "
                          "--cpus-per-trial")
             return _final(parser, args)
+        if args.confirm is None and args.confirm_seeds != parser.get_default("confirm_seeds"):
+            raise UsageError("--confirm-seeds is the seeds per configuration that --confirm "
+                             "retrains; add --confirm K, or drop --confirm-seeds")
         if args.resume:
             _check_flags(parser, args, "resume", RESUME_MAY_CHANGE,
                          "continues the run as it was started (only --address and "
                          "--data-dir may change)")
+        elif args.run:
+            _check_flags(parser, args, "run", CONFIRM_RUN_MAY_CHANGE,
+                         "confirms the run as it was run (only --confirm, --confirm-seeds, "
+                         "--address and --data-dir go with it)")
         elif not args.sweep:
             raise UsageError("name a sweep to run, e.g. `python -m pipelines.run cifar_sweep "
                              "--quick` or `python -m pipelines.run my_sweep.py`; --list shows "

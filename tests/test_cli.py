@@ -65,7 +65,8 @@ def test_a_reader_that_stops_early_ends_the_list_quietly():
 
 
 BAD_INPUT = [
-    (["nope"], "unknown sweep 'nope'; known sweeps: cifar_fast, cifar_staged, cifar_sweep"),
+    (["nope"], "unknown sweep 'nope'; known sweeps: cifar_fast, cifar_size, cifar_staged, "
+               "cifar_sweep"),
     ([], "name a sweep"),
     (["cifar_sweep", "--algo", "bayes"], "unknown --algo 'bayes'"),
     (["cifar_sweep", "--scheduler", "pbt"], "unknown --scheduler 'pbt'"),

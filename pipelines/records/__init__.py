@@ -25,20 +25,26 @@ from pipelines.records.storage import (
 )
 from pipelines.records.tables import (
     CONFIG_PREFIX,
+    COST_COLUMNS,
+    INFEASIBLE_KEY,
     LR_CURVE_COLUMNS,
+    START_CONSTRAINTS,
     STOP_REASONS,
     TUNE_RESULT_KEYS,
     TrialRecord,
     epochs_frame,
+    objective_column,
     read_parquet,
     trials_frame,
+    violations,
     write_parquet,
 )
 
 __all__ = [
     "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
     "git_commit", "now_iso", "package_versions",
-    "CONFIG_PREFIX", "STOP_REASONS", "TUNE_RESULT_KEYS",
+    "CONFIG_PREFIX", "COST_COLUMNS", "INFEASIBLE_KEY", "START_CONSTRAINTS", "STOP_REASONS",
+    "TUNE_RESULT_KEYS", "objective_column", "violations",
     "Location", "ResultLog", "RunStatus", "TrialRecord", "Written", "check_new_run_dir",
     "check_writable",
     "create_run_dir", "default_storage", "epochs_frame", "read_parquet", "read_run_json",

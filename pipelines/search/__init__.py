@@ -2,13 +2,14 @@
 sweep and its budgets and stages, and the searchers and trial schedulers by
 name."""
 
-from pipelines.search.searchers import SEARCHERS, build_searcher
+from pipelines.search.searchers import MULTI_OBJECTIVE, SEARCHERS, build_searcher, suggest_seconds
 from pipelines.search.space import (
     Choice,
     Domain,
     IntUniform,
     LogUniform,
     Uniform,
+    candidate_values,
     compile_space,
     describe,
     grid_points,
@@ -39,7 +40,8 @@ from pipelines.search.sweep_loader import (
 from pipelines.search.trial_schedulers import SCHEDULERS, TIME_ATTR, build_scheduler
 
 __all__ = [
-    "CARRIED_KEY", "FUNCTION_TASK", "TIME_ATTR", "Trainable",
+    "CARRIED_KEY", "FUNCTION_TASK", "MULTI_OBJECTIVE", "TIME_ATTR", "Trainable",
+    "candidate_values", "suggest_seconds",
     "SCHEDULERS", "SEARCHERS", "Budget", "Choice", "Domain", "IntUniform", "LogUniform", "Stage",
     "Sweep", "SweepRef", "Uniform", "build_config", "build_scheduler", "build_searcher",
     "compile_space", "default_stages", "describe", "find_sweep", "grid_points", "grid_size",

@@ -323,6 +323,11 @@ class Sweep:
                              f"mode={self.mode!r} {len(modes)}; give one mode per metric")
         if not all(isinstance(m, str) for m in metrics) or len(set(metrics)) != len(metrics):
             raise UsageError(f"metric={self.metric!r}: objectives are distinct names")
+        if metrics[0] in COST_COLUMNS:
+            raise UsageError(f"metric={self.metric!r}: the first objective is what early "
+                             f"stopping follows epoch by epoch, and {metrics[0]!r} is a cost "
+                             f"measured once per trial; put a metric first, e.g. "
+                             f"metric=('val_acc', {metrics[0]!r})")
         bad = [m for m in modes if m not in MODES]
         if bad:
             raise UsageError(f"mode={self.mode!r}; use mode='max' or mode='min' (a tuple of "

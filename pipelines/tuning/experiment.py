@@ -14,6 +14,7 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.stopper import CombinedStopper
 
+from pipelines.analysis.objectives import objective_columns
 from pipelines.analysis.ranking import (
     format_table,
     leaderboard,
@@ -270,7 +271,8 @@ def print_leaderboard(run_dir: Location, p: RunPlan) -> None:
     trials = res.read_parquet(run_dir / "trials.parquet")
     metric = p.sweep.primary_metric
     top = leaderboard(trials, metric, p.sweep.primary_mode)
-    table = leaderboard_table(top, metric, p.sweep.space)
+    table = leaderboard_table(top, metric, p.sweep.space,
+                              columns=objective_columns(p.sweep.objectives)[1:])
     print(f"\ntop {len(top)} of {len(trials)} trials by {metric}:")
     print(format_table(table))
     # trials an interrupted run left unfinished have no stop reason, and are not counted

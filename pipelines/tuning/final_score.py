@@ -1,5 +1,6 @@
-"""The final score of a sweep: retrain its best configuration on every training
-image and evaluate it once on the test split. This is the only code path that
+"""The final score of a sweep: retrain its best configuration (the confirmed
+winner, when the run has a confirm.parquet: pipelines.tuning.confirm) on every
+training image and evaluate it once on the test split. This is the only code path that
 reads the test split; the sweep itself selects on a validation split.
 
 Written into the run directory: `final.parquet` (a row per evaluation: the test
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.analysis.confirmation import confirmed_summary
 from pipelines.analysis.ranking import leaderboard
-from pipelines.analysis.runs import Run, best_config, load_run
+from pipelines.analysis.runs import Run, best_config, config_of, int_config_keys, load_run
 from pipelines.data.cache import resolve_data_dir
 from pipelines.data.images import ImageSource, TrainValData, classification_source
 from pipelines.errors import UsageError
@@ -51,7 +53,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
     run = load_run(options.run_dir)
     _check_run(run, options)
     source = _source(run, options)  # first: the sweep's module registers its models
-    config = _final_config(run, options)
+    trial_id, chosen_by, config = _final_config(run, options)
     data_dir = options.data_dir or run.meta.get("options", {}).get("data_dir")
     test_data = final_test_images(source, data_dir)  # none fails before hours of training
     train_data = final_training_images(source, data_dir, options.train_size, config.seed)
@@ -59,10 +61,10 @@ def final(options: FinalOptions) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(options.threads)
-    trial_id = leaderboard(run.trials, run.metric, run.mode, n=1)["trial_id"].iloc[0]
-    print(f"final: retraining trial {trial_id}'s configuration on {len(train_data.train_idx)} "
-          f"training images for {config.epochs} epochs, then testing once", file=sys.stderr,
-          flush=True)
+    which = "the confirmed winner, " if chosen_by == "confirm" else ""
+    print(f"final: retraining {which}trial {trial_id}'s configuration on "
+          f"{len(train_data.train_idx)} training images for {config.epochs} epochs, then "
+          f"testing once", file=sys.stderr, flush=True)
     start = time.time()
     try:
         result = train(config, train_data, report=_print_epoch)
@@ -75,7 +77,8 @@ def final(options: FinalOptions) -> dict[str, Any]:
     assert result.model is not None  # train() returns the model it trained
     # as validation scored it: the same autocast and test-time flip
     test_loss, test_acc = evaluate(result.model, test_data, default_device(), cfg=config)
-    score = {"trial_id": str(trial_id), "test_acc": test_acc, "test_loss": test_loss,
+    score = {"trial_id": str(trial_id), "chosen_by": chosen_by,
+             "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
              "train_s": time.time() - start, "finished_at": now_iso(),
              "config": {k: v for k, v in vars(config).items()}}
@@ -108,14 +111,29 @@ def _source(run: Run, options: FinalOptions) -> ImageSource:
     return classification_source(load_sweep(named).data)
 
 
-def _final_config(run: Run, options: FinalOptions) -> TrainConfig:
-    config = best_config(run)
+def _chosen(run: Run) -> tuple[str, str]:
+    """The trial whose configuration --final retrains, and what chose it: "confirm"
+    (the winner by mean of the run's confirm.parquet) or "search" (its best trial)."""
+    summary = confirmed_summary(run.location)
+    if summary is not None and not summary.empty and np.isfinite(summary["mean"].iloc[0]):
+        return str(summary["trial_id"].iloc[0]), "confirm"
+    return str(leaderboard(run.trials, run.metric, run.mode, n=1)["trial_id"].iloc[0]), "search"
+
+
+def _final_config(run: Run, options: FinalOptions) -> tuple[str, str, TrainConfig]:
+    """The trial --final retrains, what chose it (_chosen) and its configuration as
+    the search ran it (its seed too), with --max-epochs if given."""
+    config = best_config(run)  # first: a UsageError if no trial has a score
+    trial_id, chosen_by = _chosen(run)
+    if chosen_by == "confirm":
+        row = run.trials[run.trials["trial_id"] == trial_id].iloc[0]
+        config = config_of(row, int_config_keys(run.trials, run.space))
     if options.max_epochs is not None:
         if options.max_epochs < 1:
             raise UsageError(f"--max-epochs must be >= 1, got {options.max_epochs}")
         config["epochs"] = options.max_epochs
     try:
-        return TrainConfig.from_dict(config)
+        return trial_id, chosen_by, TrainConfig.from_dict(config)
     except (TypeError, ValueError) as e:
         raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
 

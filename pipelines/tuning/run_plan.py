@@ -11,7 +11,7 @@ from typing import Any
 
 from pipelines.errors import UsageError
 from pipelines.records.storage import check_writable, default_storage, resolve
-from pipelines.search.searchers import SEARCHERS
+from pipelines.search.searchers import MULTI_OBJECTIVE, SEARCHERS
 from pipelines.search.space import compile_space, to_tune
 from pipelines.search.sweep import Budget, Sweep
 from pipelines.search.sweep_loader import SweepRef, find_sweep, load_sweep
@@ -49,6 +49,12 @@ class RunOptions:
     joint: bool = False  # a staged sweep's space searched all at once, stages ignored
     epoch_budget: int | None = None  # stop the search once its trials ran this many epochs
     lr_range: str | None = None  # "auto": narrow the lr domain by a range test first
+    max_params: int | None = None  # a constraint: trainable parameters (None: the sweep's)
+    max_memory_mb: float | None = None  # a constraint: a training step's peak memory
+    batch_size: str | None = None  # "auto": the batch size finder's, lr scaled linearly
+    confirm: int | None = None  # retrain the top K configurations with fresh seeds
+    confirm_seeds: int = 3  # seeds per confirmed configuration
+    run: str | None = None  # --confirm on this finished run directory instead of a search
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,12 @@ class RunPlan:
         return bool(self.sweep.stages)
 
     @property
+    def constraints(self) -> dict[str, float]:
+        """{cost column: limit}: the sweep's, with --max-params / --max-memory-mb on top."""
+        flags = {"params": self.options.max_params, "peak_mem_mb": self.options.max_memory_mb}
+        return {**self.sweep.constraints, **{k: v for k, v in flags.items() if v is not None}}
+
+    @property
     def sweep_name(self) -> str:
         """The sweep's name: its results directory and its name in the output."""
         return self.ref.name if self.ref else self.options.sweep
@@ -92,6 +104,9 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
     if options.scheduler not in SCHEDULERS:
         raise UsageError(f"unknown --scheduler {options.scheduler!r}; choose one of "
                          f"{', '.join(SCHEDULERS)}")
+    if sweep.multi_objective and algo not in MULTI_OBJECTIVE:
+        raise UsageError(f"--algo {algo} searches one objective, and {options.sweep} has "
+                         f"{len(sweep.objectives)}; use one of {', '.join(MULTI_OBJECTIVE)}")
     budget = _budget(sweep.budget(options.quick), options)
     if options.joint or not sweep.stages:
         sweep = dataclasses.replace(sweep, stages=())
@@ -106,6 +121,12 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
         tested = ", ".join(name for name, t in TASKS.items() if t.range_test)
         raise UsageError(f"--lr-range auto runs on {tested} sweeps; {options.sweep} is "
                          f"a {sweep.task_name} sweep, so drop --lr-range")
+    if options.batch_size not in (None, "auto"):
+        raise UsageError(f"--batch-size {options.batch_size!r}: the only mode is 'auto'")
+    if options.batch_size and sweep.runs_function:
+        raise UsageError(f"--batch-size auto needs a model the finder can build, and "
+                         f"{options.sweep} runs its own trainable; drop --batch-size, or "
+                         f"fix batch_size in the sweep")
     _check_resources(options)
     if options.name is not None and (not options.name or Path(options.name).name != options.name
                                      or options.name in (".", "..")):
@@ -176,6 +197,10 @@ def _check_resources(options: RunOptions) -> None:
         raise UsageError(f"--cpus-per-trial must be > 0, got {options.cpus_per_trial}")
     if options.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial must be >= 0, got {options.gpus_per_trial}")
+    for flag, limit in (("--max-params", options.max_params),
+                        ("--max-memory-mb", options.max_memory_mb)):
+        if limit is not None and not limit > 0:
+            raise UsageError(f"{flag} must be > 0, got {limit}")
     for flag, value in (("--max-failures", options.max_failures),
                         ("--keep-checkpoints", options.keep_checkpoints)):
         if value < 0:

@@ -59,6 +59,8 @@ class LoopConfig:
      "constraints['params'] = -5; a limit is a number > 0"),
     (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("val_acc", "val_acc"),
           mode=("max", "max")), "objectives are distinct names"),
+    (dict(space={"lr": LogUniform(1e-3, 1.0)}, metric=("params", "val_acc"),
+          mode=("min", "max")), "'params' is a cost measured once per trial; put a metric"),
 ])
 def test_a_sweep_of_the_wrong_shape_is_a_one_line_error(kwargs, message):
     sweep = Sweep(description="d", quick=BUDGET, **kwargs)

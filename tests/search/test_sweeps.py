@@ -28,7 +28,7 @@ def test_every_classification_sweep_trains_one_epoch(tiny_data, name):
     train(cfg, tiny_data,
           report=lambda metrics, state: reports.append(metrics))
     assert len(reports) == 1 and math.isfinite(reports[0]["train_loss"])
-    assert 0 <= reports[0][sweep.metric] <= 1
+    assert 0 <= reports[0][sweep.primary_metric] <= 1
 
 
 @pytest.mark.parametrize("task,metric", [("classification", "val_acc"),
