@@ -156,11 +156,13 @@ class TimedSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
 
+    # A wrapper's own state (Tune's SearchGenerator saves the wrapped searcher itself,
+    # as it does under a ConcurrencyLimiter): the times are not worth keeping.
     def get_state(self) -> dict:
-        return self.searcher.get_state()
+        return {}
 
     def set_state(self, state: dict) -> None:
-        self.searcher.set_state(state)
+        pass
 
     @property
     def metric(self) -> Any:
