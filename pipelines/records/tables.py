@@ -56,6 +56,9 @@ LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
     "step": "int64", "lr": "float64", "effective_lr": "float64", "loss": "float64",
     "smoothed_loss": "float64",
 }
+BATCH_PROBE_COLUMNS = {  # probes.parquet of the batch size finder (pipelines.batch_size)
+    "batch_size": "int64", "peak_mem_mb": "float64", "fits": "bool",
+}
 # "infeasible": a constraint's limit was exceeded at the trial's start; it trained no epoch
 STOP_REASONS = ("completed", "early_stopped", "diverged", "error", "infeasible")
 # What a trial costs, measured by the built-in trainers (a sweep's own trainable may

@@ -3,12 +3,14 @@
 It runs without Ray. Whoever runs it hands in `report(metrics, state)`, called
 once per epoch with the epoch's metrics and a checkpointable state dict (its
 tensors are live: save it during the call), and optionally a `resume_state`
-loaded from such a save, to continue rather than restart.
+loaded from such a save, to continue rather than restart. `probe` measures what
+a configuration costs (parameters, one step's peak memory) before it trains.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from models import build_model
 from pipelines.data.images import ImageInfo, TrainValData
 from pipelines.training.augmentation import augment
 from pipelines.training.config import BaseConfig, TrainConfig
+from pipelines.training.cost import Cost, count_params, measure_step_mb
 from pipelines.training.loop import (
     EpochStats,
+    LossOf,
     Metrics,
     Report,
     State,
@@ -35,6 +39,7 @@ from pipelines.training.loop import (
     run_steps,
 )
 from pipelines.training.lr_schedules import LRSchedule
+from pipelines.training.optim import build_optimizer
 
 EVAL_BATCH = 1024
 
@@ -116,19 +121,18 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
 
 def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
           resume_state: State | None = None, device: torch.device | None = None,
-          resident: bool | None = None) -> TrainResult:
+          resident: bool | None = None, cost: Cost | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
     once if the loss becomes NaN or infinite. With an empty validation split
     (a final training run on every training image) the validation metrics are
     NaN and a plateau schedule follows the training loss. `resident`: keep the
-    split on the device (default: on a GPU; see `use_resident`)."""
+    split on the device (default: on a GPU; see `use_resident`). `cost`: what
+    `probe` measured, reported with every epoch (None: probed here first)."""
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
+    cost = cost if cost is not None else probe(cfg, data, device)
     torch.manual_seed(cfg.seed)
-    info = data.info
-    model = build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
-                        depth=cfg.depth, dropout=cfg.dropout, in_channels=info.channels,
-                        image_size=info.image_size).to(device)
+    model = build_classifier(cfg, data.info, device)
     net = fast_model(model, cfg, device)
     on_device = use_resident(device) if resident is None else resident
     train_split = Resident.of(data, data.train_idx, device) if on_device else None
@@ -141,14 +145,60 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     return fit(cfg, model, len(data.train_idx), device, score="val_acc",
                train_epoch=functools.partial(_train_epoch, net, cfg=cfg, data=data,
                                              device=device, resident=train_split),
-               validate_epoch=validate_epoch, report=report, resume_state=resume_state)
+               validate_epoch=validate_epoch, report=report, resume_state=resume_state,
+               cost=cost, val_images=len(data.val_idx))
 
 
-def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
-                 generator: torch.Generator, *, cfg: TrainConfig, data: TrainValData,
-                 device: torch.device, resident: Resident | None) -> EpochStats:
-    """One pass over the training split."""
-    order = torch.randperm(len(data.train_idx), generator=generator)
+def epoch_images(cfg: TrainConfig, data: TrainValData) -> int:
+    """Training images per epoch: the split's (the largest batch worth trying)."""
+    return len(data.train_idx)
+
+
+def build_classifier(cfg: TrainConfig, info: ImageInfo, device: torch.device
+                     ) -> torch.nn.Module:
+    """`cfg`'s model for images like `info`'s, on `device` (weights from torch's RNG)."""
+    return build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
+                       depth=cfg.depth, dropout=cfg.dropout, in_channels=info.channels,
+                       image_size=info.image_size).to(device)
+
+
+def probe(cfg: TrainConfig, data: TrainValData, device: torch.device | None = None) -> Cost:
+    """What `cfg` costs before it trains: its model's trainable parameters, and the
+    peak memory (pipelines.training.cost) of one training step at `cfg.batch_size`
+    on the first training images (all of them if there are fewer): the model built
+    as `train` builds it, its optimizer, the batch gathered and augmented, forward
+    under `cfg`'s autocast, loss, backward and optimizer step. The split's images
+    themselves (memory-mapped, or resident on a GPU) are not part of it. The step
+    runs on a model of its own (not compiled), after an unmeasured one at a tiny
+    batch (cost.measure_step_mb), with the caller's RNG state left as it was."""
+    device = device or default_device()
+    idx = data.train_idx[:cfg.batch_size]
+    uncompiled = dataclasses.replace(cfg, compile=False)  # minutes of compiling: not here
+    params = 0
+
+    def step(batch_size: int) -> None:
+        nonlocal params
+        generator = torch.Generator().manual_seed(cfg.seed)
+        model = build_classifier(cfg, data.info, device)
+        params = count_params(model)
+        opt = build_optimizer(model.parameters(), cfg)
+        net = fast_model(model, uncompiled, device)
+        x, y = next(batches(data, idx[:batch_size], batch_size, device))
+        loss = classification_loss(net, cfg, device, generator)(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        peak = measure_step_mb(step, len(idx), device)
+    return Cost(params, peak)
+
+
+def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                        generator: torch.Generator) -> LossOf:
+    """loss_of(x, y) of a training step: the batch augmented, forward under `cfg`'s
+    autocast, cross-entropy with `cfg`'s label smoothing."""
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
@@ -159,7 +209,14 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: L
             logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
 
-    return run_steps(model, opt, schedule, device, loss_of,
+    return loss_of
+
+
+def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
+                 generator: torch.Generator, *, cfg: TrainConfig, data: TrainValData,
+                 device: torch.device, resident: Resident | None) -> EpochStats:
+    """One pass over the training split."""
+    order = torch.randperm(len(data.train_idx), generator=generator)
+    return run_steps(model, opt, schedule, device,
+                     classification_loss(model, cfg, device, generator),
                      batches(data, data.train_idx, cfg.batch_size, device, order, resident))
-
-

@@ -1,7 +1,7 @@
 """The epoch loop every task's trainer shares: optimizer and schedule from the
 config, resume from a saved state, one report per epoch with a checkpointable
-state, and a stop at a diverged loss; plus the device helpers (autocast, the
-fast model) the trainers use."""
+state and the trial's cost (pipelines.training.cost), and a stop at a diverged
+loss; plus the device helpers (autocast, the fast model) the trainers use."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, NamedTuple, cast
 import torch
 
 from pipelines.training.config import BaseConfig
+from pipelines.training.cost import Cost
 from pipelines.training.lr_schedules import LRSchedule, build_schedule
 from pipelines.training.optim import build_optimizer, effective_lr
 
@@ -73,25 +74,29 @@ LossOf = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
-           epoch: int, best: float, generator: torch.Generator) -> State:
+           epoch: int, best: float, generator: torch.Generator, train_s: float) -> State:
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
-        "rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train_s": train_s,
     }
 
 
 def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
         score: str, train_epoch: TrainEpoch, validate_epoch: Callable[[], Metrics],
-        report: Report | None, resume_state: State | None) -> TrainResult:
+        report: Report | None, resume_state: State | None, cost: Cost,
+        val_images: int) -> TrainResult:
     """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
     one `train_epoch(opt, schedule, generator)` and `validate_epoch()` per epoch, a
     report with a checkpointable state, and a stop at a diverged loss. `score` is
-    the validation metric whose best (highest) the state keeps."""
+    the validation metric whose best (highest) the state keeps. Every report holds
+    the cost columns: `cost` (measured before training), the epoch's validation
+    time per image (latency_ms, over `val_images`; NaN without any) and the training
+    time so far (train_s, validation excluded; a resumed trial counts on)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     opt = build_optimizer(model.parameters(), cfg)
     schedule = build_schedule(opt, cfg, math.ceil(train_size / cfg.batch_size))
-    first_epoch, best, last = 1, 0.0, 0.0
+    first_epoch, best, last, train_s = 1, 0.0, 0.0, 0.0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         opt.load_state_dict(resume_state["optimizer"])
@@ -101,19 +106,28 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         first_epoch = resume_state["epoch"] + 1
         older_best: float = resume_state.get("best_val_acc", 0.0)  # older checkpoints' name
         best = resume_state.get("best_score", older_best)
+        train_s = resume_state.get("train_s", 0.0)  # older checkpoints: from this epoch on
 
     for epoch in range(first_epoch, cfg.epochs + 1):
         train_loss, seen, epoch_s, diverged, lr = train_epoch(opt, schedule, generator)
+        train_s += epoch_s
+        val_start = time.perf_counter()
         scores = validate_epoch()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        val_s = time.perf_counter() - val_start
         schedule.after_epoch(train_loss if math.isnan(scores["val_loss"]) else
                              scores["val_loss"])
         last = scores[score]
         best = max(best, last)  # max(0.0, nan) is 0.0: no validation, no best
         metrics = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
                    "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
-                   "effective_lr": effective_lr(cfg.lr, cfg.batch_size)}
+                   "effective_lr": effective_lr(cfg.lr, cfg.batch_size),
+                   "params": cost.params, "peak_mem_mb": cost.peak_mem_mb,
+                   "latency_ms": val_s / val_images * 1000 if val_images else math.nan,
+                   "train_s": train_s}
         if report is not None:
-            report(metrics, _state(model, opt, schedule, epoch, best, generator))
+            report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s))
         if diverged:
             return TrainResult(epoch, best, last, True, model)
     return TrainResult(cfg.epochs, best, last, False, model)

@@ -29,7 +29,7 @@ from pipelines.records.storage import Location, resolve
 from pipelines.search.space import describe
 from pipelines.search.sweep_loader import is_file_argument, sweep_name
 from pipelines.training.tasks import task
-from pipelines.tuning import confirm, lr_narrowing, resume_checks, staged
+from pipelines.tuning import batch_fixing, confirm, lr_narrowing, resume_checks, staged
 from pipelines.tuning.experiment import execute_experiment
 from pipelines.tuning.ray_session import start_ray, stop_ray
 from pipelines.tuning.run_plan import RunOptions, RunPlan, plan
@@ -48,8 +48,14 @@ def run(options: RunOptions) -> Location:
         return confirm_run(options)
     the_plan = plan(options)
     confirm.check_options(options, the_plan.sweep)
+    if options.batch_size:
+        batch_fixing.check(the_plan)
     check_new_run_dir(resolve(options.storage), the_plan.sweep_name, options.name)
     data = _prepare_data(the_plan)
+    batch_record = None
+    if options.batch_size:  # before the range test: it runs at the fixed batch
+        assert data is not None  # plan() refuses --batch-size auto for a trainable of its own
+        the_plan, batch_record = batch_fixing.fix_batch(the_plan, data)
     narrowing = None
     if options.lr_range:  # before Ray starts: the range test has the machine to itself
         assert isinstance(data, DataSpec)  # plan() allows --lr-range on classification only
@@ -59,6 +65,8 @@ def run(options: RunOptions) -> Location:
         run_dir = create_run_dir(resolve(options.storage), the_plan.sweep_name, options.name,
                                  "staged" if the_plan.staged else the_plan.algo)
         metadata = _run_metadata(the_plan, data)
+        if batch_record:
+            metadata["batch_size_finder"] = batch_record
         if narrowing:
             metadata["lr_range"] = lr_narrowing.write(narrowing, run_dir)
         _execute(the_plan, data, run_dir, metadata)
@@ -87,6 +95,8 @@ def resume(options: RunOptions) -> Location:
     begun = metadata.get("confirm")  # the search finished before its confirm began
     if not the_plan.staged and not begun:  # a staged run checks each unfinished stage's own
         resume_checks.check_tune_state(run_dir)
+    if metadata.get("batch_size_finder"):  # the batch found, not a second search
+        the_plan = batch_fixing.apply(the_plan, metadata["batch_size_finder"])
     if metadata.get("lr_range"):  # the narrowed domain, not a second range test
         the_plan = lr_narrowing.apply(the_plan, metadata["lr_range"])
     data = _prepare_data(the_plan)
