@@ -31,3 +31,19 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_BROKEN_PIPE
     sys.exit(code)
+
+
+def run_writing_at_end(parser: argparse.ArgumentParser,
+                       command: Callable[[argparse.Namespace], int],
+                       argv: list[str] | None) -> int:
+    """`command(args)` of a CLI that creates its results directory only at the end
+    (the LR range test, the batch size finder): a UsageError is one line and exit 2,
+    Ctrl-C exit 130, and neither leaves anything behind."""
+    try:
+        return command(parser.parse_args(argv))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # the results directory is created only at the end
+        print("interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED

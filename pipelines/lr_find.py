@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pipelines.cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, exit_with
+from pipelines.cli import OneLineParser, exit_with, run_writing_at_end
 from pipelines.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
@@ -53,15 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return find(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # the results directory is created only at the end
-        print("interrupted; nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_writing_at_end(build_parser(), find, argv)
 
 
 def find(args: argparse.Namespace) -> int:

@@ -90,6 +90,13 @@ BAD_INPUT = [
     (["cifar_sweep", "--address", "head"], "give the head node's host:port"),
     (["cifar_sweep", "--keep-checkpoints", "-1"], "--keep-checkpoints must be >= 0, got -1"),
     (["cifar_sweep", "--keep-checkpoints", "all"], "invalid int value: 'all'"),
+    # issue 16: several objectives, constraints, --confirm, --batch-size
+    (["cifar_size", "--algo", "hyperopt"], "--algo hyperopt searches one objective"),
+    (["cifar_sweep", "--max-params", "0"], "--max-params must be > 0, got 0"),
+    (["cifar_sweep", "--max-memory-mb", "-5"], "--max-memory-mb must be > 0, got -5.0"),
+    (["cifar_sweep", "--confirm", "0"], "--confirm must be >= 1"),
+    (["cifar_sweep", "--confirm-seeds", "2"], "add --confirm K, or drop --confirm-seeds"),
+    (["cifar_sweep", "--batch-size", "max"], "invalid choice: 'max'"),
 ]
 
 

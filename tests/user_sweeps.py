@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 FUNCTION_SWEEP = '''
 """A user's own loop: an MLP on scikit-learn's digits, scored by validation NLL."""
@@ -103,3 +104,18 @@ def write_data_sweep(directory: Path, data: str, name: str = "digits_sweep") -> 
     path = directory / f"{name}.py"
     path.write_text(textwrap.dedent(DATA_SWEEP).replace("DATA,", f"{data},", 1))
     return path
+
+
+def own_digits_sweep(root: Path, n: int | None = None) -> Iterator[Path]:
+    """For a module fixture: a data sweep file under `root` (outside the repository)
+    on `n` of the digits as an ImageFolder (not CIFAR-10), with a decoded cache of
+    its own while the fixture lasts."""
+    import pytest
+
+    from pipelines.data.cache import CACHE_DIR_ENV
+    from tests.digits import write_digits_folder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_DIR_ENV, str(root / "cache"))
+        folder = write_digits_folder(root / "digits", n=n)
+        yield write_data_sweep(root / "elsewhere", f"ImageFolder({str(folder)!r})")

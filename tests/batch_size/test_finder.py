@@ -10,9 +10,7 @@ import torch
 
 from pipelines import bs_find
 from pipelines.batch_size.finder import START_BATCH, binsearch
-from pipelines.data.cache import CACHE_DIR_ENV
-from tests.digits import write_digits_folder
-from tests.user_sweeps import write_data_sweep, write_function_sweep
+from tests.user_sweeps import own_digits_sweep, write_function_sweep
 
 CAP_MB = 12.0  # a digits net (width 32) fits ~100 examples per step in it on a CPU
 on_a_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's finder, no cap")
@@ -22,11 +20,7 @@ on_a_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's finde
 def digits_sweep(tmp_path_factory):
     """A sweep file outside the repository on the user's own digits (not CIFAR-10),
     with a net registered in the file; the decoded cache of its own."""
-    root = tmp_path_factory.mktemp("user")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_DIR_ENV, str(root / "cache"))
-        folder = write_digits_folder(root / "digits")
-        yield write_data_sweep(root / "elsewhere", f"ImageFolder({str(folder)!r})")
+    yield from own_digits_sweep(tmp_path_factory.mktemp("user"))
 
 
 def searched(fits, top=10_000):

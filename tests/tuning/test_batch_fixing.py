@@ -6,24 +6,18 @@ import dataclasses
 
 import pytest
 
-from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.errors import UsageError
 from pipelines.training.tasks import TASKS
 from pipelines.tuning import batch_fixing
 from pipelines.tuning.run_plan import RunOptions, plan
-from tests.digits import write_digits_folder
-from tests.user_sweeps import write_data_sweep, write_function_sweep
+from tests.user_sweeps import own_digits_sweep, write_function_sweep
 
 
 @pytest.fixture(scope="module")
 def digits_sweep(tmp_path_factory):
     """A sweep file outside the repository on the user's own digits (not CIFAR-10),
     with a net registered in the file; the decoded cache of its own."""
-    root = tmp_path_factory.mktemp("user")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_DIR_ENV, str(root / "cache"))
-        folder = write_digits_folder(root / "digits", n=600)
-        yield write_data_sweep(root / "elsewhere", f"ImageFolder({str(folder)!r})")
+    yield from own_digits_sweep(tmp_path_factory.mktemp("user"), n=600)
 
 
 def test_batch_size_auto_fixes_the_batch_and_the_optimizer_scales_lr(digits_sweep, tmp_path):
