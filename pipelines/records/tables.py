@@ -133,14 +133,23 @@ class TrialRecord:
         self.__dict__.update({**defaults, **state})
 
     def add_costs(self, result: dict[str, Any]) -> None:
-        """Keep the cost columns a result reports (the latest value of each)."""
-        self.costs.update({k: result[k] for k in COST_COLUMNS
-                           if k in result and _is_metric(result[k])})
+        """Keep the cost columns a result reports: the latest value of each, but of
+        the start costs (params, peak_mem_mb) the first, the one the trial was judged
+        by when it started (a resumed trial measures its step again, and a CPU's
+        measure varies)."""
+        for k in COST_COLUMNS:
+            if k in result and _is_metric(result[k]):
+                if k in START_CONSTRAINTS:
+                    self.costs.setdefault(k, result[k])
+                else:
+                    self.costs[k] = result[k]
 
     def mark_infeasible(self, result: dict[str, Any]) -> None:
-        """The trial's one report: it exceeded a start constraint and trained nothing."""
+        """The trial's one report: it exceeded a start constraint and trained nothing.
+        Only its start costs were measured (the report's other objectives hold the
+        worst values the searcher is told, not measurements)."""
         self.infeasible = True
-        self.add_costs(result)
+        self.add_costs({k: result[k] for k in START_CONSTRAINTS if k in result})
         self.node_ip = result.get("node_ip", self.node_ip)
         self.node_id = result.get("node_id", self.node_id)
 

@@ -179,10 +179,13 @@ class EpochLimit(tune.Stopper):
 
 def _stopper(p: RunPlan, budget_stop: EpochBudget | None) -> tune.Stopper | None:
     """The budget's stop, the constraints' and a sweep's own trainable's stop at the
-    budget's epochs, those that apply."""
+    budget's epochs, those that apply. A built-in trainer is judged on the start
+    constraints once, when it starts (Task.run_trial), not again on a resume."""
+    limits = p.constraints if p.sweep.runs_function else \
+        {k: v for k, v in p.constraints.items() if k not in START_CONSTRAINTS}
     stops: list[tune.Stopper] = [stop for stop in (
         EpochLimit(p.budget.max_epochs) if p.sweep.runs_function else None,
-        ConstraintStop(p.constraints) if p.constraints else None,
+        ConstraintStop(limits) if limits else None,
         budget_stop) if stop is not None]
     return None if not stops else stops[0] if len(stops) == 1 else CombinedStopper(*stops)
 

@@ -225,3 +225,18 @@ def test_a_second_epoch_objective_gets_its_own_best():
     row = trials_frame([record], metric="val_acc", mode="max", max_epochs=3, now=1.0,
                        objectives=(("val_acc", "max"), ("val_loss", "min"))).iloc[0]
     assert row["best_val_acc"] == 0.7 and row["best_val_loss"] == 0.4
+
+
+def test_a_resumed_trial_keeps_the_start_costs_it_was_judged_by():
+    """A resumed trial measures its step again (a CPU's measure varies); the record
+    keeps the start costs it was judged by, and the latest of the others. An
+    infeasible report's worst values (for the searcher) are not costs."""
+    record = TrialRecord("t", {}, started=0.0)
+    record.add_epoch(_epoch(1, 0.5, params=100, peak_mem_mb=40.0, latency_ms=2.0))
+    record.add_epoch(_epoch(2, 0.6, params=100, peak_mem_mb=55.0, latency_ms=1.5))
+    assert record.costs == {"params": 100, "peak_mem_mb": 40.0, "latency_ms": 1.5}
+    assert record.feasible({"peak_mem_mb": 50.0})
+    over = TrialRecord("o", {}, started=0.0)
+    over.mark_infeasible({"infeasible": True, "epoch": 0, "params": 9_000,
+                          "peak_mem_mb": 30.0, "latency_ms": math.inf, "val_acc": -math.inf})
+    assert over.costs == {"params": 9_000, "peak_mem_mb": 30.0}

@@ -82,9 +82,12 @@ def test_two_objectives_under_a_size_limit_with_the_gp(tmp_path, capsys, monkeyp
     over = trials["config/width"] >= 80
     assert over.any() and (~over).any(), trials[["config/width", "stop_reason"]]
     bad, good = trials[over], trials[~over]
-    # over-size: infeasible at the start, zero epochs trained, in under a second
+    # over-size: infeasible at the start, zero epochs trained, in about a second
+    # (wall_s is the driver's: Tune's scheduling and the trial's start included; a
+    # busy machine may add to it)
     assert (bad["stop_reason"] == "infeasible").all() and (bad["epochs"] == 0).all()
-    assert not bad["feasible"].any() and (bad["wall_s"] < 1.0).all(), bad["wall_s"]
+    assert not bad["feasible"].any() and (bad["wall_s"] < 2.0).all(), bad["wall_s"]
+    assert bad["latency_ms"].isna().all()  # not measured: no worst value recorded as one
     assert not set(bad["trial_id"]) & set(epochs["trial_id"])
     assert good["feasible"].all() and (good["epochs"] >= 1).all()
     assert good["latency_ms"].notna().all() and (good["train_s"] > 0).all()

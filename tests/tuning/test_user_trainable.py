@@ -12,7 +12,6 @@ import time
 import pandas as pd
 import pytest
 
-from pipelines.search.searchers import SEARCHERS
 from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
 from tests import processes as proc
@@ -40,7 +39,8 @@ def assert_each_epoch_once(run_dir, trials):
     return epochs
 
 
-@pytest.mark.parametrize("algo", list(SEARCHERS))
+# the single-objective algorithms of every kind; NSGA-II and the GP: test_objectives.py
+@pytest.mark.parametrize("algo", ["grid", "random", "optuna", "hyperopt"])
 def test_every_algorithm_minimises_the_users_metric_under_asha(tmp_path, algo, capsys,
                                                               local_ray):
     sweep_file = write_function_sweep(tmp_path / "user_repo")
