@@ -15,7 +15,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pipelines.cli import OneLineParser, exit_with, run_writing_at_end
+from pipelines.cli import (
+    OneLineParser,
+    add_location_arguments,
+    add_sweep_arguments,
+    exit_with,
+    run_writing_at_end,
+)
 from pipelines.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
@@ -28,21 +34,16 @@ STOPPED = {"memory": "one more example does not fit",  # BatchSizeResult.limit, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.records.storage import default_storage
-
     p = OneLineParser(prog="python -m pipelines.bs_find",
                       description="The largest batch size of a sweep's model and data that "
                                   "fits in memory (double, then bisect).")
-    p.add_argument("sweep", help="the sweep: a name from `python -m pipelines.run --list`, a "
-                                 "file such as my_sweep.py, or package.module[:ATTR]")
-    p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
+    add_sweep_arguments(p)
     p.add_argument("--max-memory-mb", type=float, metavar="N",
                    help="the cap on a training step's peak memory (MB); needed on a CPU "
                         "unless the sweep has a peak_mem_mb constraint")
     p.add_argument("--max-batch", type=int, metavar="N",
                    help="try no batch larger than this (default: the training split's size)")
-    p.add_argument("--data-dir", help="data root (default: $RAYSWEEP_DATA_DIR or ./data)")
-    p.add_argument("--storage", default=default_storage(), help="results root")
+    add_location_arguments(p)
     return p
 
 

@@ -20,6 +20,21 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
+    """The sweep a tool works on (a name, a file or a module) and its --quick budget."""
+    p.add_argument("sweep", help="the sweep: a name from `python -m pipelines.run --list`, a "
+                                 "file such as my_sweep.py, or package.module[:ATTR]")
+    p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
+
+
+def add_location_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a tool reads the data (--data-dir) and writes its results (--storage)."""
+    from pipelines.records.storage import default_storage
+
+    p.add_argument("--data-dir", help="data root (default: $RAYSWEEP_DATA_DIR or ./data)")
+    p.add_argument("--storage", default=default_storage(), help="results root")
+
+
 def exit_with(main: Callable[[], int]) -> NoReturn:
     """sys.exit(main()); a reader that stops early (`... | head`) ends the command
     quietly, as it ends any Unix tool, rather than with a BrokenPipeError traceback."""

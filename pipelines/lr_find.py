@@ -14,7 +14,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pipelines.cli import OneLineParser, exit_with, run_writing_at_end
+from pipelines.cli import (
+    OneLineParser,
+    add_location_arguments,
+    add_sweep_arguments,
+    exit_with,
+    run_writing_at_end,
+)
 from pipelines.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `--help` and bad flags answer without torch
@@ -30,14 +36,10 @@ DEFAULT_OPTIMIZER = "sgd"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.records.storage import default_storage
-
     p = OneLineParser(prog="python -m pipelines.lr_find",
                       description="Learning-rate range test (Smith 2017) on a sweep's model "
                                   "and data.")
-    p.add_argument("sweep", help="the sweep: a name from `python -m pipelines.run --list`, a "
-                                 "file such as my_sweep.py, or package.module[:ATTR]")
-    p.add_argument("--quick", action="store_true", help="the sweep's CPU-sized budget")
+    add_sweep_arguments(p)
     p.add_argument("--model", help="model from the registry (default: the sweep's)")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the sweep's "
                                                   "fixed value, else 128)")
@@ -46,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-lr", type=float, default=10.0, help="per 256 examples")
     p.add_argument("--num-iter", type=int, default=300, help="steps at most")
     p.add_argument("--train-size", type=int, help="training images (default: the budget's)")
-    p.add_argument("--data-dir", help="data root (default: $RAYSWEEP_DATA_DIR or ./data)")
-    p.add_argument("--storage", default=default_storage(), help="results root")
+    add_location_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     return p
 

@@ -112,8 +112,6 @@ SEARCHERS: dict[str, Callable[..., Searcher | SearchAlgorithm]] = {
 }
 # the algorithms that search several objectives (random and grid ignore the objectives)
 MULTI_OBJECTIVE = ("grid", "random", "optuna", "nsga2", "gp")
-# the algorithms that learn constraints (the others only never rank an infeasible trial)
-CONSTRAINED = ("optuna", "nsga2", "gp")
 
 _SUGGEST_S: dict[str, float] = {}  # trial id -> seconds; taken by suggest_seconds()
 

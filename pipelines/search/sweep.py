@@ -183,11 +183,7 @@ class Sweep:
     @property
     def objectives(self) -> tuple[tuple[str, str], ...]:
         """(metric, mode) per objective, the first the one early stopping follows."""
-        metrics = (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
-        modes = (self.mode,) if isinstance(self.mode, str) else tuple(self.mode)
-        if len(modes) == 1 and len(metrics) > 1 and isinstance(self.mode, tuple):
-            modes = modes * len(metrics)  # not reached after check(): lengths must agree
-        return tuple(zip(metrics, modes))
+        return tuple(zip(_names(self.metric), _names(self.mode)))
 
     @property
     def primary_metric(self) -> str:
@@ -312,12 +308,11 @@ class Sweep:
             raise UsageError("a sweep with its own trainable loads its own data; drop data=")
 
     def _check_objectives(self) -> None:
-        metrics = (self.metric,) if isinstance(self.metric, str) else self.metric
-        modes = (self.mode,) if isinstance(self.mode, str) else self.mode
-        if not isinstance(metrics, tuple) or not isinstance(modes, tuple):
+        if not isinstance(self.metric, (str, tuple)) or not isinstance(self.mode, (str, tuple)):
             raise UsageError(f"metric={self.metric!r}, mode={self.mode!r}: give a name and a "
                              f"mode, or tuples of them, e.g. metric=('val_acc', 'params'), "
                              f"mode=('max', 'min')")
+        metrics, modes = _names(self.metric), _names(self.mode)
         if len(metrics) != len(modes):
             raise UsageError(f"metric={self.metric!r} has {len(metrics)} objective(s) but "
                              f"mode={self.mode!r} {len(modes)}; give one mode per metric")
@@ -374,6 +369,11 @@ class Sweep:
             build_config(self.config_class, dict(values))
         except (TypeError, ValueError) as e:
             raise UsageError(f"{what}: {e}") from None
+
+
+def _names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A metric or mode as given (one name, or a tuple of them), as a tuple."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def build_config(config_class: type | None, values: dict[str, Any]) -> Any:
