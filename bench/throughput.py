@@ -3,7 +3,7 @@ on the same model, batch size and data, and against the usual torchvision
 pipeline (a CIFAR10-style Dataset of PIL images + transforms + DataLoader).
 
     python -m bench.throughput [--model simple_cnn] [--batch-size 256] [--train-size 5000]
-                               [--rounds 30] [--threads 2] [--workers 2]
+                               [--rounds 30] [--threads 2] [--workers 2] [--recording]
 
 All three train the same model from the same seed with SGD at the same
 learning rate, with random crop (padding 4) and horizontal flip. They run in
@@ -13,6 +13,10 @@ round compares. Images/s counts training steps only; the first round is
 warm-up. Our trainer runs whole (`pipelines.training.classify.train`, validation and
 all) in a thread that pauses at each epoch's report. On a GPU the trainer
 keeps the data on the device (its own choice, not set here).
+
+--recording measures what recording the training loss per step window
+(steps.parquet) costs instead: our trainer as it runs, against the same
+trainer recording no windows, in lockstep the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pipelines.data.images import ImageInfo, TrainValData, open_split, prepare
 from pipelines.training.augmentation import augment
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
-from pipelines.training.loop import Metrics, State, default_device
+from pipelines.training.loop import LOSS_WINDOWS, Metrics, State, default_device
 
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # one epoch, on the device
 
@@ -51,11 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="DataLoader workers for the torchvision pipeline")
+    p.add_argument("--recording", action="store_true",
+                   help="compare our trainer with and without its step-window recording")
     p.add_argument("--data-dir", default=os.environ.get("RAYSWEEP_DATA_DIR", "../shared/data"))
     return p.parse_args(argv)
 
 
-def ours(cfg: TrainConfig, data: TrainValData) -> Iterator[float]:
+def ours(cfg: TrainConfig, data: TrainValData, loss_windows: int = LOSS_WINDOWS
+         ) -> Iterator[float]:
     """Images/s of each epoch of our `train`, which runs in a thread that waits at
     each report until the next epoch is asked for."""
     rates: queue.Queue[float | BaseException] = queue.Queue()
@@ -67,7 +74,7 @@ def ours(cfg: TrainConfig, data: TrainValData) -> Iterator[float]:
 
     def run() -> None:
         try:
-            train(cfg, data, report=report)
+            train(cfg, data, report=report, loss_windows=loss_windows)
         except BaseException as e:  # noqa: BLE001 (handed to the main thread)
             rates.put(e)
 
@@ -173,13 +180,27 @@ def main(argv: list[str] | None = None) -> None:
                       epochs=args.rounds + 1,
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,
                       schedule="constant", crop_padding=4, flip_prob=0.5)
+    if args.recording:
+        _compare(args, device, {"ours": ours(cfg, data),
+                                "ours, no step windows": ours(cfg, data, loss_windows=0)})
+        return
     methods = {"ours": ours(cfg, data), "minimal loop": minimal_loop(cfg, data, device),
                "torchvision + DataLoader": torchvision_pipeline(cfg, data, device,
                                                                 args.workers)}
+    runs = _compare(args, device, methods)
+    speedups = [a / b for a, b in zip(runs["ours"], runs["torchvision + DataLoader"])]
+    print(f"ours / torchvision + DataLoader: {statistics.median(speedups):.2f}x (quartiles "
+          f"{_quartiles(speedups, '.2f')})")
+
+
+def _compare(args: argparse.Namespace, device: torch.device,
+             methods: dict[str, Iterator[float]]) -> dict[str, list[float]]:
+    """Run `methods` in lockstep, one epoch each per round; print each one's images/s and
+    the first's ratio to the second; returns each one's rates after the warm-up round."""
     names = list(methods)
     runs: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds + 1):  # rotate the order: none always goes first
-        for name in names[round_ % 3:] + names[:round_ % 3]:
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             runs[name].append(next(methods[name]))
     runs = {name: rates[1:] for name, rates in runs.items()}  # round 0 warms up
     print(f"{args.model} (width {args.width}), batch {args.batch_size}, {args.train_size} "
@@ -188,12 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, rates in runs.items():
         print(f"  {name:26s} {statistics.median(rates):10,.0f}   "
               f"(quartiles {_quartiles(rates)})")
-    ratios = [a / b for a, b in zip(runs["ours"], runs["minimal loop"])]
-    speedups = [a / b for a, b in zip(runs["ours"], runs["torchvision + DataLoader"])]
-    print(f"ours / minimal loop:             {statistics.median(ratios):.3f} (median of the "
-          f"rounds' ratios; quartiles {_quartiles(ratios, '.3f')})")
-    print(f"ours / torchvision + DataLoader: {statistics.median(speedups):.2f}x (quartiles "
-          f"{_quartiles(speedups, '.2f')})")
+    first, second = names[:2]
+    ratios = [a / b for a, b in zip(runs[first], runs[second])]
+    print(f"{first} / {second}: {statistics.median(ratios):.3f} (median of the rounds' "
+          f"ratios; quartiles {_quartiles(ratios, '.3f')})")
+    return runs
 
 
 def _quartiles(values: list[float], fmt: str = ",.0f") -> str:

@@ -3,8 +3,10 @@
 A name is a registered model (`resnet`), an import path
 (`package.module:factory`: the module imported, the attribute called) or a
 scheme's model (`torchvision:resnet18`). A factory is called with those of
-num_classes, in_channels, image_size ((H, W) pixels), width, depth and dropout
-that its signature names; a `**kwargs` factory gets them all."""
+num_classes, in_channels, image_size ((H, W) pixels), width, depth, dropout,
+activation (a models.activations name) and fc_width (units of a hidden head
+layer) that its signature names; a `**kwargs` factory gets them all. depth and
+activation None mean the factory's own default."""
 
 from __future__ import annotations
 
@@ -23,7 +25,17 @@ SCHEMES: dict[str, tuple[Callable[[str], ModelFactory], str]] = {
 }
 
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-SWEPT_KEYS = frozenset({"width", "depth", "dropout"})  # the config's keys that shape a model
+# the config's keys that shape a model
+SWEPT_KEYS = frozenset({"width", "depth", "dropout", "activation", "fc_width"})
+# None: "the model's own" (left out for a factory with its own default)
+OWN_DEFAULT = frozenset({"depth", "activation"})
+# key -> (its value a factory without the key may ignore, the fix for another value):
+# any other value for a factory that does not take the key is an error, not a no-op
+IGNORABLE: dict[str, tuple[object, str]] = {
+    "depth": (None, "leave depth unset (None)"),
+    "activation": (None, "leave activation unset (None: the model's own)"),
+    "fc_width": (0, "leave fc_width at 0 (no hidden layer)"),
+}
 
 
 def resolve_factory(name: str, task: str | None = None) -> ModelFactory:
@@ -66,11 +78,11 @@ def imported_factory(path: str) -> ModelFactory:
 
 
 def model_keys(name: str, task: str | None = None) -> frozenset[str]:
-    """Which of width, depth and dropout the model `name` takes: those its
-    factory's signature names, all three for a `**kwargs` factory, none for a
-    torchvision model (its builder's own architecture and dropout stand). A
-    value of another of them would change nothing. ValueError (one line) for a
-    name that does not resolve, as check_model."""
+    """Which of SWEPT_KEYS (width, depth, dropout, activation, fc_width) the model
+    `name` takes: those its factory's signature names, all of them for a
+    `**kwargs` factory, none for a torchvision model (its builder's own
+    architecture and dropout stand). A value of another of them would change
+    nothing. ValueError (one line) for a name that does not resolve, as check_model."""
     params = inspect.signature(resolve_factory(name, task)).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return SWEPT_KEYS
@@ -79,9 +91,11 @@ def model_keys(name: str, task: str | None = None) -> frozenset[str]:
 
 def factory_kwargs(factory: ModelFactory, name: str, values: dict[str, object]
                    ) -> dict[str, object]:
-    """The part of `values` that `factory`'s signature takes. `depth=None` (the
-    model's default) is left out when the factory has a default for depth. A
-    factory must take num_classes and may require nothing outside `values`."""
+    """The part of `values` that `factory`'s signature takes. `depth=None` and
+    `activation=None` (the model's default) are left out when the factory has a
+    default for them. A value of depth, activation or fc_width other than IGNORABLE's
+    for a factory that does not take it is an error. A factory must take
+    num_classes and may require nothing outside `values`."""
     params = inspect.signature(factory).parameters
     catch_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     named = {key for key, p in params.items() if p.kind in NAMED}
@@ -95,35 +109,42 @@ def factory_kwargs(factory: ModelFactory, name: str, values: dict[str, object]
             raise ValueError(f"model factory {name!r} requires {key!r}, which is not provided; "
                              f"{available} (give other parameters a default)")
     kwargs = {key: value for key, value in values.items() if catch_all or key in named}
-    depth = params.get("depth")
-    if values.get("depth") is None and depth is not None and depth.default is not depth.empty:
-        kwargs.pop("depth", None)  # "the model's default" is the factory's own default
-    if values.get("depth") is not None and "depth" not in kwargs:
-        raise ValueError(f"model {name!r} takes no depth; got depth={values['depth']}, "
-                         f"leave depth unset (None)")
+    for key in OWN_DEFAULT:
+        param = params.get(key)
+        if values.get(key) is None and param is not None and param.default is not param.empty:
+            kwargs.pop(key, None)  # "the model's default" is the factory's own default
+    for key, (ignorable, fix) in IGNORABLE.items():
+        if key in values and values[key] != ignorable and key not in kwargs:
+            raise ValueError(f"model {name!r} takes no {key}; got {key}={values[key]!r}, {fix}")
     return kwargs
 
 
-def check_model(name: str, task: str | None = None) -> None:
+def check_model(name: str, task: str | None = None, **model_values: object) -> None:
     """Raise ValueError (one line) unless `name` names a model that can be built
     for `task`: a registered one of the task, an import path resolving to a
-    callable, or a torchvision model name; the factory's signature is checked too."""
-    factory_kwargs(resolve_factory(name, task), name,
-                   _values(num_classes=10, in_channels=3, image_size=(32, 32), width=16,
-                           depth=None, dropout=0.0))
+    callable, or a torchvision model name; the factory's signature is checked too,
+    with `model_values` (of SWEPT_KEYS, e.g. a config's activation) over defaults."""
+    if unknown := sorted(set(model_values) - SWEPT_KEYS):
+        raise ValueError(f"check_model takes the model keys {', '.join(sorted(SWEPT_KEYS))}; "
+                         f"got {', '.join(unknown)}")
+    values = _values(num_classes=10, in_channels=3, image_size=(32, 32), width=16, depth=None,
+                     dropout=0.0, activation=None, fc_width=0)
+    factory_kwargs(resolve_factory(name, task), name, {**values, **model_values})
 
 
 def build_model(
     name: str, *, num_classes: int, width: int, depth: int | None, dropout: float,
     in_channels: int = 3, image_size: tuple[int, int] = (32, 32), task: str | None = None,
-    **extra: object,
+    activation: str | None = None, fc_width: int = 0, **extra: object,
 ) -> nn.Module:
     """Build the model `name` (registered, 'package.module:factory' or
     'torchvision:<name>') for images of `in_channels` x `image_size` (H, W)
-    pixels. `depth=None` means the model's own default; `extra`: further
-    model-specific arguments, which the factory must take."""
+    pixels. `depth=None` and `activation=None` mean the model's own default;
+    `fc_width`: units of a hidden layer in a classifier's head (0: none); `extra`:
+    further model-specific arguments, which the factory must take."""
     factory = resolve_factory(name, task)
-    values = {**_values(num_classes, in_channels, image_size, width, depth, dropout), **extra}
+    values = {**_values(num_classes, in_channels, image_size, width, depth, dropout,
+                        activation, fc_width), **extra}
     kwargs = factory_kwargs(factory, name, values)
     if untaken := sorted(set(extra) - set(kwargs)):
         raise ValueError(f"model {name!r} takes no argument(s) {', '.join(untaken)}")
@@ -131,6 +152,8 @@ def build_model(
 
 
 def _values(num_classes: int, in_channels: int, image_size: tuple[int, int], width: int,
-            depth: int | None, dropout: float) -> dict[str, object]:
+            depth: int | None, dropout: float, activation: str | None,
+            fc_width: int) -> dict[str, object]:
     return {"num_classes": num_classes, "in_channels": in_channels,
-            "image_size": tuple(image_size), "width": width, "depth": depth, "dropout": dropout}
+            "image_size": tuple(image_size), "width": width, "depth": depth, "dropout": dropout,
+            "activation": activation, "fc_width": fc_width}

@@ -129,11 +129,12 @@ def _config(args: argparse.Namespace, sweep: Sweep, budget: Budget) -> TrainConf
 def _check_model(cfg: TrainConfig, info: ImageInfo) -> None:
     """Build the model once for the data: a bad combination (e.g. --model simple_cnn
     with the full budget's depth) is a UsageError here, not a traceback later."""
-    from models import build_model
+    import torch
+
+    from pipelines.training.classify import build_classifier
 
     try:
-        build_model(cfg.model, num_classes=info.num_classes, width=cfg.width, depth=cfg.depth,
-                    dropout=cfg.dropout, in_channels=info.channels, image_size=info.image_size)
+        build_classifier(cfg, info, torch.device("cpu"))  # as the trials build it
     except (TypeError, ValueError, KeyError) as e:
         raise UsageError(str(e).strip("'\"")) from None
 

@@ -96,6 +96,10 @@ def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
                    help="retrain the run's best configuration on every training image "
                         "(or --train-size of them, for --max-epochs) and score it once on "
                         "the test split; the score goes into the run directory")
+    p.add_argument("--final-epochs", choices=("best", "budget"), default="best",
+                   help="--final retrains for the winner's best epoch (default), where its "
+                        "validation score peaked, or for its whole epoch budget; "
+                        "--max-epochs N sets N")
     p.add_argument("--confirm", type=int, metavar="K",
                    help="after the search, retrain its top K configurations with fresh "
                         "seeds at the full epoch budget (confirm.parquet); with --run, on "
@@ -112,7 +116,8 @@ def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
 
 # A resumed run is the run as it was started; only where it runs may change.
 RESUME_MAY_CHANGE = {"sweep", "resume", "address", "data_dir"}
-FINAL_MAY_CHANGE = {"sweep", "final", "data_dir", "train_size", "max_epochs", "cpus_per_trial"}
+FINAL_MAY_CHANGE = {"sweep", "final", "data_dir", "train_size", "max_epochs", "final_epochs",
+                    "cpus_per_trial"}
 # --confirm K --run RUN_DIR retrains as the run was run; only where it runs may change.
 CONFIRM_RUN_MAY_CHANGE = {"sweep", "run", "confirm", "confirm_seeds", "address", "data_dir"}
 
@@ -127,16 +132,16 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, mode
 
 
 def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from pipelines.tuning.final_score import FinalOptions, final
+    from pipelines.tuning.final_score import EPOCHS_FROM, FinalOptions, final
 
     threads = None if args.cpus_per_trial == parser.get_default("cpus_per_trial") else \
         max(1, int(args.cpus_per_trial))  # unset: torch's default, every core
     score = final(FinalOptions(args.final, sweep=args.sweep, data_dir=args.data_dir,
                                train_size=args.train_size, max_epochs=args.max_epochs,
-                               threads=threads))
+                               epochs_from=args.final_epochs, threads=threads))
     print(f"test_acc {score['test_acc']:.4f}, test_loss {score['test_loss']:.4f} "
-          f"(trial {score['trial_id']}, {score['epochs']} epochs on {score['train_size']} "
-          f"training images)")
+          f"(trial {score['trial_id']}, {score['epochs']} epochs: "
+          f"{EPOCHS_FROM[score['epochs_from']]}; on {score['train_size']} training images)")
     if score["evaluations"] > 1:
         print(f"note: this run's test split has now been scored {score['evaluations']} times "
               f"(all in final.parquet); choosing among them would be selecting on the test "
@@ -167,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                              "first, then --final it")
         if args.final:
             _check_flags(parser, args, "final", FINAL_MAY_CHANGE,
-                         "takes only --data-dir, --train-size, --max-epochs and "
-                         "--cpus-per-trial")
+                         "takes only --data-dir, --train-size, --max-epochs, --final-epochs "
+                         "and --cpus-per-trial")
             return _final(parser, args)
+        if args.final_epochs != parser.get_default("final_epochs"):
+            raise UsageError("--final-epochs is how many epochs --final retrains for; add "
+                             "--final RUN_DIR, or drop --final-epochs")
         if args.confirm is None and args.confirm_seeds != parser.get_default("confirm_seeds"):
             raise UsageError("--confirm-seeds is the seeds per configuration that --confirm "
                              "retrains; add --confirm K, or drop --confirm-seeds")
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.tuning.runner import run
 
         options = RunOptions(**{k: v for k, v in vars(args).items()
-                                if k not in ("list", "final")})
+                                if k not in ("list", "final", "final_epochs")})
         run_dir = run(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -19,11 +19,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from models import build_model
 from pipelines.data.images import TrainValData
 from pipelines.records.tables import LR_CURVE_COLUMNS
 from pipelines.training.augmentation import augment
-from pipelines.training.classify import batches
+from pipelines.training.classify import batches, build_classifier
 from pipelines.training.config import TrainConfig
 from pipelines.training.loop import default_device
 from pipelines.training.optim import build_optimizer, effective_lr
@@ -78,10 +77,7 @@ def range_test(cfg: TrainConfig, data: TrainValData, test: RangeTest = RangeTest
     if model is None:
         with torch.random.fork_rng(devices=[]):  # seed the weights, not the caller's RNG
             torch.manual_seed(cfg.seed)
-            info = data.info
-            model = build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
-                                depth=cfg.depth, dropout=cfg.dropout,
-                                in_channels=info.channels, image_size=info.image_size)
+            model = build_classifier(cfg, data.info, device)  # as the trials build it
     else:
         model = copy.deepcopy(model)
     model = model.to(device)
@@ -104,7 +100,8 @@ def _run(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig,
         for group in opt.param_groups:
             group["lr"] = effective_lr(lr, cfg.batch_size)
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
-                    generator=generator)
+                    brightness=cfg.brightness, contrast=cfg.contrast, mean=data.info.mean,
+                    std=data.info.std, generator=generator)
         loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):

@@ -2,7 +2,8 @@
 writes), the Parquet schema of its tables, and its run directory and run.json
 (with the run's status)."""
 
-from pipelines.records.result_log import ResultLog, Written
+from pipelines.records.diagnosis import DIAGNOSIS_COLUMNS, LABELS, diagnose
+from pipelines.records.result_log import STEPS_FILE, ResultLog, Written
 from pipelines.records.run_record import (
     RunStatus,
     check_new_run_dir,
@@ -24,23 +25,30 @@ from pipelines.records.storage import (
     resolve,
 )
 from pipelines.records.tables import (
+    CHECKPOINT_RANK_KEY,
     CONFIG_PREFIX,
     COST_COLUMNS,
     INFEASIBLE_KEY,
     LR_CURVE_COLUMNS,
+    NO_IMPROVEMENT_KEY,
     START_CONSTRAINTS,
+    STEP_COLUMNS,
+    STEPS_KEY,
     STOP_REASONS,
     TUNE_RESULT_KEYS,
     TrialRecord,
     epochs_frame,
     objective_column,
     read_parquet,
+    steps_frame,
     trials_frame,
     violations,
     write_parquet,
 )
 
 __all__ = [
+    "CHECKPOINT_RANK_KEY", "DIAGNOSIS_COLUMNS", "LABELS", "NO_IMPROVEMENT_KEY", "STEPS_FILE",
+    "STEPS_KEY", "STEP_COLUMNS", "diagnose", "steps_frame",
     "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
     "git_commit", "now_iso", "package_versions",
     "CONFIG_PREFIX", "COST_COLUMNS", "INFEASIBLE_KEY", "START_CONSTRAINTS", "STOP_REASONS",

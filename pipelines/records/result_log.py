@@ -1,13 +1,13 @@
-"""A run's trials.parquet and epochs.parquet, kept as results arrive at a cost
-that does not grow with the run's history.
+"""A run's trials.parquet, epochs.parquet and steps.parquet, kept as results
+arrive at a cost that does not grow with the run's history.
 
 A finished trial's rows are final: they are turned into Arrow once, when the
-trial ends, and appended to two in-memory tables (compact columns, ~1 KB a
-trial). A write serialises those tables and the running trials' rows, built
-afresh, into the two files, each replaced atomically: a reader always sees a
-whole file holding every trial written so far. Finished rows come first, in the
-order the trials ended, so `written` (how many finished rows the files hold)
-says exactly which rows a snapshot of the run had seen (see `restore`).
+trial ends, and appended to in-memory tables (compact columns, ~1 KB a trial,
+~0.2 KB more an epoch for its step windows). A write serialises those tables and
+the running trials' rows, built afresh, into the files, each replaced atomically:
+a reader always sees a whole file holding every trial written so far. Finished
+rows come first, in the order the trials ended, so `written` (how many finished
+rows the files hold) says exactly which rows a snapshot of the run had seen (see `restore`).
 """
 
 from __future__ import annotations
@@ -27,19 +27,22 @@ from pipelines.records.tables import (
     Objectives,
     TrialRecord,
     epochs_frame,
+    steps_frame,
     trials_frame,
 )
 
-TRIALS_FILE, EPOCHS_FILE = "trials.parquet", "epochs.parquet"
+TRIALS_FILE, EPOCHS_FILE, STEPS_FILE = "trials.parquet", "epochs.parquet", "steps.parquet"
+FILES = (TRIALS_FILE, EPOCHS_FILE, STEPS_FILE)
 CHUNKS_KEPT = 64  # appended batches before a table is combined into one chunk
 
 
 @dataclass(frozen=True)
 class Written:
-    """How many finished rows the files held after a write: trials and epochs."""
+    """How many finished rows the files held after a write: trials, epochs, steps."""
 
     trials: int = 0
     epochs: int = 0
+    steps: int = 0  # a snapshot from before steps.parquet: the class default, 0
 
 
 class ResultLog:
@@ -52,8 +55,8 @@ class ResultLog:
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
         self.objectives = objectives  # all of them, the primary (metric) first
         self.constraints = dict(constraints or {})
-        self._tables: dict[str, pa.Table | None] = {TRIALS_FILE: None, EPOCHS_FILE: None}
-        self._dtypes: dict[str, dict[str, Any]] = {TRIALS_FILE: {}, EPOCHS_FILE: {}}
+        self._tables: dict[str, pa.Table | None] = {n: None for n in FILES}
+        self._dtypes: dict[str, dict[str, Any]] = {n: {} for n in FILES}
         self.written = Written()
         self.write_count, self.write_s, self.max_write_s = 0, 0.0, 0.0
 
@@ -68,6 +71,7 @@ class ResultLog:
         if records:
             self._append(TRIALS_FILE, self._trials(records, time.time()))
             self._append(EPOCHS_FILE, self._epochs(records))
+            self._append(STEPS_FILE, steps_frame(records))
 
     def write(self, running: list[TrialRecord], ended: Sequence[TrialRecord] = ()) -> None:
         """Both files: the finished rows, then `ended`'s (trials that ended since),
@@ -78,10 +82,11 @@ class ResultLog:
         before = dict(self._tables), {n: dict(d) for n, d in self._dtypes.items()}
         self.add_finished(list(ended))
         try:
-            finished = Written(self.finished, self._rows(EPOCHS_FILE))
+            finished = Written(self.finished, self._rows(EPOCHS_FILE), self._rows(STEPS_FILE))
             now = time.time()
             for name, frame in ((TRIALS_FILE, self._trials(running, now)),
-                                (EPOCHS_FILE, self._epochs(running))):
+                                (EPOCHS_FILE, self._epochs(running)),
+                                (STEPS_FILE, steps_frame(running))):
                 table = self._with(name, frame)
                 buffer = io.BytesIO()  # serialised first: a failure writes nothing
                 pq.write_table(table, buffer)
@@ -99,7 +104,8 @@ class ResultLog:
         """Take back the finished rows of a snapshot that had seen `written` of them,
         from the files: rows a later write added (trials the snapshot still saw
         running, which Tune runs again) are left out."""
-        for name, rows in ((TRIALS_FILE, written.trials), (EPOCHS_FILE, written.epochs)):
+        for name, rows in ((TRIALS_FILE, written.trials), (EPOCHS_FILE, written.epochs),
+                           (STEPS_FILE, written.steps)):
             self._tables[name], self._dtypes[name] = None, {}
             if rows:
                 frame = pd.read_parquet((self.run_dir / name).path,

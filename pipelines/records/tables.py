@@ -2,7 +2,8 @@
 
 trials.parquet: one row per trial; epochs.parquet: one row per trial and
 epoch, with a column for every number the trainer reported, whatever its name
-(not Tune's bookkeeping). Both are rewritten atomically (see
+(not Tune's bookkeeping); steps.parquet: the training loss per step window
+(LOSS_WINDOWS of an epoch, pipelines.training.loop). All are rewritten atomically (see
 pipelines.records.storage) as results arrive, so a reader never sees a
 half-written file, and a run in progress is readable.
 """
@@ -19,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from pipelines.records.diagnosis import DIAGNOSIS_COLUMNS, diagnose
 from pipelines.records.storage import Location, parquet_bytes
 
 BASE_EPOCH_COLUMNS = {  # name -> pandas dtype; the trainer's other metrics follow
@@ -59,8 +61,21 @@ LR_CURVE_COLUMNS = {  # curve.parquet of an LR range test (pipelines.lr_range)
 BATCH_PROBE_COLUMNS = {  # probes.parquet of the batch size finder (pipelines.batch_size)
     "batch_size": "int64", "peak_mem_mb": "float64", "fits": "bool",
 }
-# "infeasible": a constraint's limit was exceeded at the trial's start; it trained no epoch
-STOP_REASONS = ("completed", "early_stopped", "diverged", "error", "infeasible")
+STEP_COLUMNS = {  # steps.parquet: a row per trial and step window
+    "trial_id": "string", "epoch": "int64",
+    "step": "int64",  # the optimizer step at the window's end, from 1, counted across epochs
+    "train_loss": "float64",  # mean per example over the window's steps (penalties excluded)
+    "lr": "float64",  # the optimizer's learning rate at the window's last step
+}
+STEPS_KEY = "loss_windows"  # an epoch's report: its windows, [step, train_loss, lr] each
+# "infeasible": a constraint's limit was exceeded at the trial's start; it trained no epoch.
+# "early_stopped": by the sweep's scheduler (ASHA); "no_improvement": by its own `patience`
+STOP_REASONS = ("completed", "early_stopped", "no_improvement", "diverged", "error",
+                "infeasible")
+NO_IMPROVEMENT_KEY = "no_improvement"  # the last report of a trial its patience stopped
+# what Tune ranks a report's checkpoint by (pipelines.tuning.trainable.checkpoint_rank)
+CHECKPOINT_RANK_KEY = "checkpoint_rank"
+NOT_EPOCH_METRICS = frozenset({NO_IMPROVEMENT_KEY, CHECKPOINT_RANK_KEY})  # in a report
 # What a trial costs, measured by the built-in trainers (a sweep's own trainable may
 # report any of them): reported with every epoch, kept per trial in trials.parquet.
 COST_COLUMNS = {
@@ -102,6 +117,8 @@ def trial_columns(metric: str, objectives: Objectives = ()) -> dict[str, str]:
         **more, **COST_COLUMNS,
         "suggest_s": "float64",  # the searcher's time to suggest the trial's configuration
         "feasible": "boolean",  # False: it broke a constraint (never ranked)
+        # what its training-loss curve says of its learning rate (pipelines.records.diagnosis)
+        **DIAGNOSIS_COLUMNS,
     }
 
 
@@ -126,10 +143,14 @@ class TrialRecord:
     costs: dict[str, float] = field(default_factory=dict)  # COST_COLUMNS: the latest of each
     infeasible: bool = False  # over a start constraint: it reported once and trained nothing
     suggest_s: float | None = None  # the searcher's time to suggest its configuration
+    # {epoch: its step windows, (step, train_loss, lr) each}: steps.parquet's rows
+    steps: dict[int, list[tuple[int, float, float]]] = field(default_factory=dict)
+    no_improvement: bool = False  # its own patience stopped it
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # records pickled (Tune's snapshot) before a field existed get its default
-        defaults = {"costs": {}, "infeasible": False, "suggest_s": None}
+        defaults = {"costs": {}, "infeasible": False, "suggest_s": None, "steps": {},
+                    "no_improvement": False}
         self.__dict__.update({**defaults, **state})
 
     def add_costs(self, result: dict[str, Any]) -> None:
@@ -158,15 +179,21 @@ class TrialRecord:
         every other number or bool the trainer reported, not Tune's bookkeeping; the
         cost columns go to the trial (add_costs)."""
         self.add_costs(result)
+        epoch = int(result["epoch"])
+        if isinstance(result.get(STEPS_KEY), list):
+            self.steps[epoch] = [(int(s), float(loss), float(lr))
+                                 for s, loss, lr in result[STEPS_KEY]]
+        self.no_improvement = bool(result.get(NO_IMPROVEMENT_KEY))
         row = {name: result.get(name) for name in BASE_EPOCH_COLUMNS}
         row.update({k: v for k, v in result.items() if k not in row and k not in COST_COLUMNS
-                    and k not in TUNE_RESULT_KEYS and _is_metric(v)})
+                    and k not in TUNE_RESULT_KEYS and k not in NOT_EPOCH_METRICS
+                    and _is_metric(v)})
         diverged = bool(result.get("diverged")) or not _finite_or_none(row["train_loss"])
         row["diverged"] = diverged
         self.effective_lr = result.get("effective_lr", self.effective_lr)
         row["trial_id"] = self.trial_id
         row["ended_at"] = time.time()
-        self.epochs[int(result["epoch"])] = row
+        self.epochs[epoch] = row
         self.diverged = self.diverged or diverged
         self.node_ip = result.get("node_ip", self.node_ip)
         self.node_id = result.get("node_id", self.node_id)
@@ -181,6 +208,8 @@ class TrialRecord:
             return None
         if not self.feasible(constraints or {}):
             return "infeasible"
+        if self.no_improvement:
+            return "no_improvement"
         return "completed" if max(self.epochs, default=0) >= max_epochs else "early_stopped"
 
     def feasible(self, constraints: Mapping[str, float]) -> bool:
@@ -219,6 +248,8 @@ class TrialRecord:
         row.update({k: self.costs.get(k) for k in COST_COLUMNS})
         row["suggest_s"] = self.suggest_s
         row["feasible"] = self.feasible(constraints or {})
+        windows = [(e, loss) for e, rows in sorted(self.steps.items()) for _, loss, _ in rows]
+        row.update(diagnose([e for e, _ in windows], [loss for _, loss in windows]))
         row.update({CONFIG_PREFIX + k: v for k, v in self.config.items()})
         return row
 
@@ -266,6 +297,13 @@ def trials_frame(records: list[TrialRecord], *, metric: str, mode: str, max_epoc
     columns = trial_columns(metric, objectives)
     frame = pd.DataFrame(rows, columns=list(columns) + _config_columns(rows))
     return frame.astype(columns)
+
+
+def steps_frame(records: list[TrialRecord]) -> pd.DataFrame:
+    """steps.parquet's rows of `records`: a row per trial and step window."""
+    rows = [(r.trial_id, epoch, step, loss, lr) for r in records
+            for epoch, windows in sorted(r.steps.items()) for step, loss, lr in windows]
+    return pd.DataFrame(rows, columns=list(STEP_COLUMNS)).astype(STEP_COLUMNS)
 
 
 def _config_columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -4,10 +4,11 @@ classification and segmentation trainers, a sweep's own training function
 under the same report contract, and the table of tasks."""
 
 from pipelines.training.augmentation import augment
-from pipelines.training.classify import batches, evaluate, train
+from pipelines.training.classify import batches, build_classifier, evaluate, train
 from pipelines.training.config import BaseConfig, SegConfig, TrainConfig
 from pipelines.training.function import EPOCH_KEY, NoMetricReported, run_function
 from pipelines.training.loop import (
+    LOSS_WINDOWS,
     EpochStats,
     Metrics,
     Report,
@@ -22,7 +23,8 @@ from pipelines.training.segment import evaluate_segmentation, train_segmentation
 from pipelines.training.tasks import TASKS, Task, task
 
 __all__ = [
-    "EPOCH_KEY", "NoMetricReported", "augment", "batches", "run_function",
+    "EPOCH_KEY", "LOSS_WINDOWS", "NoMetricReported", "augment", "batches", "build_classifier",
+    "run_function",
     "OPTIMIZERS", "SCHEDULES", "TASKS", "BaseConfig", "EpochStats", "LRSchedule", "Metrics",
     "Report", "SegConfig", "State", "Task", "TrainConfig", "TrainResult", "build_optimizer",
     "build_schedule", "default_device", "effective_lr", "evaluate", "evaluate_segmentation",

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
+
+__all__ = ["augment", "augment_pairs", "flip_pairs", "jitter_intensity", "jitter_normalised",
+           "random_crop", "random_flip", "rotate_pairs", "scale_intensity"]
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -36,9 +41,53 @@ def random_flip(x: torch.Tensor, prob: float, generator: torch.Generator) -> tor
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def scale_intensity(x: torch.Tensor, *, contrast: float, brightness: float,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Scale each image's contrast (its deviations from its mean over channels and
+    pixels) by a factor uniform in [1 - contrast, 1 + contrast], then its brightness
+    (every intensity) by one in [1 - brightness, 1 + brightness]; `x` in [0, 1],
+    clamped back to it. Both 0: `x` itself, and no random numbers drawn."""
+    if contrast == 0 and brightness == 0:
+        return x
+    n = x.shape[0]
+    amounts = torch.tensor([contrast, brightness])[:, None]
+    factors = (1 + amounts * (2 * torch.rand(2, n, generator=generator) - 1))
+    contrast_factor, brightness_factor = factors.to(x.device)[:, :, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (((x - mean) * contrast_factor + mean) * brightness_factor).clamp_(0, 1)
+
+
+def jitter_normalised(x: torch.Tensor, *, brightness: float, contrast: float,
+                      mean: Sequence[float], std: Sequence[float],
+                      generator: torch.Generator) -> torch.Tensor:
+    """scale_intensity of a normalised batch, x = (u - mean) / std per channel with u
+    the intensity in [0, 1]: the jitter acts on u (brightness multiplies the
+    intensity, contrast scales it around the image's mean intensity, and the result
+    is clamped to [0, 1]), and the batch is normalised again, so the jitter means
+    what it does on raw images. Both 0: `x` itself."""
+    if contrast == 0 and brightness == 0:
+        return x
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device)[None, :, None, None]
+    s = torch.tensor(std, dtype=x.dtype, device=x.device)[None, :, None, None]
+    intensity = scale_intensity(x * s + m, contrast=contrast, brightness=brightness,
+                                generator=generator)
+    return (intensity - m) / s
+
+
 def augment(x: torch.Tensor, *, crop_padding: int, flip_prob: float,
-            generator: torch.Generator) -> torch.Tensor:
-    """A classification batch's augmentation: a random crop, then a random flip."""
+            generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
+            mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+            ) -> torch.Tensor:
+    """A classification batch's augmentation: brightness and contrast jitter (of a
+    batch normalised by per-channel `mean` and `std`, which the jitter needs:
+    jitter_normalised), then a random crop, then a random flip. The jitter comes
+    first, so a crop's zero padding stays the training images' mean colour."""
+    if brightness or contrast:
+        if mean is None or std is None:
+            raise ValueError("brightness and contrast jitter need the batch's normalisation: "
+                             "pass the per-channel mean and std it was normalised by")
+        x = jitter_normalised(x, brightness=brightness, contrast=contrast, mean=mean, std=std,
+                              generator=generator)
     return random_flip(random_crop(x, crop_padding, generator), flip_prob, generator)
 
 
@@ -74,14 +123,8 @@ def rotate_pairs(x: torch.Tensor, masks: torch.Tensor, prob: float,
 def jitter_intensity(x: torch.Tensor, amount: float, generator: torch.Generator
                      ) -> torch.Tensor:
     """Scale each image's contrast (around its mean) and brightness by factors in
-    [1 - amount, 1 + amount]; `x` in [0, 1], clamped back to it."""
-    if amount == 0:
-        return x
-    n = x.shape[0]
-    contrast, brightness = (1 + amount * (2 * torch.rand(2, n, generator=generator) - 1)) \
-        .to(x.device)[:, :, None, None, None]
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (((x - mean) * contrast + mean) * brightness).clamp_(0, 1)
+    [1 - amount, 1 + amount]; `x` in [0, 1], clamped back to it (scale_intensity)."""
+    return scale_intensity(x, contrast=amount, brightness=amount, generator=generator)
 
 
 def augment_pairs(x: torch.Tensor, masks: torch.Tensor, *, flip_prob: float,

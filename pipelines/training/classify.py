@@ -26,6 +26,7 @@ from pipelines.training.augmentation import augment
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.cost import Cost, count_params, measure_step_mb
 from pipelines.training.loop import (
+    LOSS_WINDOWS,
     EpochStats,
     LossOf,
     Metrics,
@@ -121,13 +122,18 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
 
 def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
           resume_state: State | None = None, device: torch.device | None = None,
-          resident: bool | None = None, cost: Cost | None = None) -> TrainResult:
+          resident: bool | None = None, cost: Cost | None = None,
+          monitor: tuple[str, str] | None = None,
+          loss_windows: int = LOSS_WINDOWS) -> TrainResult:
     """Train `cfg.epochs` epochs (from `resume_state`'s epoch if given); stop at
     once if the loss becomes NaN or infinite. With an empty validation split
     (a final training run on every training image) the validation metrics are
     NaN and a plateau schedule follows the training loss. `resident`: keep the
     split on the device (default: on a GPU; see `use_resident`). `cost`: what
-    `probe` measured, reported with every epoch (None: probed here first)."""
+    `probe` measured, reported with every epoch (None: probed here first).
+    `monitor`: the (metric, mode) `cfg.patience` watches (default: val_acc, max).
+    `loss_windows`: step windows per epoch whose training loss the reports carry
+    (steps.parquet; 0: none, as bench.throughput compares)."""
     cfg.validate()  # a TrainConfig built directly, not by from_dict, is checked too
     device = device or default_device()
     cost = cost if cost is not None else probe(cfg, data, device)
@@ -144,9 +150,10 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
 
     return fit(cfg, model, len(data.train_idx), device, score="val_acc",
                train_epoch=functools.partial(_train_epoch, net, cfg=cfg, data=data,
-                                             device=device, resident=train_split),
+                                             device=device, resident=train_split,
+                                             windows=loss_windows),
                validate_epoch=validate_epoch, report=report, resume_state=resume_state,
-               cost=cost, val_images=len(data.val_idx))
+               cost=cost, val_images=len(data.val_idx), monitor=monitor)
 
 
 def epoch_images(cfg: TrainConfig, data: TrainValData) -> int:
@@ -157,9 +164,8 @@ def epoch_images(cfg: TrainConfig, data: TrainValData) -> int:
 def build_classifier(cfg: TrainConfig, info: ImageInfo, device: torch.device
                      ) -> torch.nn.Module:
     """`cfg`'s model for images like `info`'s, on `device` (weights from torch's RNG)."""
-    return build_model(cfg.model, num_classes=info.num_classes, width=cfg.width,
-                       depth=cfg.depth, dropout=cfg.dropout, in_channels=info.channels,
-                       image_size=info.image_size).to(device)
+    return build_model(cfg.model, num_classes=info.num_classes, in_channels=info.channels,
+                       image_size=info.image_size, **cfg.model_values()).to(device)
 
 
 def probe(cfg: TrainConfig, data: TrainValData, device: torch.device | None = None) -> Cost:
@@ -184,7 +190,7 @@ def probe(cfg: TrainConfig, data: TrainValData, device: torch.device | None = No
         opt = build_optimizer(model.parameters(), cfg)
         net = fast_model(model, uncompiled, device)
         x, y = next(batches(data, idx[:batch_size], batch_size, device))
-        loss = classification_loss(net, cfg, device, generator)(x, y)
+        loss = classification_loss(net, cfg, device, generator, data.info)(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -196,13 +202,15 @@ def probe(cfg: TrainConfig, data: TrainValData, device: torch.device | None = No
 
 
 def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
-                        generator: torch.Generator) -> LossOf:
-    """loss_of(x, y) of a training step: the batch augmented, forward under `cfg`'s
-    autocast, cross-entropy with `cfg`'s label smoothing."""
+                        generator: torch.Generator, info: ImageInfo) -> LossOf:
+    """loss_of(x, y) of a training step: the batch (normalised by `info`'s mean and
+    std) augmented, forward under `cfg`'s autocast, cross-entropy with `cfg`'s label
+    smoothing."""
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
-                    generator=generator)
+                    brightness=cfg.brightness, contrast=cfg.contrast, mean=info.mean,
+                    std=info.std, generator=generator)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
@@ -214,9 +222,11 @@ def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.
 
 def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
                  generator: torch.Generator, *, cfg: TrainConfig, data: TrainValData,
-                 device: torch.device, resident: Resident | None) -> EpochStats:
+                 device: torch.device, resident: Resident | None,
+                 windows: int = LOSS_WINDOWS) -> EpochStats:
     """One pass over the training split."""
     order = torch.randperm(len(data.train_idx), generator=generator)
     return run_steps(model, opt, schedule, device,
-                     classification_loss(model, cfg, device, generator),
-                     batches(data, data.train_idx, cfg.batch_size, device, order, resident))
+                     classification_loss(model, cfg, device, generator, data.info),
+                     batches(data, data.train_idx, cfg.batch_size, device, order, resident),
+                     l1=cfg.l1, windows=windows)

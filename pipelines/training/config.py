@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from models import check_model
+from models import ACTIVATIONS, check_model
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS
 
@@ -30,16 +30,29 @@ class BaseConfig:
     batch_size: int = 256  # examples per step
     optimizer: str = "sgd"  # sgd | adam | adamw (optim.py)
     momentum: float = 0.9  # SGD momentum; beta1 for Adam and AdamW
+    beta2: float = 0.999  # Adam's and AdamW's second-moment decay, in [0, 1); sgd ignores it
     nesterov: bool = False  # SGD only
     weight_decay: float = 5e-4  # L2 for sgd/adam, decoupled for adamw
+    l1: float = 0.0  # L1 penalty: l1 * sum |w| over weight tensors, added to the loss; 0 = off
     schedule: str = "onecycle"  # onecycle | cosine | step | plateau | constant
     warmup_epochs: float = 1.0  # linear warm-up (cosine); rise phase (onecycle)
+    step_size: float = 0.0  # step: epochs between decays; 0 = at 50% and 75% of the epochs
+    gamma: float = 0.1  # step: the lr's factor at each decay, in (0, 1]
+    plateau_factor: float = 0.1  # plateau: the lr's factor at each reduction, in (0, 1)
+    plateau_patience: int = 2  # plateau: epochs without a lower val_loss before a reduction
     epochs: int = 10  # the schedule's horizon; ASHA may stop a trial earlier
+    # per-trial early stopping, independent of ASHA: stop after `patience` epochs without an
+    # improvement of at least `min_delta` (the sweep's metric's units) on the sweep's metric
+    patience: int = 0  # epochs; 0 = off
+    min_delta: float = 0.0  # the smallest change that counts as an improvement
     # model (models/)
     model: str = "simple_cnn"
     width: int = 16  # channels of the first conv stage
     depth: int | None = None  # model-specific; None = the model's default
     dropout: float = 0.0  # before the classifier; at a U-Net's bottleneck
+    # relu | leaky_relu | prelu | gelu | silu | tanh | sigmoid (models/activations.py), every
+    # nonlinearity of the model; None = the model's own (airbench: gelu; the others: relu)
+    activation: str | None = None
     seed: int = 0
     # speed, not results (mostly): loop.py
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16
@@ -67,8 +80,16 @@ class BaseConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (0 <= self.beta2 < 1, "beta2 must be in [0, 1) (Adam's default: 0.999)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.l1 >= 0, "l1 must be >= 0 (0 = off)"),
+            (self.patience >= 0, "patience must be >= 0 epochs (0 = off)"),
+            (self.min_delta >= 0, "min_delta must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.step_size >= 0, "step_size must be >= 0 epochs (0 = at 50% and 75%)"),
+            (0 < self.gamma <= 1, "gamma must be in (0, 1] (the lr's factor at each step)"),
+            (0 < self.plateau_factor < 1, "plateau_factor must be in (0, 1)"),
+            (self.plateau_patience >= 0, "plateau_patience must be >= 0 epochs"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.width >= 1, "width must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
@@ -83,13 +104,22 @@ class BaseConfig:
         self._validate_names()
 
     def _validate_names(self) -> None:
-        check_model(self.model, self.TASK)  # ValueError: one line naming the model and the fix
         for key, value, known in (("optimizer", self.optimizer, list(OPTIMIZERS)),
-                                  ("schedule", self.schedule, list(SCHEDULES))):
+                                  ("schedule", self.schedule, list(SCHEDULES)),
+                                  ("activation", self.activation, [None, *ACTIVATIONS])):
             if value not in known:
-                raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+                names = ", ".join(str(name) for name in known)
+                raise ValueError(f"unknown {key} {value!r}; known: {names}")
+        # ValueError: one line naming the model and the fix (e.g. a key its factory takes not)
+        check_model(self.model, self.TASK, **self.model_values())
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+
+    def model_values(self) -> dict[str, Any]:
+        """The config's keys that shape its model (models.SWEPT_KEYS), as build_model
+        and check_model take them."""
+        return {"width": self.width, "depth": self.depth, "dropout": self.dropout,
+                "activation": self.activation}
 
 
 @dataclass(frozen=True)
@@ -105,12 +135,25 @@ class TrainConfig(BaseConfig):
     # augmentation, on batched tensors
     crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
     flip_prob: float = 0.5  # horizontal flip probability
+    # each image's intensity times a factor uniform in [1 - brightness, 1 + brightness], its
+    # deviations from its mean intensity times one in [1 - contrast, 1 + contrast]; 0 = off
+    brightness: float = 0.0  # in [0, 1)
+    contrast: float = 0.0  # in [0, 1)
+    # model head: a hidden fully connected layer (Linear, activation, Dropout) before the
+    # classifier; `dropout` applies there
+    fc_width: int = 0  # units; 0 = none (dropout right before the classifier)
 
     def checks(self) -> list[tuple[bool, str]]:
         return [*super().checks(),
                 (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
                 (self.crop_padding >= 0, "crop_padding must be >= 0"),
-                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]")]
+                (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]"),
+                (0 <= self.brightness < 1, "brightness must be in [0, 1) (0 = off)"),
+                (0 <= self.contrast < 1, "contrast must be in [0, 1) (0 = off)"),
+                (self.fc_width >= 0, "fc_width must be >= 0 units (0 = no hidden layer)")]
+
+    def model_values(self) -> dict[str, Any]:
+        return {**super().model_values(), "fc_width": self.fc_width}
 
 
 SEG_LOSSES = ("bce", "dice", "bce_dice")

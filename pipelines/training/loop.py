@@ -1,29 +1,38 @@
 """The epoch loop every task's trainer shares: optimizer and schedule from the
 config, resume from a saved state, one report per epoch with a checkpointable
-state and the trial's cost (pipelines.training.cost), and a stop at a diverged
-loss; plus the device helpers (autocast, the fast model) the trainers use."""
+state, the trial's cost (pipelines.training.cost) and its training loss per step
+window, a stop at a diverged loss, and per-trial early stopping (`patience`);
+plus the device helpers (autocast, the fast model) the trainers use."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, cast
 
+import numpy as np
 import torch
 
+from pipelines.records.tables import NO_IMPROVEMENT_KEY, STEPS_KEY
 from pipelines.training.config import BaseConfig
 from pipelines.training.cost import Cost
 from pipelines.training.lr_schedules import LRSchedule, build_schedule
 from pipelines.training.optim import build_optimizer, effective_lr
 
-Metrics = dict[str, float]  # an epoch's metrics (epoch and diverged are an int and a bool)
+# an epoch's metrics: numbers (epoch and diverged are an int and a bool), and its step
+# windows under STEPS_KEY (a list)
+Metrics = dict[str, Any]
 # a checkpointable state: state dicts of tensors, counters and RNG states, as torch.save takes
 State = dict[str, Any]
 Report = Callable[[Metrics, State], None]
 
 
 DIVERGENCE_CHECK_EVERY = 10  # steps between finiteness checks (each one syncs a GPU)
+LOSS_WINDOWS = 10  # step windows per epoch whose mean training loss steps.parquet keeps
+# (step at the window's end, within the epoch from 1; mean loss per example; lr at its last step)
+Window = tuple[int, float, float]
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class TrainResult:
     last_score: float
     diverged: bool
     model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    # stopped by `patience`: `epochs` epochs ran, the last `patience` without an improvement
+    no_improvement: bool = False
+    best_epoch: int = 0  # the epoch of the best monitored value (0: none was finite)
 
 
 def default_device() -> torch.device:
@@ -65,6 +77,7 @@ class EpochStats(NamedTuple):
     seconds: float
     diverged: bool  # the loss became NaN or infinite
     lr: float  # the optimizer's learning rate at the last step (as scheduled)
+    windows: tuple[Window, ...] = ()  # the epoch's step windows (LOSS_WINDOWS of them)
 
 
 # train_epoch(opt, schedule, generator): one pass over the training data
@@ -73,29 +86,62 @@ TrainEpoch = Callable[[torch.optim.Optimizer, LRSchedule, torch.Generator], Epoc
 LossOf = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class Monitor:
+    """Per-trial early stopping on one metric: how many epochs since the monitored
+    value last improved by at least `min_delta`, and the epoch of its best."""
+
+    def __init__(self, metric: str, mode: str, min_delta: float) -> None:
+        self.metric, self.mode, self.min_delta = metric, mode, min_delta
+        self.best = -math.inf if mode == "max" else math.inf
+        self.best_epoch, self.since = 0, 0
+
+    def update(self, epoch: int, metrics: Metrics) -> None:
+        value = metrics.get(self.metric, math.nan)
+        gain = value - self.best if self.mode == "max" else self.best - value
+        if math.isfinite(value) and gain > 0 and gain >= self.min_delta:  # the first: inf
+            self.best, self.best_epoch, self.since = value, epoch, 0
+        else:
+            self.since += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "since": self.since}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.since = state["best"], state["best_epoch"], state["since"]
+
+
 def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
-           epoch: int, best: float, generator: torch.Generator, train_s: float) -> State:
+           epoch: int, best: float, generator: torch.Generator, train_s: float,
+           monitor: Monitor) -> State:
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
         "rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train_s": train_s,
+        "monitor": monitor.state_dict(),
     }
 
 
 def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
         score: str, train_epoch: TrainEpoch, validate_epoch: Callable[[], Metrics],
         report: Report | None, resume_state: State | None, cost: Cost,
-        val_images: int) -> TrainResult:
+        val_images: int, monitor: tuple[str, str] | None = None) -> TrainResult:
     """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
     one `train_epoch(opt, schedule, generator)` and `validate_epoch()` per epoch, a
     report with a checkpointable state, and a stop at a diverged loss. `score` is
     the validation metric whose best (highest) the state keeps. Every report holds
     the cost columns: `cost` (measured before training), the epoch's validation
     time per image (latency_ms, over `val_images`; NaN without any) and the training
-    time so far (train_s, validation excluded; a resumed trial counts on)."""
+    time so far (train_s, validation excluded; a resumed trial counts on), and the
+    epoch's step windows (STEPS_KEY: [global step, mean training loss, lr] each).
+
+    `monitor` ((metric, mode): the sweep's metric; default (score, "max")) is what
+    `cfg.patience` watches: after that many epochs without an improvement of at
+    least `cfg.min_delta`, training stops, the last report saying NO_IMPROVEMENT_KEY."""
     generator = torch.Generator().manual_seed(cfg.seed)
     opt = build_optimizer(model.parameters(), cfg)
-    schedule = build_schedule(opt, cfg, math.ceil(train_size / cfg.batch_size))
+    steps_per_epoch = math.ceil(train_size / cfg.batch_size)
+    schedule = build_schedule(opt, cfg, steps_per_epoch)
+    watch = Monitor(*(monitor or (score, "max")), cfg.min_delta)
     first_epoch, best, last, train_s = 1, 0.0, 0.0, 0.0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
@@ -107,55 +153,99 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         older_best: float = resume_state.get("best_val_acc", 0.0)  # older checkpoints' name
         best = resume_state.get("best_score", older_best)
         train_s = resume_state.get("train_s", 0.0)  # older checkpoints: from this epoch on
+        if "monitor" in resume_state:  # older checkpoints: patience counts from here
+            watch.load_state_dict(resume_state["monitor"])
 
     for epoch in range(first_epoch, cfg.epochs + 1):
-        train_loss, seen, epoch_s, diverged, lr = train_epoch(opt, schedule, generator)
-        train_s += epoch_s
+        stats = train_epoch(opt, schedule, generator)
+        train_s += stats.seconds
         val_start = time.perf_counter()
         scores = validate_epoch()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         val_s = time.perf_counter() - val_start
-        schedule.after_epoch(train_loss if math.isnan(scores["val_loss"]) else
+        schedule.after_epoch(stats.mean_loss if math.isnan(scores["val_loss"]) else
                              scores["val_loss"])
         last = scores[score]
         best = max(best, last)  # max(0.0, nan) is 0.0: no validation, no best
-        metrics = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
-                   "epoch_s": epoch_s, "images_per_s": seen / epoch_s, "diverged": diverged,
-                   "effective_lr": effective_lr(cfg.lr, cfg.batch_size),
-                   "params": cost.params, "peak_mem_mb": cost.peak_mem_mb,
-                   "latency_ms": val_s / val_images * 1000 if val_images else math.nan,
-                   "train_s": train_s}
+        offset = (epoch - 1) * steps_per_epoch
+        metrics: Metrics = {
+            "epoch": epoch, "train_loss": stats.mean_loss, **scores, "lr": stats.lr,
+            "epoch_s": stats.seconds, "images_per_s": stats.examples / stats.seconds,
+            "diverged": stats.diverged, "effective_lr": effective_lr(cfg.lr, cfg.batch_size),
+            "params": cost.params, "peak_mem_mb": cost.peak_mem_mb,
+            "latency_ms": val_s / val_images * 1000 if val_images else math.nan,
+            "train_s": train_s,
+            STEPS_KEY: [[offset + step, loss, lr] for step, loss, lr in stats.windows]}
+        watch.update(epoch, metrics)
+        stop = bool(cfg.patience) and watch.since >= cfg.patience and epoch < cfg.epochs
+        if stop:
+            metrics[NO_IMPROVEMENT_KEY] = True
         if report is not None:
-            report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s))
-        if diverged:
-            return TrainResult(epoch, best, last, True, model)
-    return TrainResult(cfg.epochs, best, last, False, model)
+            report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s, watch))
+        if stats.diverged or stop:
+            return TrainResult(epoch, best, last, stats.diverged, model,
+                               no_improvement=stop, best_epoch=watch.best_epoch)
+    return TrainResult(cfg.epochs, best, last, False, model, best_epoch=watch.best_epoch)
+
+
+def l1_penalty(model: torch.nn.Module) -> torch.Tensor:
+    """sum |w| over the model's weight tensors (convolutions, linear layers): not its
+    biases or normalisation scales, as weight decay conventionally spares them."""
+    return torch.stack([w.abs().sum() for w in model.parameters()
+                        if w.requires_grad and w.dim() > 1]).sum()
+
+
+def step_windows(losses: Sequence[float], counts: Sequence[int], lrs: Sequence[float],
+                 windows: int = LOSS_WINDOWS) -> tuple[Window, ...]:
+    """An epoch's steps (each one's mean loss, examples and lr) in `windows`
+    contiguous windows of (nearly) equal steps: (last step from 1, mean loss per
+    example, lr at the last step) each; fewer windows if there are fewer steps."""
+    if not len(losses):
+        return ()
+    weighted = np.asarray(losses, dtype=np.float64) * np.asarray(counts)
+    out = []
+    for chunk in np.array_split(np.arange(len(losses)), min(windows, len(losses))):
+        end = int(chunk[-1])
+        mean = float(weighted[chunk].sum() / max(int(np.sum(np.asarray(counts)[chunk])), 1))
+        out.append((end + 1, mean, float(lrs[end])))
+    return tuple(out)
 
 
 def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
               device: torch.device, loss_of: LossOf,
-              batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> EpochStats:
-    """Optimizer steps over `batches`, `loss_of(x, y)` each, and their EpochStats.
-    The loss is read back only every DIVERGENCE_CHECK_EVERY steps (each read
-    syncs a GPU)."""
+              batches: Iterator[tuple[torch.Tensor, torch.Tensor]], *, l1: float = 0.0,
+              windows: int = LOSS_WINDOWS) -> EpochStats:
+    """Optimizer steps over `batches`, `loss_of(x, y)` each (plus `l1` times the
+    model's l1_penalty, which the reported loss leaves out), and their EpochStats.
+    The loss is read back only every DIVERGENCE_CHECK_EVERY steps, and each step's
+    (kept on the device) once at the end, for the epoch's `windows` step windows:
+    no sync beyond those (each read syncs a GPU)."""
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
+    step_losses: list[torch.Tensor] = []
+    counts: list[int] = []
+    lrs: list[float] = []
     seen, lr = 0, opt.param_groups[0]["lr"]
     for step, (x, y) in enumerate(batches):
         loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + l1 * l1_penalty(model) if l1 else loss).backward()
         lr = opt.param_groups[0]["lr"]
         opt.step()
         schedule.after_batch()
-        loss_sum += loss.detach() * len(y)
+        detached = loss.detach()
+        loss_sum += detached * len(y)
+        if windows:
+            step_losses.append(detached)
+            counts.append(len(y))
+            lrs.append(lr)
         seen += len(y)
         if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
             break
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    mean_loss = loss_sum.item() / max(seen, 1)
+    per_step = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
+    mean_loss = loss_sum.item() / max(seen, 1)  # after the .cpu(): no second wait on a GPU
     return EpochStats(mean_loss, seen, time.perf_counter() - start,
-                      not math.isfinite(mean_loss), lr)
+                      not math.isfinite(mean_loss), lr,
+                      step_windows(per_step, counts, lrs, windows))

@@ -19,6 +19,14 @@ class ScheduleSettings(Protocol):
     def epochs(self) -> int: ...  # the schedule's horizon
     @property
     def warmup_epochs(self) -> float: ...
+    @property
+    def step_size(self) -> float: ...  # step: epochs between decays; 0 = at 50% and 75%
+    @property
+    def gamma(self) -> float: ...  # step: the lr's factor at each decay
+    @property
+    def plateau_factor(self) -> float: ...  # plateau: the lr's factor at each reduction
+    @property
+    def plateau_patience(self) -> int: ...  # plateau: epochs without improvement first
 
 
 class LRSchedule:
@@ -81,16 +89,29 @@ def _cosine(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: 
     return LRSchedule(LambdaLR(opt, lambda s: _warmup_cosine(s, total, warmup)), per_batch=True)
 
 
+def _decays(step: int, period: int, milestones: tuple[int, ...]) -> int:
+    """How many decays precede optimizer step `step` (from 0): one every `period`
+    steps, or (period 0) one at each of `milestones`."""
+    return step // period if period else sum(step >= m for m in milestones)
+
+
 def _step(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
           ) -> LRSchedule:
-    milestones = [int(0.5 * cfg.epochs * steps_per_epoch), int(0.75 * cfg.epochs * steps_per_epoch)]
-    return LRSchedule(LambdaLR(opt, lambda s: 0.1 ** sum(s >= m for m in milestones)),
+    """The lr times `gamma` every `step_size` epochs (at least every step), or with
+    step_size 0 at 50% and 75% of the run (the classic ÷10 twice, gamma 0.1)."""
+    total = cfg.epochs * steps_per_epoch
+    period = max(1, round(cfg.step_size * steps_per_epoch)) if cfg.step_size else 0
+    milestones, gamma = (int(0.5 * total), int(0.75 * total)), cfg.gamma
+    return LRSchedule(LambdaLR(opt, lambda s: gamma ** _decays(s, period, milestones)),
                       per_batch=True)
 
 
 def _plateau(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
              ) -> LRSchedule:
-    return LRSchedule(ReduceLROnPlateau(opt, factor=0.1, patience=2), per_batch=False)
+    """The lr times `plateau_factor` once the epoch's validation loss (the training
+    loss without a validation split) has not improved for `plateau_patience` epochs."""
+    return LRSchedule(ReduceLROnPlateau(opt, factor=cfg.plateau_factor,
+                                        patience=cfg.plateau_patience), per_batch=False)
 
 
 def _constant(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int

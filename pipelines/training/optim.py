@@ -7,8 +7,8 @@ from typing import Callable, Iterable, Protocol
 
 import torch
 
-__all__ = ["LR_REFERENCE_BATCH", "OPTIMIZERS", "OptimizerSettings", "build_optimizer",
-           "effective_lr"]
+__all__ = ["BETA2_OPTIMIZERS", "LR_REFERENCE_BATCH", "OPTIMIZERS", "OptimizerSettings",
+           "build_optimizer", "effective_lr"]
 
 LR_REFERENCE_BATCH = 256  # a config's `lr` is the learning rate per 256 examples
 
@@ -32,7 +32,9 @@ class OptimizerSettings(Protocol):
     @property
     def batch_size(self) -> int: ...
     @property
-    def momentum(self) -> float: ...
+    def momentum(self) -> float: ...  # SGD's momentum; Adam's and AdamW's beta1
+    @property
+    def beta2(self) -> float: ...  # Adam's and AdamW's second-moment decay
     @property
     def nesterov(self) -> bool: ...
     @property
@@ -45,18 +47,19 @@ def _sgd(params: Params, cfg: OptimizerSettings, lr: float) -> torch.optim.Optim
 
 
 def _adam(params: Params, cfg: OptimizerSettings, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.momentum, 0.999),
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.momentum, cfg.beta2),
                             weight_decay=cfg.weight_decay)
 
 
 def _adamw(params: Params, cfg: OptimizerSettings, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, 0.999),
+    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, cfg.beta2),
                              weight_decay=cfg.weight_decay)
 
 
 OPTIMIZERS: dict[str, Callable[[Params, OptimizerSettings, float], torch.optim.Optimizer]] = {
     "sgd": _sgd, "adam": _adam, "adamw": _adamw,
 }
+BETA2_OPTIMIZERS = ("adam", "adamw")  # those that read a config's beta2
 
 
 def build_optimizer(params: Params, cfg: OptimizerSettings) -> torch.optim.Optimizer:

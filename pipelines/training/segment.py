@@ -46,11 +46,12 @@ SCORE = "val_miou"  # what the checkpoint's "best" follows
 
 def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None = None,
                        resume_state: State | None = None, device: torch.device | None = None,
-                       cost: Cost | None = None) -> TrainResult:
+                       cost: Cost | None = None,
+                       monitor: tuple[str, str] | None = None) -> TrainResult:
     """Train `cfg.epochs` epochs of random crops (from `resume_state`'s epoch if
     given), scoring the whole validation images after each; the report protocol
     is classify.train's. `cost`: what `probe_segmentation` measured (None: probed
-    here first)."""
+    here first). `monitor`: what `cfg.patience` watches (default: val_miou, max)."""
     cfg.validate()
     device = device or default_device()
     cost = cost if cost is not None else probe_segmentation(cfg, data, device)
@@ -68,15 +69,15 @@ def train_segmentation(cfg: SegConfig, data: SegData, *, report: Report | None =
                validate_epoch=functools.partial(evaluate_segmentation, net, data, cfg, mean,
                                                 std, device),
                report=report, resume_state=resume_state, cost=cost,
-               val_images=len(data.val_idx))
+               val_images=len(data.val_idx), monitor=monitor)
 
 
 def build_segmenter(cfg: SegConfig, data: SegData, device: torch.device) -> torch.nn.Module:
     """`cfg`'s segmentation model for `data`'s images, on `device`."""
     channels, height, width = data.images.shape[1:]
     return build_model(cfg.model, task="segmentation", num_classes=len(data.class_names),
-                       width=cfg.width, depth=cfg.depth, dropout=cfg.dropout,
-                       in_channels=channels, image_size=(height, width)).to(device)
+                       in_channels=channels, image_size=(height, width),
+                       **cfg.model_values()).to(device)
 
 
 def crop_size(cfg: SegConfig, data: SegData) -> int:
@@ -164,7 +165,8 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: L
                  ignore_index: int | None, device: torch.device) -> EpochStats:
     return run_steps(model, opt, schedule, device,
                      segmentation_loss(model, cfg, normalise, ignore_index, device, generator),
-                     random_crops(images, masks, crops, crop, cfg.batch_size, generator))
+                     random_crops(images, masks, crops, crop, cfg.batch_size, generator),
+                     l1=cfg.l1)
 
 
 def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: int,

@@ -34,11 +34,13 @@ TrialReport = Callable[[Metrics, "State | None"], None]
 
 
 class Trainer(Protocol[_Cfg, _Data]):
-    """train(cfg, data, *, report, resume_state, cost): a task's plain trainer (no Ray);
-    `cost` is what the task's probe measured (None: the trainer probes)."""
+    """train(cfg, data, *, report, resume_state, cost, monitor): a task's plain trainer
+    (no Ray); `cost` is what the task's probe measured (None: the trainer probes);
+    `monitor` the (metric, mode) its patience watches (None: its own score)."""
 
     def __call__(self, cfg: _Cfg, data: _Data, /, *, report: Report | None,
-                 resume_state: State | None, cost: Cost | None = None) -> TrainResult: ...
+                 resume_state: State | None, cost: Cost | None = None,
+                 monitor: tuple[str, str] | None = None) -> TrainResult: ...
 
 
 class Prober(Protocol[_Cfg, _Data]):
@@ -75,17 +77,20 @@ class Task(Generic[ConfigT, SourceT, SpecT, DataT]):
 
     def run_trial(self, config: dict[str, Any], data: DataT, *, report: TrialReport | None,
                   resume_state: State | None,
-                  limits: Mapping[str, float] | None = None) -> TrainResult | None:
+                  limits: Mapping[str, float] | None = None,
+                  monitor: tuple[str, str] | None = None) -> TrainResult | None:
         """Validate `config` as this task's config, probe its cost and train it. A
         fresh trial whose cost breaks a start constraint (`limits`, over
         START_CONSTRAINTS) trains nothing: it reports once, {infeasible: True, epoch: 0,
         params, peak_mem_mb} without a state, and None is returned. A resumed trial
-        passed that check when it started and is not judged again."""
+        passed that check when it started and is not judged again. `monitor`: the
+        sweep's (metric, mode), which the config's `patience` watches."""
         cfg = self.config_class.from_dict(config)
         cost = self.probe(cfg, data)
         broken = exceeded(cost, limits or {}) if resume_state is None else []
         if not broken:
-            return self.train(cfg, data, report=report, resume_state=resume_state, cost=cost)
+            return self.train(cfg, data, report=report, resume_state=resume_state, cost=cost,
+                              monitor=monitor)
         print(f"infeasible, not trained: {'; '.join(broken)}", file=sys.stderr, flush=True)
         if report is not None:
             report({INFEASIBLE_KEY: True, "epoch": 0, "params": cost.params,

@@ -3,6 +3,7 @@ stop, one Tune experiment or a staged run, the trainable, the driver-side
 recorder and progress, --resume's checks, --lr-range auto and --final."""
 
 from pipelines.tuning.final_score import (
+    EPOCHS_FROM,
     FinalOptions,
     final,
     final_test_images,
@@ -13,6 +14,6 @@ from pipelines.tuning.run_plan import RunOptions, RunPlan, plan
 from pipelines.tuning.runner import resume, run
 
 __all__ = [
-    "FinalOptions", "RunOptions", "RunPlan", "final", "final_test_images",
+    "EPOCHS_FROM", "FinalOptions", "RunOptions", "RunPlan", "final", "final_test_images",
     "final_training_images", "plan", "resume", "run", "start_ray", "stop_ray",
 ]

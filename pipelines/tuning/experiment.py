@@ -26,7 +26,7 @@ from pipelines.records import tables as res
 from pipelines.records.result_log import ResultLog
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
-from pipelines.records.tables import START_CONSTRAINTS, violations
+from pipelines.records.tables import CHECKPOINT_RANK_KEY, START_CONSTRAINTS, violations
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
 from pipelines.tuning.checkpoint_retention import CheckpointRetention
@@ -40,7 +40,10 @@ if TYPE_CHECKING:
     from pipelines.tuning.run_plan import RunPlan
     from pipelines.tuning.trainable import TrialData
 
-CHECKPOINTS_KEPT = 2  # per trial: the latest, plus one in case the latest is being written
+# per trial, the best epoch's checkpoint (by the primary objective) and the latest, which
+# Tune keeps besides the best: two at most, whatever the epochs (bounded disk)
+CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_RANK_KEY,
+                                    checkpoint_score_order="max")
 # Tune saves its experiment state (trials, searcher, our recorder) at most this often.
 # Its "auto" default waits >= 10 s; a killed driver would then redo up to 10 s of work.
 EXPERIMENT_STATE_EVERY_S = "2"
@@ -235,7 +238,7 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR, **storage, verbose=0, callbacks=callbacks, stop=stop,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            checkpoint_config=CHECKPOINTS,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
         ),
     )

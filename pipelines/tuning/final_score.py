@@ -44,7 +44,10 @@ class FinalOptions:
     sweep: str | None = None  # if given, the run must be of this sweep
     data_dir: str | None = None  # None: the directory the sweep used
     train_size: int | None = None  # None: every training image
-    max_epochs: int | None = None  # None: the sweep's epochs per trial
+    max_epochs: int | None = None  # None: as `epochs_from` says
+    # without max_epochs: "best", the winner's best epoch (trials.parquet's best_epoch: where
+    # its validation score peaked), or "budget", the epochs it was configured for
+    epochs_from: str = "best"
     threads: int | None = None  # torch threads; None: torch's default
 
 
@@ -53,7 +56,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
     run = load_run(options.run_dir)
     _check_run(run, options)
     source = _source(run, options)  # first: the sweep's module registers its models
-    trial_id, chosen_by, config = _final_config(run, options)
+    trial_id, chosen_by, config, epochs_from = _final_config(run, options)
     data_dir = options.data_dir or run.meta.get("options", {}).get("data_dir")
     test_data = final_test_images(source, data_dir)  # none fails before hours of training
     train_data = final_training_images(source, data_dir, options.train_size, config.seed)
@@ -63,8 +66,8 @@ def final(options: FinalOptions) -> dict[str, Any]:
         torch.set_num_threads(options.threads)
     which = "the confirmed winner, " if chosen_by == "confirm" else ""
     print(f"final: retraining {which}trial {trial_id}'s configuration on "
-          f"{len(train_data.train_idx)} training images for {config.epochs} epochs, then "
-          f"testing once", file=sys.stderr, flush=True)
+          f"{len(train_data.train_idx)} training images for {config.epochs} epochs "
+          f"({EPOCHS_FROM[epochs_from]}), then testing once", file=sys.stderr, flush=True)
     start = time.time()
     try:
         result = train(config, train_data, report=_print_epoch)
@@ -80,6 +83,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
     score = {"trial_id": str(trial_id), "chosen_by": chosen_by,
              "test_acc": test_acc, "test_loss": test_loss,
              "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
+             "epochs_from": epochs_from,
              "train_s": time.time() - start, "finished_at": now_iso(),
              "config": {k: v for k, v in vars(config).items()}}
     return _record(run, score)
@@ -120,20 +124,35 @@ def _chosen(run: Run) -> tuple[str, str]:
     return str(leaderboard(run.trials, run.metric, run.mode, n=1)["trial_id"].iloc[0]), "search"
 
 
-def _final_config(run: Run, options: FinalOptions) -> tuple[str, str, TrainConfig]:
-    """The trial --final retrains, what chose it (_chosen) and its configuration as
-    the search ran it (its seed too), with --max-epochs if given."""
+# where --final's epoch count came from, as it says and final.parquet's epochs_from records
+EPOCHS_FROM = {"best": "the winner's best epoch", "budget": "its epoch budget",
+               "max_epochs": "--max-epochs"}
+
+
+def _final_config(run: Run, options: FinalOptions) -> tuple[str, str, TrainConfig, str]:
+    """The trial --final retrains, what chose it (_chosen), its configuration as the
+    search ran it (its seed too) for the epochs that `options` choose, and where
+    that epoch count came from (a key of EPOCHS_FROM)."""
     config = best_config(run)  # first: a UsageError if no trial has a score
     trial_id, chosen_by = _chosen(run)
+    row = run.trials[run.trials["trial_id"] == trial_id].iloc[0]
     if chosen_by == "confirm":
-        row = run.trials[run.trials["trial_id"] == trial_id].iloc[0]
         config = config_of(row, int_config_keys(run.trials, run.space))
+    if options.epochs_from not in ("best", "budget"):
+        raise UsageError(f"--final-epochs must be best or budget, got {options.epochs_from!r}")
+    epochs_from = options.epochs_from
     if options.max_epochs is not None:
         if options.max_epochs < 1:
             raise UsageError(f"--max-epochs must be >= 1, got {options.max_epochs}")
-        config["epochs"] = options.max_epochs
+        config["epochs"], epochs_from = options.max_epochs, "max_epochs"
+    elif epochs_from == "best":
+        best_epoch = row.get("best_epoch")
+        if pd.isna(best_epoch):  # no epoch scored (it cannot be the winner then)
+            epochs_from = "budget"
+        else:
+            config["epochs"] = int(best_epoch)
     try:
-        return trial_id, chosen_by, TrainConfig.from_dict(config)
+        return trial_id, chosen_by, TrainConfig.from_dict(config), epochs_from
     except (TypeError, ValueError) as e:
         raise UsageError(f"the best trial's configuration is not valid here ({e})") from None
 

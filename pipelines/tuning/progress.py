@@ -59,7 +59,9 @@ class ProgressPrinter(tune.Callback):
         self._last = time.time()
         tally = self.recorder.tally  # counts: O(1) however many trials have run
         line = (f"[{time.time() - self.start:6.0f}s] trials: {tally.finished}/{self.total} done "
-                f"({tally.early_stopped} early-stopped, {tally.failed} failed/diverged"
+                f"({tally.early_stopped} early-stopped, "
+                f"{f'{tally.no_improvement} stopped improving, ' if tally.no_improvement else ''}"
+                f"{tally.failed} failed/diverged"
                 f"{f', {tally.infeasible} infeasible' if tally.infeasible else ''}), "
                 f"{len(self.recorder.records)} running")
         if tally.best:

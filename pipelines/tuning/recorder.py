@@ -23,7 +23,8 @@ class Tally:
     kept as counts (a finished trial's rows are on disk, not in memory)."""
 
     finished: int = 0
-    early_stopped: int = 0
+    early_stopped: int = 0  # by the scheduler (ASHA)
+    no_improvement: int = 0  # by their own patience
     failed: int = 0  # errors and divergences
     infeasible: int = 0  # broke a constraint
     epochs: int = 0  # recorded over all trials (a replaced one counts once)
@@ -32,6 +33,7 @@ class Tally:
     def count(self, reason: str | None) -> None:
         self.finished += 1
         self.early_stopped += reason == "early_stopped"
+        self.no_improvement += reason == "no_improvement"
         self.failed += reason in ("error", "diverged")
         self.infeasible += reason == "infeasible"
 

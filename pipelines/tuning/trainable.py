@@ -17,7 +17,7 @@ from ray import tune
 
 from pipelines.data.images import DataSpec
 from pipelines.data.seg_folder import SegSpec
-from pipelines.records.tables import INFEASIBLE_KEY
+from pipelines.records.tables import CHECKPOINT_RANK_KEY, INFEASIBLE_KEY
 from pipelines.search.sweep import FUNCTION_TASK, Trainable, build_config, with_carried
 from pipelines.search.sweep_loader import SweepRef, import_sweep
 from pipelines.training.function import run_function
@@ -79,10 +79,27 @@ def _report(metrics: Metrics, state: State | None, *, node_id: str,
     if state is None:
         tune.report({**metrics, "node_id": node_id})
         return
+    rank = checkpoint_rank(metrics, objectives[0]) if objectives else 0.0
     with tempfile.TemporaryDirectory() as d:
         torch.save(state, Path(d) / CHECKPOINT_FILE)
-        tune.report({**metrics, "node_id": node_id},
+        tune.report({**metrics, "node_id": node_id, CHECKPOINT_RANK_KEY: rank},
                     checkpoint=tune.Checkpoint.from_directory(d))
+
+
+TIE_BREAK = 1e-12  # relative: far below any difference a metric's float32 maths resolves
+
+
+def checkpoint_rank(metrics: Metrics, objective: tuple[str, str]) -> float:
+    """What Tune ranks a report's checkpoint by (larger is better; it keeps the best
+    and the latest, experiment.CHECKPOINTS): the primary objective's value, signed for
+    its mode, an equal value ranked lower at a later epoch, so that the best kept is
+    the first epoch to reach it, the best_epoch of trials.parquet; -inf without one."""
+    metric, mode = objective
+    value = metrics.get(metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return -math.inf
+    signed = float(value) if mode == "max" else -float(value)
+    return signed - (abs(signed) or 1e-300) * TIE_BREAK * float(metrics.get("epoch", 0))
 
 
 def worst_values(objectives: tuple[tuple[str, str], ...]) -> Metrics:
@@ -102,7 +119,8 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup) -> None:
     if setup.task != FUNCTION_TASK:
         assert setup.data is not None, "a task's trial needs its prepared data"
         TASKS[setup.task].run_trial(values, _data(setup.task, setup.data), report=report,
-                                    resume_state=_restore_state(), limits=setup.limits)
+                                    resume_state=_restore_state(), limits=setup.limits,
+                                    monitor=setup.objectives[0] if setup.objectives else None)
         return
     function, config_class = (sweep.trainable, sweep.config_class) if sweep is not None \
         else (setup.function, setup.config_class)

@@ -1,9 +1,11 @@
-"""Every registered model: builds, runs forward and backward, gives finite gradients."""
+"""Every registered model: builds, runs forward and backward, gives finite gradients,
+with every activation; every classifier's head takes a hidden layer (fc_width)."""
 
 import pytest
 import torch
+from torch import nn
 
-from models import build_model, model_names
+from models import ACTIVATIONS, build_model, model_names
 
 
 @pytest.mark.parametrize("name", model_names("classification"))
@@ -96,3 +98,74 @@ def test_unet_depth_and_width_change_the_model():
     assert size(width=8, depth=3) < size(width=8, depth=5) < size(width=16, depth=5)
     with pytest.raises(ValueError, match="depth"):
         build_model("unet", num_classes=2, width=8, depth=9, dropout=0.0)
+
+
+ACTIVATION_CLASSES = tuple(ACTIVATIONS.values())
+OWN_ACTIVATION = {"airbench": nn.GELU}  # the others' own: nn.ReLU
+
+
+def tiny(name, **kw):
+    """`name` built small: 4 channels wide, for 1x8x8 images of 3 classes."""
+    task = "segmentation" if name in model_names("segmentation") else "classification"
+    return build_model(name, num_classes=3, width=4, depth=None, in_channels=1,
+                       image_size=(8, 8), task=task, **{"dropout": 0.0, **kw})
+
+
+def activation_classes(model):
+    return {type(m) for m in model.modules() if isinstance(m, ACTIVATION_CLASSES)}
+
+
+@pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_trains_with_every_activation(name, activation):
+    torch.manual_seed(0)
+    model = tiny(name, activation=activation)
+    expected = ACTIVATIONS[activation] if activation else OWN_ACTIVATION.get(name, nn.ReLU)
+    assert activation_classes(model) == {expected}  # every nonlinearity is the one asked for
+    out = model(torch.randn(2, 1, 8, 8))
+    assert out.shape[0] == 2 and torch.isfinite(out).all()
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    if activation == "prelu":  # its slopes are parameters, and learn
+        slopes = [m.weight.grad for m in model.modules() if isinstance(m, nn.PReLU)]
+        assert slopes and any(g is not None and g.abs().sum() > 0 for g in slopes)
+
+
+def _forward_order(model, x):
+    """The modules that ran in model(x), in the order they ran (leaves only)."""
+    ran = []
+    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m))
+             for m in model.modules() if not list(m.children())]
+    try:
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return ran
+
+
+@pytest.mark.parametrize("name", model_names("classification"))
+def test_fc_width_adds_a_hidden_layer_with_the_dropout_after_it(name):
+    torch.manual_seed(0)
+    model = tiny(name, fc_width=12, dropout=0.25, activation="silu")
+    ran = _forward_order(model, torch.randn(2, 1, 8, 8))
+    linear, act, dropout, classifier = ran[-4:]
+    assert isinstance(linear, nn.Linear) and linear.out_features == 12
+    assert isinstance(act, nn.SiLU)
+    assert isinstance(dropout, nn.Dropout) and dropout.p == 0.25
+    assert isinstance(classifier, nn.Linear) and (classifier.in_features,
+                                                  classifier.out_features) == (12, 3)
+    # the config's dropout sits in the head only, after every convolution
+    assert [m for m in ran if isinstance(m, nn.Dropout)] == [dropout]
+    assert max(i for i, m in enumerate(ran) if isinstance(m, nn.Conv2d)) < ran.index(linear)
+    model(torch.randn(2, 1, 8, 8)).sum().backward()
+    assert linear.weight.grad is not None and torch.isfinite(linear.weight.grad).all()
+
+
+@pytest.mark.parametrize("name", model_names("classification"))
+def test_without_fc_width_the_dropout_is_right_before_the_classifier(name):
+    model = tiny(name, dropout=0.25)
+    ran = _forward_order(model, torch.randn(2, 1, 8, 8))
+    assert [type(m) for m in ran[-2:]] == [nn.Dropout, nn.Linear]
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 1

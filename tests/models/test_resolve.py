@@ -83,17 +83,46 @@ def test_a_config_validates_its_model_by_check_model():
         TrainConfig.from_dict({"model": "vgg99"})
 
 
+ALL_KEYS = {"width", "depth", "dropout", "activation", "fc_width"}
+
+
 @pytest.mark.parametrize("name,task,keys", [
-    ("resnet", "classification", {"width", "depth", "dropout"}),
-    ("unet", "segmentation", {"width", "depth", "dropout"}),
+    ("resnet", "classification", ALL_KEYS),
+    ("unet", "segmentation", ALL_KEYS - {"fc_width"}),  # no classification head
     (f"{USER}:tiny_net", None, {"width"}),  # no depth, no dropout in its signature
     (f"{USER}:stacked_net", None, {"depth"}),
-    (f"{USER}:any_args_net", None, {"width", "depth", "dropout"}),  # **kwargs takes them all
+    (f"{USER}:activated_net", None, {"activation"}),
+    (f"{USER}:any_args_net", None, ALL_KEYS),  # **kwargs takes them all
     ("torchvision:resnet18", "classification", set()),
     ("torchvision:vit_b_32", None, set()),  # its dropout is the builder's own
 ])
 def test_model_keys_names_the_width_depth_and_dropout_a_model_takes(name, task, keys):
     assert model_keys(name, task) == frozenset(keys)
+
+
+def activation_types(model):
+    return {type(m) for m in model.modules() if isinstance(m, (nn.ReLU, nn.Tanh, nn.GELU))}
+
+
+def test_a_factory_naming_activation_gets_it_and_none_keeps_its_own():
+    assert activation_types(build(f"{USER}:activated_net", activation="gelu")) == {nn.GELU}
+    assert activation_types(build(f"{USER}:activated_net")) == {nn.Tanh}  # None: its own
+
+
+@pytest.mark.parametrize("key,value,fix", [
+    ("activation", "gelu", r"takes no activation; got activation='gelu', leave activation unset"),
+    ("fc_width", 16, r"takes no fc_width; got fc_width=16, leave fc_width at 0"),
+])
+def test_a_model_key_for_a_factory_without_it_is_a_one_line_error(key, value, fix):
+    with pytest.raises(ValueError, match=fix) as error:
+        build(f"{USER}:tiny_net", **{key: value})
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=f"'torchvision:resnet18' {fix}"):
+        check_model("torchvision:resnet18", "classification", **{key: value})
+    with pytest.raises(ValueError, match=f"'torchvision:resnet18' {fix}"):  # the config says so
+        TrainConfig(model="torchvision:resnet18", **{key: value}).validate()
+    # the "unset" values are fine for it, as for every model
+    TrainConfig(model="torchvision:resnet18", activation=None, fc_width=0).validate()
 
 
 def test_model_keys_of_a_name_that_does_not_resolve_is_a_one_line_error():

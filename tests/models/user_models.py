@@ -33,3 +33,11 @@ def no_classes(in_channels: int, width: int) -> nn.Module:
 
 def needs_foo(num_classes: int, foo: int) -> nn.Module:
     return nn.Linear(foo, num_classes)
+
+
+def activated_net(num_classes: int, in_channels: int, activation: str = "tanh") -> nn.Module:
+    """A factory naming `activation`: it gets the config's, or keeps its own (tanh)."""
+    from models import make_activation
+
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), make_activation(activation),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))

@@ -69,3 +69,22 @@ def test_restore_takes_back_the_first_rows_only(tmp_path):
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert trials["trial_id"].tolist() == ["u00", "u01", "u02", "new"]
     assert len(pd.read_parquet(tmp_path / "epochs.parquet")) == 3 * MAX_EPOCHS
+
+
+def test_steps_are_kept_and_restored_like_the_epochs(tmp_path):
+    log = _log(tmp_path)
+    records = user_records(3)
+    for record in records:
+        record.steps = {e: [(e * 10, 1.0 / e, 0.1)] for e in record.epochs}
+    log.add_finished(records[:2])
+    log.write([])
+    seen = log.written
+    assert seen.steps == 2 * MAX_EPOCHS
+    log.add_finished(records[2:])
+    log.write([])
+    again = _log(tmp_path)
+    again.restore(seen)
+    again.write([])
+    steps = pd.read_parquet(tmp_path / "steps.parquet")
+    assert steps["trial_id"].unique().tolist() == ["u00", "u01"]
+    assert len(steps) == 2 * MAX_EPOCHS

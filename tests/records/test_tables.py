@@ -6,11 +6,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipelines.records.diagnosis import DIAGNOSIS_COLUMNS, LABELS
 from pipelines.records.storage import resolve
 from pipelines.records.tables import (
     BASE_EPOCH_COLUMNS,
+    STEP_COLUMNS,
     TrialRecord,
     epochs_frame,
+    steps_frame,
     trial_columns,
     trials_frame,
     write_json,
@@ -240,3 +243,50 @@ def test_a_resumed_trial_keeps_the_start_costs_it_was_judged_by():
     over.mark_infeasible({"infeasible": True, "epoch": 0, "params": 9_000,
                           "peak_mem_mb": 30.0, "latency_ms": math.inf, "val_acc": -math.inf})
     assert over.costs == {"params": 9_000, "peak_mem_mb": 30.0}
+
+
+def _windows(epoch, losses, steps_per_epoch=3):
+    return [[(epoch - 1) * steps_per_epoch + i + 1, loss, 0.1] for i, loss in enumerate(losses)]
+
+
+def test_step_windows_go_to_steps_parquet_and_not_to_the_epochs(tmp_path):
+    record = TrialRecord("t1", {"lr": 0.1}, started=0.0)
+    record.add_epoch(_epoch(1, 0.3, loss_windows=_windows(1, [2.3, 2.0, 1.8])))
+    record.add_epoch(_epoch(2, 0.5, loss_windows=_windows(2, [1.6, 1.5, 1.4])))
+    record.add_epoch(_epoch(2, 0.5, loss_windows=_windows(2, [1.6, 1.5, 1.3])))  # a retry
+    frame = steps_frame([record])
+    assert list(frame.columns) == list(STEP_COLUMNS)
+    assert frame["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert frame["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert frame["train_loss"].tolist() == [2.3, 2.0, 1.8, 1.6, 1.5, 1.3]
+    assert "loss_windows" not in epochs_frame([record]).columns
+    write_parquet(frame, _at(tmp_path / "steps.parquet"))
+    back = pd.read_parquet(tmp_path / "steps.parquet")
+    assert str(back["trial_id"].dtype) == "string" and str(back["step"].dtype) == "int64"
+
+
+def test_each_trial_row_holds_its_curves_diagnosis():
+    good = TrialRecord("good", {"lr": 0.1}, started=0.0)
+    good.add_epoch(_epoch(1, 0.5, loss_windows=_windows(1, [2.3, 1.5, 1.0])))
+    silent = TrialRecord("silent", {"lr": 0.1}, started=0.0)  # a trainer that records none
+    silent.add_epoch(_epoch(1, 0.5))
+    rows = trials_frame([good, silent], metric="val_acc", mode="max", max_epochs=3,
+                        now=1.0).set_index("trial_id")
+    assert set(DIAGNOSIS_COLUMNS) <= set(rows.columns)
+    assert rows.loc["good", "diagnosis"] in LABELS and rows.loc["good", "loss_start"] == 2.3
+    assert pd.isna(rows.loc["silent", "diagnosis"])
+
+
+def test_a_trial_its_patience_stopped_says_no_improvement():
+    record = TrialRecord("t1", {"lr": 0.1}, started=0.0)
+    record.add_epoch(_epoch(1, 0.5))
+    record.add_epoch(_epoch(2, 0.5))
+    record.add_epoch(_epoch(3, 0.5, no_improvement=True, checkpoint_rank=0.5))
+    assert record.stop_reason(max_epochs=10) is None  # still running
+    record.ended = 1.0
+    assert record.stop_reason(max_epochs=10) == "no_improvement"
+    columns = epochs_frame([record]).columns
+    assert "no_improvement" not in columns and "checkpoint_rank" not in columns
+    scheduled = TrialRecord("t2", {"lr": 0.1}, started=0.0, ended=1.0)
+    scheduled.add_epoch(_epoch(1, 0.5))
+    assert scheduled.stop_reason(max_epochs=10) == "early_stopped"  # by ASHA, not itself

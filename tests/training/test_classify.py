@@ -12,15 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
-from pipelines.data import ImageFolder, open_split
+from pipelines.data import ImageFolder, ImageInfo, TrainValData, open_split
 from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.training.classify import evaluate, train
 from pipelines.training.config import TrainConfig
+from pipelines.training.cost import Cost
 from pipelines.training.loop import default_device
 from pipelines.training.lr_schedules import SCHEDULES
 from pipelines.training.optim import OPTIMIZERS, effective_lr
 from pipelines.tuning.trainable import load_state
-from tests.digits import write_digits_folder
+from tests.digits import CLASS_NAMES, digits, write_digits_folder
 
 TINY: dict[str, Any] = dict(epochs=2, batch_size=100, model="simple_cnn", width=8)
 
@@ -292,3 +293,35 @@ def test_torchvision_resnet18_trains_an_epoch_on_1x28x28_and_3x32x32(tmp_path, m
     assert len(reports) == 1 and not result.diverged
     # one epoch of 540 images takes it well above chance (0.1): ~0.6 measured
     assert math.isfinite(reports[0][0]["val_loss"]) and reports[0][0]["val_acc"] > 0.3
+
+
+def _digits_in_memory(n=250, val=50):
+    """The first n real digits as a TrainValData held in memory (no files): 1x8x8."""
+    images, labels = digits(n)
+    pool = images[..., None]  # (N, H, W, C) uint8
+    info = ImageInfo(10, CLASS_NAMES, 1, (8, 8), (float(pool.mean() / 255),),
+                     (float(pool.std() / 255),))
+    return TrainValData(pool, labels, np.arange(n - val), np.arange(n - val, n), info)
+
+
+def test_the_trainers_knobs_reach_the_model_the_optimizer_the_schedule_and_the_batches():
+    data = _digits_in_memory()
+    knobs = dict(model="simple_cnn", width=4, activation="gelu", fc_width=32, dropout=0.2,
+                 optimizer="adam", lr=0.01, beta2=0.99, schedule="step", step_size=1.0,
+                 gamma=0.5, epochs=2, batch_size=50, crop_padding=1, flip_prob=0.0)
+    result, reports = run(data, **knobs, brightness=0.3, contrast=0.3)
+    assert not result.diverged and len(reports) == 2
+    kinds = {type(m) for m in result.model.modules()}
+    assert nn.GELU in kinds and nn.ReLU not in kinds
+    hidden = [m for m in result.model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in hidden] == [(4 * 4 * 4, 32), (32, 10)]
+    assert [m.p for m in result.model.modules() if isinstance(m, nn.Dropout)] == [0.2]
+    for _, state in reports:
+        assert all(g["betas"] == (0.9, 0.99) for g in state["optimizer"]["param_groups"])
+    first, second = (m["lr"] for m, _ in reports)
+    assert second == pytest.approx(first / 2, rel=1e-12)  # a decay of gamma after 1 epoch
+    # the jitter reached the batches: the same run without it trains on other images
+    plain = []
+    train(TrainConfig(**{**TINY, **knobs, "epochs": 1}), data, cost=Cost(0, 0.0),
+          report=lambda metrics, state: plain.append(metrics))  # not probed again
+    assert plain[0]["train_loss"] != reports[0][0]["train_loss"]

@@ -15,7 +15,14 @@ import torch
 from PIL import Image
 
 from pipelines.data.cache import CACHE_DIR_ENV
-from pipelines.data.seg_folder import SegDataset, load_pairs, open_seg, prepare, split_slices
+from pipelines.data.seg_folder import (
+    SegData,
+    SegDataset,
+    load_pairs,
+    open_seg,
+    prepare,
+    split_slices,
+)
 from pipelines.data.seg_masks import IGNORE
 from pipelines.errors import UsageError
 from pipelines.training.augmentation import augment_pairs
@@ -28,7 +35,7 @@ from pipelines.training.seg_metrics import (
     seg_scores,
     soft_dice_loss,
 )
-from pipelines.training.segment import train_segmentation
+from pipelines.training.segment import build_segmenter, train_segmentation
 from tests.conftest import REPO, data_dir
 from tests.data.test_seg_folder import digits_dataset, write_digits
 
@@ -235,3 +242,14 @@ def test_a_short_unet_training_on_a_folder_of_digits_reports_a_finite_miou(tmp_p
     assert 0 <= scores["val_miou"] <= 1 and math.isfinite(scores["val_loss"])
     assert {"val_dice_background", "val_dice_ink", "val_pixel_acc"} <= set(scores)
     assert result.best_score == max(r["val_miou"] for r in reports) and not result.diverged
+
+
+@pytest.mark.parametrize("activation,kind", [(None, torch.nn.ReLU), ("silu", torch.nn.SiLU),
+                                             ("prelu", torch.nn.PReLU)])
+def test_the_segmenter_is_built_with_the_configs_activation(activation, kind):
+    data = SegData(np.zeros((2, 1, 16, 16), np.uint8), np.zeros((2, 16, 16), np.uint8),
+                   np.arange(1), np.arange(1, 2), NAMES)
+    cfg = SegConfig(width=4, depth=2, activation=activation)
+    model = build_segmenter(cfg, data, torch.device("cpu"))
+    nonlinear = (torch.nn.ReLU, torch.nn.SiLU, torch.nn.PReLU)
+    assert {type(m) for m in model.modules() if isinstance(m, nonlinear)} == {kind}

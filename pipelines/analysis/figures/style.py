@@ -13,8 +13,13 @@ from pipelines.analysis.ranking import RUNNING
 from pipelines.records.tables import STOP_REASONS
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
-STOP_COLORS = {"completed": "#0072B2", "early_stopped": "#E69F00", "diverged": "#D55E00",
-               "error": "#CC79A7", "infeasible": "#7F7F7F", RUNNING: "#009E73"}
+STOP_COLORS = {"completed": "#0072B2", "early_stopped": "#E69F00",
+               "no_improvement": "#56B4E9", "diverged": "#D55E00", "error": "#CC79A7",
+               "infeasible": "#7F7F7F", RUNNING: "#009E73"}
+# a curve's diagnosis (pipelines.records.diagnosis.LABELS): warm for a too-high lr, cool for
+# too low, green for ok
+DIAGNOSIS_COLORS = {"diverged": "#D55E00", "unstable": "#E69F00", "slow": "#56B4E9",
+                    "ok": "#009E73"}
 EVALUATOR_NAMES = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA"}
 METRIC_LABELS = {"val_acc": "validation accuracy (fraction)",
                  "val_loss": "validation loss (cross-entropy)"}
