@@ -2,8 +2,9 @@
 
 Prints the leaderboard (feasible trials only, sorted by the primary objective or
 --sort), the Pareto front of a run with several objectives, the confirmation of
-its top configurations where it has one, and the hyperparameter importances of
-the first run (and a comparison when several are given), and writes
+its top configurations where it has one, the hyperparameter importances of the
+first run, what its training-loss curves say of the learning rate (where it
+recorded them), and a comparison when several runs are given, and writes
 `report.html` with its PNG figures into the first run's directory (or --out).
 Bad input is one line on stderr and exit code 2.
 """
@@ -19,6 +20,7 @@ import pandas as pd
 from pipelines.analysis.anova import IMPORTANCE_EVALUATORS, importance
 from pipelines.analysis.confirmation import CONFIRM_FILE, confirmed_summary, verdict
 from pipelines.analysis.curves import compare_runs
+from pipelines.analysis.lr_diagnosis import advice, has_diagnosis, label_counts
 from pipelines.analysis.objectives import objective_columns, objective_names
 from pipelines.analysis.pareto import pareto_front
 from pipelines.analysis.ranking import (
@@ -70,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Print the run's leaderboard, stages, importances and final score (and the
-    comparison of several runs); write the report unless --no-report."""
+    """Print the run's leaderboard, stages, importances, learning-rate diagnosis and
+    final score (and the comparison of several runs); write the report unless
+    --no-report."""
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     runs = [load_run(path) for path in args.runs]
@@ -103,6 +106,8 @@ def analyze(args: argparse.Namespace) -> int:
         print(f"\nimportance ({name}), {_importance_basis(scores, run.metric)}:")
         for param, share in scores.items():
             print(f"  {param:20s} {share:6.3f}")
+    if has_diagnosis(run.trials):
+        print("\n" + _diagnosis_text(run))
     final = run.meta.get("final")
     if final:
         print(f"\nfinal test score: test_acc {final['test_acc']:.4f} (trial {final['trial_id']}, "
@@ -196,6 +201,14 @@ def _front_text(run: Run, n: int) -> str:
     table = leaderboard_table(front.head(n), run.metric, list(run.space)[:SHOWN_CONFIG_COLUMNS],
                               columns=objective_columns(run.objectives))
     return f"{title}{shown}:\n{format_table(table)}"
+
+
+def _diagnosis_text(run: Run) -> str:
+    """The trials per curve label, then each sentence of advice on the lr domain."""
+    counts = ", ".join(f"{label} {n}" for label, n in label_counts(run.trials).items())
+    sentences = advice(run.trials) or ["no clear pattern of labels against the lr"]
+    return (f"learning-rate diagnosis of the training-loss curves: {counts}\n"
+            + "\n".join(f"  {s}" for s in sentences))
 
 
 def _confirmation(run: Run) -> pd.DataFrame | None:

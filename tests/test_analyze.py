@@ -94,6 +94,12 @@ def test_analyze_prints_and_writes_a_self_contained_report(real_run):
     best = pd.read_parquet(real_run / "trials.parquet").sort_values(
         "best_val_acc", ascending=False, kind="stable")["trial_id"].iloc[0]
     assert f"Trial {best}: best val_acc" in html  # the best-configuration section
+    # the trainer recorded its step windows: every trial's curve is labelled and drawn
+    assert (real_run / "steps.parquet").is_file()
+    trials = pd.read_parquet(real_run / "trials.parquet")
+    assert trials.loc[trials["epochs"] > 0, "diagnosis"].notna().all()
+    assert "<h2>Learning-rate diagnosis</h2>" in html and "loss_diagnosis.png" in refs
+    assert "learning-rate diagnosis of the training-loss curves" in out.stdout
 
 
 @pytest.mark.integration
@@ -155,3 +161,20 @@ def test_bad_final_input_is_one_line_exit_2(tmp_path, args, message):
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert message in out.stderr
     assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+
+def test_analyze_prints_what_the_curves_say_of_the_lr(tmp_path, capsys):
+    from pipelines.analyze import main
+    from tests.analysis.diagnosed_runs import kinds_over_lr, write_run
+
+    run = write_run(tmp_path / "run", kinds_over_lr(["slow"] * 4 + ["ok"] * 4
+                                                    + ["unstable", "diverged"] * 2))
+    assert main([run, "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert ("learning-rate diagnosis of the training-loss curves: diverged 2, unstable 2, "
+            "slow 4, ok 4") in out
+    assert "were unstable or diverged" in out and "the top of the lr domain can come down" in out
+    assert "All 4 trials with lr <= " in out and "the bottom of the lr domain can come up" in out
+    quiet = write_run(tmp_path / "quiet", kinds_over_lr(["ok", "slow", "ok"]))
+    assert main([quiet, "--no-report"]) == 0
+    assert "no clear pattern of labels against the lr" in capsys.readouterr().out

@@ -2,9 +2,11 @@
 only), take the best configuration, find the Pareto front of several objectives,
 summarise the retrains that confirm the top configurations, estimate hyperparameter
 importance, trace the best score against the budget, infer the searched space of
-trials brought from another tool. The figures (`pipelines.analysis.figures`), the
-HTML report (`pipelines.analysis.report`) and its captions are imported on their
-own: they need matplotlib, which nothing else here does."""
+trials brought from another tool, and read the learning rate off the trials'
+training-loss curves (labels against the lr, and advice on its domain). The figures
+(`pipelines.analysis.figures`), the HTML report (`pipelines.analysis.report`) and
+its captions are imported on their own: they need matplotlib, which nothing else
+here does."""
 
 from pipelines.analysis.anova import IMPORTANCE_EVALUATORS, importance, scores_at_budget
 from pipelines.analysis.confirmation import (
@@ -18,6 +20,13 @@ from pipelines.analysis.confirmation import (
 )
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import LABEL_DIGITS, significant
+from pipelines.analysis.lr_diagnosis import (
+    advice,
+    has_diagnosis,
+    label_counts,
+    label_table,
+    lr_pattern,
+)
 from pipelines.analysis.objectives import (
     constraint_names,
     constraints_of,
@@ -49,11 +58,12 @@ from pipelines.analysis.runs import (
 from pipelines.analysis.space_inference import infer_space, inferred_space_note
 
 __all__ = [
-    "CONFIDENCE", "CONFIRM_COLUMNS", "CONFIRM_FILE", "IMPORTANCE_EVALUATORS", "LABEL_DIGITS", "Run",
-    "best_config", "best_so_far", "compare_runs", "config_of", "confirmed_summary",
-    "confirmed_winner", "constraint_names", "constraints_of", "feasible", "format_table",
-    "front_of", "importance", "infer_space", "inferred_space_note", "int_config_keys",
-    "leaderboard", "leaderboard_table", "load_run", "load_runs", "non_dominated",
+    "CONFIDENCE", "CONFIRM_COLUMNS", "CONFIRM_FILE", "IMPORTANCE_EVALUATORS", "LABEL_DIGITS",
+    "Run", "advice", "best_config", "best_so_far", "compare_runs", "config_of",
+    "confirmed_summary", "confirmed_winner", "constraint_names", "constraints_of", "feasible",
+    "format_table", "front_of", "has_diagnosis", "importance", "infer_space",
+    "inferred_space_note", "int_config_keys", "label_counts", "label_table", "leaderboard",
+    "leaderboard_table", "load_run", "load_runs", "lr_pattern", "non_dominated",
     "objective_columns", "objective_names", "objectives_of", "pareto_front", "run_names",
     "scored_epochs", "scores_at_budget", "significant", "sort_order", "stage_table",
     "stop_reason_summary", "stop_reasons", "summarise", "verdict",

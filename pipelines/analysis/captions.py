@@ -6,10 +6,16 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from pipelines.analysis.figures import EVALUATOR_NAMES, RUNG_SCHEDULERS, rung_epochs
+from pipelines.analysis.figures import (
+    EVALUATOR_NAMES,
+    MAX_CURVES_PER_LABEL,
+    RUNG_SCHEDULERS,
+    rung_epochs,
+)
 from pipelines.analysis.formatting import comma_list
 from pipelines.analysis.objectives import constraint_names, objective_names
 from pipelines.analysis.runs import Run, built_in_trainer, run_names
+from pipelines.records import diagnosis
 
 
 def lr_schedule_caption(run: Run) -> str:
@@ -31,6 +37,17 @@ def learning_curves_caption(run: Run) -> str:
                  f"{comma_list(rungs)}), where trials are compared and the "
                  f"lower-ranked ones stopped.")
     return text
+
+
+def loss_diagnosis_caption() -> str:
+    """The caption of the training-loss curves coloured by each trial's diagnosis."""
+    return (f"The training loss of each trial's step windows (the mean per example over about "
+            f"a tenth of an epoch; steps.parquet) against epochs, coloured by what the curve "
+            f"says of the learning rate (the rule is above). Log y axis, cut at "
+            f"{diagnosis.DIVERGED_RATIO:g} times the median start; a cross marks where a "
+            f"diverged curve ends or leaves the plot. At most {MAX_CURVES_PER_LABEL} curves of "
+            f"each label are drawn, spread over the lr, where more trials got it (the legend "
+            f"says how many).")
 
 
 def metric_vs_params_caption(metric: str) -> str:

@@ -16,6 +16,7 @@ from pipelines.analysis.captions import (
     best_so_far_caption,
     importance_caption,
     learning_curves_caption,
+    loss_diagnosis_caption,
     lr_schedule_caption,
     metric_vs_params_caption,
     parallel_coordinates_caption,
@@ -24,6 +25,13 @@ from pipelines.analysis.captions import (
 from pipelines.analysis.confirmation import verdict
 from pipelines.analysis.curves import best_so_far, compare_runs
 from pipelines.analysis.formatting import TABLE_DIGITS, format_value, table_number
+from pipelines.analysis.lr_diagnosis import (
+    advice,
+    has_diagnosis,
+    label_counts,
+    label_table,
+    rule_summary,
+)
 from pipelines.analysis.objectives import constraint_names, objective_columns, objective_names
 from pipelines.analysis.pareto import pareto_front
 from pipelines.analysis.ranking import (
@@ -63,6 +71,8 @@ figure { margin: 1.8rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9rem; color: #555; max-width: 85ch; margin-top: 0.3rem; }
 .note { color: #666; font-size: 0.9rem; }
+ul.advice { font-weight: 600; }
+h3 { font-size: 1.05rem; margin-bottom: 0.2rem; }
 """
 
 
@@ -91,6 +101,7 @@ def write_report(runs: list[Run], out_dir: str | Path,
         _pareto_section(run) if len(run.objectives) > 1 else "",
         _best_config_section(run),
         _importance_section(importances, run) if importances else "",
+        _diagnosis_section(run, out) if has_diagnosis(run.trials) else "",
         _figures_section(draw_figures(runs, out, importances)),
     ]
     title = f"{run.meta.get('sweep', 'sweep')} / {run.name}"
@@ -276,10 +287,42 @@ def _importance_section(importances: Mapping[str, pd.Series | None], run: Run) -
     return f"{heading}\n{_table(table.reset_index())}"
 
 
+def _diagnosis_section(run: Run, out: Path) -> str:
+    """What the trials' training-loss curves say of the lr: the rule, the advice (a
+    note where no pattern is clear), labels against the lr and the batch size (where
+    it varies), and the curves."""
+    counts = label_counts(run.trials)
+    unjudged = len(run.trials) - sum(counts.values())
+    tally = ", ".join(f"{label} {n}" for label, n in counts.items())
+    tally += f"; {unjudged} not judged (no or too few step windows)" if unjudged else ""
+    parts = ["<h2>Learning-rate diagnosis</h2>",
+             f"<p class='note'>{_esc(rule_summary())} Trials: {_esc(tally)}.</p>"]
+    sentences = advice(run.trials)
+    if sentences:
+        parts.append('<ul class="advice">' + "".join(f"<li>{_esc(s)}</li>" for s in sentences)
+                     + "</ul>")
+    else:
+        parts.append("<p class='note'>No clear pattern of labels against the lr, so no "
+                     "advice on its domain.</p>")
+    unit = " (per 256 examples)" if built_in_trainer(run.trials) else ""
+    for key, heading in (("lr", f"Labels by lr{unit}"), ("batch_size", "Labels by batch size")):
+        table = label_table(run.trials, key)
+        if len(table) > (0 if key == "lr" else 1):  # a batch size that never varied says nothing
+            parts += [f"<h3>{_esc(heading)}</h3>", _table(table)]
+    if not run.steps.empty:
+        path = figures.plot_loss_diagnosis(run.trials, run.steps, run.meta,
+                                           out / "loss_diagnosis.png")
+        parts.append(_figure(path.name, loss_diagnosis_caption()))
+    return "\n".join(parts)
+
+
 def _figures_section(drawn: list[tuple[str, str]]) -> str:
-    items = [f'<figure><img src="{_esc(name)}" alt="{_esc(_alt(name))}">'
-             f"<figcaption>{_esc(caption)}</figcaption></figure>" for name, caption in drawn]
-    return "<h2>Figures</h2>\n" + "\n".join(items)
+    return "<h2>Figures</h2>\n" + "\n".join(_figure(name, caption) for name, caption in drawn)
+
+
+def _figure(name: str, caption: str) -> str:
+    return (f'<figure><img src="{_esc(name)}" alt="{_esc(_alt(name))}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def _alt(file_name: str) -> str:

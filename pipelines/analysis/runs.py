@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,23 +26,32 @@ from pipelines.analysis.objectives import (
 from pipelines.analysis.ranking import feasible, leaderboard
 from pipelines.analysis.space_inference import infer_space
 from pipelines.errors import UsageError
+from pipelines.records import result_log
 from pipelines.records import tables as res
 from pipelines.records.run_record import read_run_json
 from pipelines.records.storage import Location, first_line, resolve
 
 
+def empty_steps() -> pd.DataFrame:
+    """A steps table without rows, in steps.parquet's schema."""
+    return pd.DataFrame(columns=list(res.STEP_COLUMNS)).astype(res.STEP_COLUMNS)
+
+
 @dataclass
 class Run:
-    """One run directory: its trials, epochs and run.json. Where run.json has no
-    `space` (trials brought from another tool), meta holds one inferred from the
-    trials' config/ columns (pipelines.analysis.space_inference), and
-    `space_inferred` says so."""
+    """One run directory: its trials, epochs, step windows and run.json. Where
+    run.json has no `space` (trials brought from another tool), meta holds one
+    inferred from the trials' config/ columns (pipelines.analysis.space_inference),
+    and `space_inferred` says so. `steps`: steps.parquet's training loss per step
+    window, empty for a run without the file (written before it, or by a trainer
+    of the user's own, which records none)."""
 
     location: Location
     trials: pd.DataFrame
     epochs: pd.DataFrame
     meta: dict
     space_inferred: bool = False
+    steps: pd.DataFrame = field(default_factory=empty_steps)
 
     @property
     def name(self) -> str:
@@ -99,10 +108,22 @@ def load_run(path: str) -> Run:
     # absent, train_loss and diverged mean that no epoch diverged (see diverged_epochs)
     epochs = _with_schema(epochs, {c: d for c, d in epoch_columns.items()
                                    if c not in ("train_loss", "diverged")}, {})
+    steps = _read_steps(where / result_log.STEPS_FILE)
     if "space" in meta:
-        return Run(where, trials, epochs, meta)
+        return Run(where, trials, epochs, meta, steps=steps)
     return Run(where, trials, epochs, {**meta, "space": infer_space(trials)},
-               space_inferred=True)
+               space_inferred=True, steps=steps)
+
+
+def _read_steps(where: Location) -> pd.DataFrame:
+    """steps.parquet, or an empty steps table where the run has none; a file lacking
+    a column of the schema is a UsageError, as it can be neither drawn nor ignored."""
+    steps = _read_or_empty(where, res.STEP_COLUMNS)
+    absent = [c for c in res.STEP_COLUMNS if c not in steps]
+    if absent:
+        raise UsageError(f"{where} has no {', '.join(absent)} column; remove the file or "
+                         f"write it in the schema of pipelines.records.tables.STEP_COLUMNS")
+    return steps.assign(trial_id=steps["trial_id"].astype("string"))
 
 
 def _checked_meta(meta: dict, where: Location) -> dict:

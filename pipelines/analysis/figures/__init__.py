@@ -9,16 +9,18 @@ so importing or calling this package changes no global matplotlib state.
 
 from pipelines.analysis.figures.best_so_far import plot_best_so_far
 from pipelines.analysis.figures.learning_curves import plot_learning_curves
+from pipelines.analysis.figures.loss_diagnosis import MAX_CURVES_PER_LABEL, plot_loss_diagnosis
 from pipelines.analysis.figures.lr_schedule import plot_lr_schedule
 from pipelines.analysis.figures.metric_vs_params import plot_metric_vs_params
 from pipelines.analysis.figures.parallel_coordinates import plot_parallel_coordinates
 from pipelines.analysis.figures.param_importances import plot_importances
 from pipelines.analysis.figures.pareto_front import plot_pareto_front
-from pipelines.analysis.figures.style import EVALUATOR_NAMES, STOP_COLORS
+from pipelines.analysis.figures.style import DIAGNOSIS_COLORS, EVALUATOR_NAMES, STOP_COLORS
 from pipelines.analysis.figures.trials import RUNG_SCHEDULERS, best_trial_id, rung_epochs
 
 __all__ = [
-    "EVALUATOR_NAMES", "RUNG_SCHEDULERS", "STOP_COLORS", "best_trial_id", "plot_best_so_far",
-    "plot_importances", "plot_learning_curves", "plot_lr_schedule", "plot_metric_vs_params",
+    "DIAGNOSIS_COLORS", "EVALUATOR_NAMES", "MAX_CURVES_PER_LABEL", "RUNG_SCHEDULERS",
+    "STOP_COLORS", "best_trial_id", "plot_best_so_far", "plot_importances",
+    "plot_learning_curves", "plot_loss_diagnosis", "plot_lr_schedule", "plot_metric_vs_params",
     "plot_parallel_coordinates", "plot_pareto_front", "rung_epochs",
 ]
