@@ -5,9 +5,11 @@ and the batch size, and a sentence of advice where a pattern is clear.
 A pattern is clear at an end of the lr range when, among the trials with the
 highest (lowest) lr, at least ADVICE_MIN_TRIALS were judged, at least
 ADVICE_MIN_SHARE of them got a too-high label (too-low label), and of the trials
-below (above) them at most ADVICE_MAX_SHARE_ELSEWHERE did: the labels must
-follow the lr, not be spread over the whole range (a cause other than the lr).
-The group named is the largest that passes whose innermost trial has the label.
+below (above) them at most ADVICE_MAX_SHARE_ELSEWHERE did: labels spread over
+the whole range point at a cause other than the lr. A group may be every judged
+trial (none below or above it): then the whole lr domain is too high (too low),
+and the advice says so without a comparison. The group named is the largest
+that passes whose innermost trial has the label.
 """
 
 from __future__ import annotations

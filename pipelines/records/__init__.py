@@ -31,6 +31,7 @@ from pipelines.records.tables import (
     INFEASIBLE_KEY,
     LR_CURVE_COLUMNS,
     NO_IMPROVEMENT_KEY,
+    NOT_EPOCH_METRICS,
     START_CONSTRAINTS,
     STEP_COLUMNS,
     STEPS_KEY,
@@ -47,7 +48,8 @@ from pipelines.records.tables import (
 )
 
 __all__ = [
-    "CHECKPOINT_RANK_KEY", "DIAGNOSIS_COLUMNS", "LABELS", "NO_IMPROVEMENT_KEY", "STEPS_FILE",
+    "CHECKPOINT_RANK_KEY", "DIAGNOSIS_COLUMNS", "LABELS", "NO_IMPROVEMENT_KEY", "NOT_EPOCH_METRICS",
+    "STEPS_FILE",
     "STEPS_KEY", "STEP_COLUMNS", "diagnose", "steps_frame",
     "DEFAULT_STORAGE", "LR_CURVE_COLUMNS", "STORAGE_ENV", "command_line", "first_line",
     "git_commit", "now_iso", "package_versions",

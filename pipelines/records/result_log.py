@@ -3,7 +3,7 @@ arrive at a cost that does not grow with the run's history.
 
 A finished trial's rows are final: they are turned into Arrow once, when the
 trial ends, and appended to in-memory tables (compact columns, ~1 KB a trial,
-~0.2 KB more an epoch for its step windows). A write serialises those tables and
+~0.5 KB more an epoch for its step windows). A write serialises those tables and
 the running trials' rows, built afresh, into the files, each replaced atomically:
 a reader always sees a whole file holding every trial written so far. Finished
 rows come first, in the order the trials ended, so `written` (how many finished

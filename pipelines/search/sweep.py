@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pipelines.data.images import ImageSource
 
 MODES = ("max", "min")
-MODEL_KEYS = ("width", "depth", "dropout")  # config keys a model factory may take
 FUNCTION_TASK = "function"  # run.json's task of a sweep with its own trainable
 # Staged tuning's default order (the practitioners' one): a group's parameters are
 # tuned together, with every earlier group fixed at its best.
@@ -275,11 +274,12 @@ class Sweep:
         self._check_stages()
 
     def _check_model_keys(self, fixed: Mapping[str, Any]) -> None:
-        """A searched or fixed model key (width, depth, dropout) that the model's factory
-        does not take would change nothing: an error, not a silent no-op."""
-        from models import model_keys
+        """A searched or fixed model key (models.SWEPT_KEYS: width, depth, dropout,
+        activation, fc_width) that the model's factory does not take would change
+        nothing: an error, not a silent no-op."""
+        from models import SWEPT_KEYS, model_keys
 
-        keys = [k for k in MODEL_KEYS if k in self.space or k in fixed]
+        keys = sorted(k for k in SWEPT_KEYS if k in self.space or k in fixed)
         if not keys or self.runs_function or self.config_class is None:
             return
         domain = self.space.get("model")

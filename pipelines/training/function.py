@@ -23,15 +23,16 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from pipelines.records.tables import TUNE_RESULT_KEYS
+from pipelines.records.tables import NOT_EPOCH_METRICS, STEPS_KEY, TUNE_RESULT_KEYS
 from pipelines.training.loop import Metrics, State
 
 __all__ = ["EPOCH_KEY", "NoMetricReported", "run_function"]
 
 EPOCH_KEY = "epoch"  # added to every report: the epoch's number, from 1
-# names the trial's report adds (node_id) or Ray Tune fills in: a metric of that name
-# would be overwritten or dropped
-RESERVED = TUNE_RESULT_KEYS | {"node_id"}
+# names the trial's report adds (node_id, the checkpoint's rank), Ray Tune fills in, or
+# the recorder reads as the built-in trainers' (step windows, patience's stop): a metric
+# of that name would be overwritten, dropped or misread
+RESERVED = TUNE_RESULT_KEYS | NOT_EPOCH_METRICS | {"node_id", STEPS_KEY}
 # save(metrics, state): state is {"epoch": n, "state": the function's state}, or None
 Save = Callable[[Metrics, "State | None"], None]
 

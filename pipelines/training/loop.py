@@ -46,7 +46,9 @@ class TrainResult:
     model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
     # stopped by `patience`: `epochs` epochs ran, the last `patience` without an improvement
     no_improvement: bool = False
-    best_epoch: int = 0  # the epoch of the best monitored value (0: none was finite)
+    # the epoch `patience` counts from: the last to improve by min_delta (0: none finite);
+    # not trials.parquet's best_epoch, the epoch of the best value itself
+    patience_epoch: int = 0
 
 
 def default_device() -> torch.device:
@@ -136,7 +138,8 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
 
     `monitor` ((metric, mode): the sweep's metric; default (score, "max")) is what
     `cfg.patience` watches: after that many epochs without an improvement of at
-    least `cfg.min_delta`, training stops, the last report saying NO_IMPROVEMENT_KEY."""
+    least `cfg.min_delta`, training stops, the last report saying NO_IMPROVEMENT_KEY;
+    without validation images (`val_images` 0) patience is off."""
     generator = torch.Generator().manual_seed(cfg.seed)
     opt = build_optimizer(model.parameters(), cfg)
     steps_per_epoch = math.ceil(train_size / cfg.batch_size)
@@ -178,15 +181,17 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
             "train_s": train_s,
             STEPS_KEY: [[offset + step, loss, lr] for step, loss, lr in stats.windows]}
         watch.update(epoch, metrics)
-        stop = bool(cfg.patience) and watch.since >= cfg.patience and epoch < cfg.epochs
+        # without validation images (a final retrain) there is nothing to watch
+        stop = bool(cfg.patience and val_images) and watch.since >= cfg.patience \
+            and epoch < cfg.epochs
         if stop:
             metrics[NO_IMPROVEMENT_KEY] = True
         if report is not None:
             report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s, watch))
         if stats.diverged or stop:
             return TrainResult(epoch, best, last, stats.diverged, model,
-                               no_improvement=stop, best_epoch=watch.best_epoch)
-    return TrainResult(cfg.epochs, best, last, False, model, best_epoch=watch.best_epoch)
+                               no_improvement=stop, patience_epoch=watch.best_epoch)
+    return TrainResult(cfg.epochs, best, last, False, model, patience_epoch=watch.best_epoch)
 
 
 def l1_penalty(model: torch.nn.Module) -> torch.Tensor:

@@ -82,7 +82,7 @@ def final(options: FinalOptions) -> dict[str, Any]:
     test_loss, test_acc = evaluate(result.model, test_data, default_device(), cfg=config)
     score = {"trial_id": str(trial_id), "chosen_by": chosen_by,
              "test_acc": test_acc, "test_loss": test_loss,
-             "train_size": int(len(train_data.train_idx)), "epochs": config.epochs,
+             "train_size": int(len(train_data.train_idx)), "epochs": result.epochs,
              "epochs_from": epochs_from,
              "train_s": time.time() - start, "finished_at": now_iso(),
              "config": {k: v for k, v in vars(config).items()}}
@@ -151,6 +151,7 @@ def _final_config(run: Run, options: FinalOptions) -> tuple[str, str, TrainConfi
             epochs_from = "budget"
         else:
             config["epochs"] = int(best_epoch)
+    config["patience"] = 0  # no validation split to watch: it trains the epochs chosen here
     try:
         return trial_id, chosen_by, TrainConfig.from_dict(config), epochs_from
     except (TypeError, ValueError) as e:

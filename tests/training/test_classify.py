@@ -10,7 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 
 from pipelines.data import ImageFolder, ImageInfo, TrainValData, open_split
 from pipelines.data.cache import CACHE_DIR_ENV
@@ -320,8 +323,27 @@ def test_the_trainers_knobs_reach_the_model_the_optimizer_the_schedule_and_the_b
         assert all(g["betas"] == (0.9, 0.99) for g in state["optimizer"]["param_groups"])
     first, second = (m["lr"] for m, _ in reports)
     assert second == pytest.approx(first / 2, rel=1e-12)  # a decay of gamma after 1 epoch
-    # the jitter reached the batches: the same run without it trains on other images
-    plain = []
-    train(TrainConfig(**{**TINY, **knobs, "epochs": 1}), data, cost=Cost(0, 0.0),
-          report=lambda metrics, state: plain.append(metrics))  # not probed again
-    assert plain[0]["train_loss"] != reports[0][0]["train_loss"]
+    # the jitter reached the batches: without crop and flip, the first step's images are
+    # the same images (the epoch's order is drawn first) with other intensities
+    still = {**TINY, **knobs, "epochs": 1, "crop_padding": 0}
+    plain = _first_step_input(data, still)
+    jittered = _first_step_input(data, {**still, "brightness": 0.3, "contrast": 0.3})
+    assert plain.shape == jittered.shape
+    changed = (jittered - plain).abs().amax(dim=(1, 2, 3)) > 1e-3
+    assert changed.float().mean() > 0.9  # each image its own factors (a few may draw ~1)
+
+
+def _first_step_input(data, config):
+    """The input of the model's first convolution at the first training step."""
+    seen = []
+
+    def hook(module, args):
+        if isinstance(module, nn.Conv2d) and not seen:
+            seen.append(args[0].detach().clone())
+
+    handle = register_module_forward_pre_hook(hook)
+    try:
+        train(TrainConfig(**config), data, cost=Cost(0, 0.0))  # given a cost: not probed
+    finally:
+        handle.remove()
+    return seen[0]

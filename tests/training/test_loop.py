@@ -3,9 +3,11 @@ the L1 penalty, on real data that is not CIFAR-10 (scikit-learn's digits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,7 +77,7 @@ def test_patience_stops_a_trial_whose_metric_stalls(digits_data):
     # min_delta 0.6: after the first epoch no epoch gains that much accuracy
     result, reports = _train(digits_data, epochs=6, lr=0.2, patience=2, min_delta=0.6)
     assert [m["epoch"] for m in reports] == [1, 2, 3]
-    assert result.no_improvement and result.epochs == 3 and result.best_epoch == 1
+    assert result.no_improvement and result.epochs == 3 and result.patience_epoch == 1
     assert [m.get(NO_IMPROVEMENT_KEY, False) for m in reports] == [False, False, True]
 
 
@@ -89,6 +91,14 @@ def test_patience_follows_the_sweeps_metric_and_mode(digits_data):
     result, reports = _train(digits_data, epochs=4, lr=1e-4, patience=1,
                              monitor=("val_loss", "max"))  # "improves" only upwards
     assert result.no_improvement and result.epochs == 2
+
+
+def test_patience_is_off_without_validation_images(digits_data):
+    # a final retrain: every training image, none held out, so no score to watch
+    final = dataclasses.replace(digits_data, train_idx=np.sort(np.concatenate(
+        [digits_data.train_idx, digits_data.val_idx])), val_idx=digits_data.val_idx[:0])
+    result, reports = _train(final, epochs=4, lr=0.2, patience=1)
+    assert result.epochs == 4 and not result.no_improvement
 
 
 def test_patience_zero_never_stops_and_the_last_epoch_is_not_a_stop(digits_data):
