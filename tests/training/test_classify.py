@@ -335,7 +335,7 @@ def test_the_trainers_knobs_reach_the_model_the_optimizer_the_schedule_and_the_b
 
 def _first_step_input(data, config):
     """The input of the model's first convolution at the first training step."""
-    seen = []
+    seen: list[torch.Tensor] = []
 
     def hook(module, args):
         if isinstance(module, nn.Conv2d) and not seen:
