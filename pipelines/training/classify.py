@@ -229,4 +229,5 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: L
     return run_steps(model, opt, schedule, device,
                      classification_loss(model, cfg, device, generator, data.info),
                      batches(data, data.train_idx, cfg.batch_size, device, order, resident),
-                     l1=cfg.l1, windows=windows)
+                     l1=cfg.l1, steps=math.ceil(len(data.train_idx) / cfg.batch_size),
+                     windows=windows)

@@ -201,38 +201,44 @@ def l1_penalty(model: torch.nn.Module) -> torch.Tensor:
                         if w.requires_grad and w.dim() > 1]).sum()
 
 
-def step_windows(losses: Sequence[float], counts: Sequence[int], lrs: Sequence[float],
-                 windows: int = LOSS_WINDOWS) -> tuple[Window, ...]:
-    """An epoch's steps (each one's mean loss, examples and lr) in `windows`
-    contiguous windows of (nearly) equal steps: (last step from 1, mean loss per
-    example, lr at the last step) each; fewer windows if there are fewer steps."""
-    if not len(losses):
-        return ()
-    weighted = np.asarray(losses, dtype=np.float64) * np.asarray(counts)
-    out = []
-    for chunk in np.array_split(np.arange(len(losses)), min(windows, len(losses))):
-        end = int(chunk[-1])
-        mean = float(weighted[chunk].sum() / max(int(np.sum(np.asarray(counts)[chunk])), 1))
-        out.append((end + 1, mean, float(lrs[end])))
+def window_ends(steps: int, windows: int = LOSS_WINDOWS) -> frozenset[int]:
+    """The steps (from 0) that end an epoch's `windows` contiguous windows of
+    (nearly) equal steps; fewer windows if the epoch has fewer steps."""
+    if steps < 1 or windows < 1:
+        return frozenset()
+    return frozenset(int(chunk[-1]) for chunk in
+                     np.array_split(np.arange(steps), min(windows, steps)))
+
+
+def step_windows(sums: Sequence[float], marks: Sequence[tuple[int, int, float]]
+                 ) -> tuple[Window, ...]:
+    """An epoch's windows from the running loss sum (per example, summed) at each
+    window's end, `sums`, and (steps so far, examples so far, lr) there, `marks`:
+    (last step from 1, mean loss per example over the window, lr) each."""
+    out, before_sum, before_seen = [], 0.0, 0
+    for total, (step, seen, lr) in zip(sums, marks):
+        out.append((step, (total - before_sum) / max(seen - before_seen, 1), lr))
+        before_sum, before_seen = total, seen
     return tuple(out)
 
 
 def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
               device: torch.device, loss_of: LossOf,
               batches: Iterator[tuple[torch.Tensor, torch.Tensor]], *, l1: float = 0.0,
-              windows: int = LOSS_WINDOWS) -> EpochStats:
+              steps: int = 0, windows: int = LOSS_WINDOWS) -> EpochStats:
     """Optimizer steps over `batches`, `loss_of(x, y)` each (plus `l1` times the
     model's l1_penalty, which the reported loss leaves out), and their EpochStats.
-    The loss is read back only every DIVERGENCE_CHECK_EVERY steps, and each step's
-    (kept on the device) once at the end, for the epoch's `windows` step windows:
-    no sync beyond those (each read syncs a GPU)."""
+    The loss is read back only every DIVERGENCE_CHECK_EVERY steps; for the epoch's
+    `windows` step windows (of its `steps` steps; 0: unknown, no windows) the
+    running sum is copied on the device at each window's end and the copies read
+    back once, with the epoch's loss: no sync beyond those (each syncs a GPU)."""
     model.train()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
-    step_losses: list[torch.Tensor] = []
-    counts: list[int] = []
-    lrs: list[float] = []
-    seen, lr = 0, opt.param_groups[0]["lr"]
+    ends = window_ends(steps, windows)
+    sums: list[torch.Tensor] = []  # loss_sum at each window's end, on the device
+    marks: list[tuple[int, int, float]] = []  # (steps, examples, lr) there
+    seen, lr, step = 0, opt.param_groups[0]["lr"], -1
     for step, (x, y) in enumerate(batches):
         loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
@@ -240,17 +246,17 @@ def run_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSc
         lr = opt.param_groups[0]["lr"]
         opt.step()
         schedule.after_batch()
-        detached = loss.detach()
-        loss_sum += detached * len(y)
-        if windows:
-            step_losses.append(detached)
-            counts.append(len(y))
-            lrs.append(lr)
+        loss_sum += loss.detach() * len(y)
         seen += len(y)
+        if step in ends:
+            sums.append(loss_sum.clone())
+            marks.append((step + 1, seen, lr))
         if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
             break
-    per_step = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
+    if ends and (not marks or marks[-1][0] != step + 1):  # it stopped before its end
+        sums.append(loss_sum.clone())
+        marks.append((step + 1, seen, lr))
+    totals = torch.stack(sums).cpu().tolist() if sums else []
     mean_loss = loss_sum.item() / max(seen, 1)  # after the .cpu(): no second wait on a GPU
     return EpochStats(mean_loss, seen, time.perf_counter() - start,
-                      not math.isfinite(mean_loss), lr,
-                      step_windows(per_step, counts, lrs, windows))
+                      not math.isfinite(mean_loss), lr, step_windows(totals, marks))

@@ -166,7 +166,7 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: L
     return run_steps(model, opt, schedule, device,
                      segmentation_loss(model, cfg, normalise, ignore_index, device, generator),
                      random_crops(images, masks, crops, crop, cfg.batch_size, generator),
-                     l1=cfg.l1)
+                     l1=cfg.l1, steps=math.ceil(crops / cfg.batch_size))
 
 
 def random_crops(images: torch.Tensor, masks: torch.Tensor, count: int, crop: int,

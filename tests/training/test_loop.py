@@ -16,7 +16,14 @@ from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.records.tables import NO_IMPROVEMENT_KEY, STEPS_KEY
 from pipelines.training.classify import train
 from pipelines.training.config import TrainConfig
-from pipelines.training.loop import LOSS_WINDOWS, Monitor, l1_penalty, run_steps, step_windows
+from pipelines.training.loop import (
+    LOSS_WINDOWS,
+    Monitor,
+    l1_penalty,
+    run_steps,
+    step_windows,
+    window_ends,
+)
 from pipelines.training.lr_schedules import build_schedule
 from pipelines.training.optim import build_optimizer
 from tests.digits import write_digits_folder
@@ -59,11 +66,30 @@ def test_every_epoch_reports_its_step_windows_across_epochs(digits_data):
     assert reports[-1][STEPS_KEY][-1][1] < reports[0][STEPS_KEY][0][1]
 
 
-def test_step_windows_weigh_each_step_by_its_examples():
-    windows = step_windows([1.0, 3.0, 5.0], counts=[2, 2, 1], lrs=[0.1, 0.2, 0.3], windows=2)
-    assert windows == ((2, 2.0, 0.2), (3, 5.0, 0.3))  # array_split: steps 1-2, then 3
-    assert step_windows([], [], []) == ()
-    assert len(step_windows([1.0] * 4, [1] * 4, [0.1] * 4, windows=10)) == 4  # a step each
+def test_windows_split_an_epochs_steps_evenly_and_weigh_each_step_by_its_examples():
+    assert window_ends(25, 10) == {2, 5, 8, 11, 14, 16, 18, 20, 22, 24}  # 3 steps, then 2
+    assert window_ends(4, 10) == {0, 1, 2, 3} and window_ends(0) == frozenset()
+    # running sums 2+2 (steps 1-2: 2 examples of loss 1, 2 of loss 3), then +5 (1 example)
+    assert step_windows([8.0, 13.0], [(2, 4, 0.2), (3, 5, 0.3)]) == ((2, 2.0, 0.2),
+                                                                       (3, 5.0, 0.3))
+    assert step_windows([], []) == ()
+
+
+def test_a_diverged_epoch_ends_its_last_window_where_it_stopped():
+    model = torch.nn.Linear(2, 1)
+    cfg = TrainConfig(optimizer="sgd", lr=1.0, batch_size=1, schedule="constant", epochs=1)
+    opt = build_optimizer(model.parameters(), cfg)
+
+    def exploding(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return model(x).sum() * 0 + (math.inf if y[0] >= 4 else 1.0)  # inf from step 5
+
+    batches = iter([(torch.ones(1, 2), torch.tensor([i])) for i in range(40)])
+    stats = run_steps(model, opt, build_schedule(opt, cfg, 40), torch.device("cpu"),
+                      exploding, batches, steps=40)
+    assert stats.diverged and stats.examples == 11  # the check every 10 steps
+    assert [w[0] for w in stats.windows] == [4, 8, 11]
+    assert stats.windows[0][1] == 1.0  # steps 1-4, before it blew up
+    assert not any(math.isfinite(loss) for _, loss, _ in stats.windows[1:])
 
 
 def test_no_step_windows_when_asked_for_none(digits_data):
