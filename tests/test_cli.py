@@ -23,6 +23,17 @@ def cli(*args, storage, timeout=600):
     )
 
 
+def in_process(capsys, *args, storage, data=None) -> tuple[int, str]:
+    """The CLI's own main() in this process (a process of its own costs ~4 s of
+    imports; the process as a whole: the tests that use `cli`): its exit code and
+    what it wrote to stderr."""
+    from pipelines.run import main
+
+    capsys.readouterr()
+    code = main([*args, "--storage", str(storage), "--data-dir", str(data or data_dir())])
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.integration
 def test_quick_sweep_end_to_end(tmp_path):
     out = cli("cifar_sweep", "--quick", "--algo", "random", "--num-samples", "4",
@@ -46,11 +57,15 @@ def test_help_exits_0(tmp_path):
     assert out.returncode == 0 and "--algo" in out.stdout and not out.stderr
 
 
-def test_list_shows_sweeps_with_descriptions(tmp_path):
-    out = cli("--list", storage=tmp_path)
-    listed = [line.split()[0] for line in out.stdout.splitlines()]
-    assert out.returncode == 0 and listed == sweep_names()
-    assert "CIFAR-10 in stages" in out.stdout
+def test_list_shows_sweeps_with_descriptions(tmp_path, capsys):
+    # in-process; the process's --list: the test below
+    from pipelines.run import main
+
+    code = main(["--list", "--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines()]
+    assert code == 0 and listed == sweep_names()
+    assert "CIFAR-10 in stages" in out
 
 
 def test_a_reader_that_stops_early_ends_the_list_quietly():
@@ -161,14 +176,15 @@ def test_an_address_without_a_cluster_fails_within_30_s(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_name_that_exists_is_never_overwritten(cifar_cache, tmp_path):
+def test_a_name_that_exists_is_never_overwritten(cifar_cache, tmp_path, capsys):
     earlier = tmp_path / "r" / "cifar_sweep" / "mine"
     earlier.mkdir(parents=True)
     (earlier / "run.json").write_text('{"status": "finished"}')
     (earlier / "trials.parquet").write_bytes(b"the earlier run's results")
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in earlier.iterdir()}
-    out = cli("cifar_sweep", "--quick", "--name", "mine", storage=tmp_path / "r")
-    assert out.returncode == 2 and out.stderr == (
+    code, err = in_process(capsys, "cifar_sweep", "--quick", "--name", "mine",
+                           storage=tmp_path / "r")
+    assert code == 2 and err == (
         f"error: {earlier} already exists and results are never overwritten; choose another "
         f"--name\n")
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in earlier.iterdir()} == before
@@ -181,55 +197,60 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path):
     assert "Traceback" not in out.stderr and "--max-epochs must be >= 1" in out.stderr
 
 
-def test_missing_data_is_one_line(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--quick", "--storage",
-         str(tmp_path / "results"), "--data-dir", str(tmp_path / "empty")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "no CIFAR-10 found" in out.stderr and "--data-dir" in out.stderr
+def test_missing_data_is_one_line(tmp_path, capsys):
+    code, err = in_process(capsys, "cifar_sweep", "--quick", storage=tmp_path / "results",
+                           data=tmp_path / "empty")
+    assert code == 2 and err.count("\n") == 1
+    assert "no CIFAR-10 found" in err and "--data-dir" in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "empty").exists()
 
 
-def test_gpus_without_gpu_is_refused(tmp_path):
+def test_gpus_without_gpu_is_refused(tmp_path, capsys):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    out = cli("cifar_sweep", "--quick", "--gpus-per-trial", "0.5", storage=tmp_path / "r")
-    assert out.returncode == 2 and "no CUDA GPU" in out.stderr
+    code, err = in_process(capsys, "cifar_sweep", "--quick", "--gpus-per-trial", "0.5",
+                           storage=tmp_path / "r")
+    assert code == 2 and "no CUDA GPU" in err
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
-def test_unwritable_storage_is_refused(tmp_path):
-    out = cli("cifar_sweep", "--quick", storage="/proc/raysweep-results")  # root can't write
-    assert out.returncode == 2 and "is not writable" in out.stderr
+def test_unwritable_storage_is_refused(tmp_path, capsys):
+    code, err = in_process(capsys, "cifar_sweep", "--quick",
+                           storage="/proc/raysweep-results")  # not even root can write there
+    assert code == 2 and "is not writable" in err
     file_storage = tmp_path / "a_file"
     file_storage.write_text("")
-    out = cli("cifar_sweep", "--quick", storage=file_storage)
-    assert out.returncode == 2 and "is a file, not a directory" in out.stderr
+    code, err = in_process(capsys, "cifar_sweep", "--quick", storage=file_storage)
+    assert code == 2 and "is a file, not a directory" in err
 
 
-def test_grid_without_grid_points_names_the_parameter(tmp_path):
+def test_grid_without_grid_points_names_the_parameter(tmp_path, capsys):
     source = SWEEP_HEADER + (
         "SWEEP = Sweep(description='d', space={'lr': LogUniform(1e-3, 1.0)}, full=b, "
         "quick=b)\n"
     )
-    out = _run_with_extra_sweep(tmp_path, "no_grid", source, "--algo", "grid")
-    assert out.returncode == 2, out.stderr
-    assert "parameter 'lr' has no grid points" in out.stderr and out.stderr.count("\n") == 1
+    code, err = in_process(capsys, str(_extra_sweep(tmp_path, "no_grid", source)), "--algo",
+                           "grid", storage=tmp_path / "r")
+    assert code == 2, err
+    assert "parameter 'lr' has no grid points" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
 
 
-def _run_with_extra_sweep(tmp_path, module: str, source: str, *args):
-    """Run the CLI on one more sweep: a file of the user's, in tmp_path/my_sweeps."""
+def _extra_sweep(tmp_path, module: str, source: str):
+    """One more sweep: a file of the user's, in tmp_path/my_sweeps."""
     sweeps = tmp_path / "my_sweeps"
     sweeps.mkdir(exist_ok=True)
     (sweeps / f"{module}.py").write_text(source)
+    return sweeps / f"{module}.py"
+
+
+def _run_with_extra_sweep(tmp_path, module: str, source: str, *args):
+    """Run the CLI on one more sweep, `_extra_sweep`'s."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.run", str(sweeps / f"{module}.py"),
+        [sys.executable, "-m", "pipelines.run", str(_extra_sweep(tmp_path, module, source)),
          "--storage", str(tmp_path / "r"), "--data-dir", str(data_dir()), *args],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )

@@ -100,12 +100,13 @@ def test_the_suggestion_is_where_training_learns(cifar_cache):
 
 
 @pytest.mark.integration
-def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path):
-    def lr_find(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "pipelines.lr_find", "cifar_sweep", "--quick",
-             "--train-size", "2000", "--data-dir", str(data_dir()), "--storage", str(tmp_path),
-             *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path, capsys):
+    args = ["cifar_sweep", "--quick", "--train-size", "2000", "--data-dir", str(data_dir()),
+            "--storage", str(tmp_path)]
+
+    def lr_find(*more):
+        return subprocess.run([sys.executable, "-m", "pipelines.lr_find", *args, *more],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
 
     # three decades in 100 steps: most of them where simple_cnn learns (a wider range in
     # so few steps left the smoothed loss short of the 10% drop now and then: CPU
@@ -118,10 +119,15 @@ def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path):
     assert 25 <= len(curve) <= 100 and curve["lr"].is_monotonic_increasing
     assert {p.name for p in run.iterdir()} == {"curve.parquet", "lr_range.png",
                                                "lr_range.json"}
-    # every learning rate from 100 up diverges at once: no number, exit 1
-    bad = lr_find("--start-lr", "100", "--end-lr", "1e5", "--num-iter", "50")
-    assert bad.returncode == 1 and "no learning rate to suggest" in bad.stderr
-    assert "suggested" not in bad.stdout
+    # every learning rate from 100 up diverges at once: no number, exit 1 (the command's
+    # own main, in this process: a process of its own costs ~4 s of imports)
+    from pipelines.lr_find import main
+
+    capsys.readouterr()
+    code = main([*args, "--start-lr", "100", "--end-lr", "1e5", "--num-iter", "50"])
+    bad = capsys.readouterr()
+    assert code == 1 and "no learning rate to suggest" in bad.err
+    assert "suggested" not in bad.out
 
 
 @pytest.mark.parametrize("args,message", [
@@ -135,9 +141,22 @@ def test_cli_writes_the_curve_and_refuses_to_guess(tmp_path):
     (["--model", "nope"], "nope"),
     (["--quick", "--train-size", "0"], "--train-size must be >= 1"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2(cifar_cache, tmp_path, capsys, args, message):
+    # in-process (the command's own main; a process of its own costs ~4 s of imports);
+    # the process as a whole: the test below. cifar_cache: decoded beforehand, so no
+    # "decoding CIFAR-10 ..." progress line precedes the error
+    from pipelines.lr_find import main
+
+    code = main(["cifar_sweep", "--storage", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert message in err and not (tmp_path / "r").exists()
+
+
+def test_bad_input_exits_2_from_the_process_without_a_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pipelines.lr_find", "cifar_sweep",
-                          "--storage", str(tmp_path / "r"), *args],
+                          "--storage", str(tmp_path / "r"), "--num-iter", "5"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert message in out.stderr and not (tmp_path / "r").exists()
+    assert "Traceback" not in out.stderr and "--num-iter must be >= 50" in out.stderr
+    assert not (tmp_path / "r").exists()

@@ -72,20 +72,29 @@ def run_cli(*args, cwd=REPO):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_list_shows_where_each_sweep_comes_from(tmp_path):
-    builtin = run_cli("--list")
-    assert builtin.returncode == 0, builtin.stderr
-    assert "[search_spaces/cifar_sweep.py]" in builtin.stdout
+# the CLI's own main() in this process, run from the repository as run_cli is (a process
+# of its own costs ~4 s of imports; the CLI as a process: tests/test_cli.py)
+def test_list_shows_where_each_sweep_comes_from(tmp_path, capsys, monkeypatch):
+    from pipelines.run import main
+
+    monkeypatch.chdir(REPO)
+    assert main(["--list"]) == 0
+    builtin = capsys.readouterr()
+    assert "[search_spaces/cifar_sweep.py]" in builtin.out, builtin.err
     path = write_function_sweep(tmp_path)
-    own = run_cli(str(path), "--list")
-    assert own.returncode == 0, own.stderr
-    assert own.stdout.startswith("digits_loop") and f"[{path}]" in own.stdout
+    assert main([str(path), "--list"]) == 0
+    own = capsys.readouterr()
+    assert own.out.startswith("digits_loop") and f"[{path}]" in own.out, own.err
 
 
-def test_a_missing_sweep_file_is_exit_2_in_one_line(tmp_path):
-    out = run_cli(str(tmp_path / "nope.py"), "--quick", "--storage", str(tmp_path / "r"))
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "nope.py does not exist" in out.stderr and not (tmp_path / "r").exists()
+def test_a_missing_sweep_file_is_exit_2_in_one_line(tmp_path, capsys, monkeypatch):
+    from pipelines.run import main
+
+    monkeypatch.chdir(REPO)
+    code = main([str(tmp_path / "nope.py"), "--quick", "--storage", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "nope.py does not exist" in err and not (tmp_path / "r").exists()
 
 
 def test_a_bad_value_our_code_refuses_at_import_names_the_file(tmp_path):

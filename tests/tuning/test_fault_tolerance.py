@@ -5,7 +5,6 @@ with each trial once and each epoch once in the Parquet files."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests import processes as proc
-from tests.conftest import REPO, data_dir
+from tests.conftest import data_dir
 
 pytestmark = pytest.mark.integration
 TRIAL_WORKER = "ray::ImplicitFunc"  # the process title of a function trainable's actor
@@ -154,15 +153,16 @@ def test_bad_resume_is_one_line_exit_2(tmp_path, capsys, args, run_json, message
     assert [p.name for p in run.iterdir()] == ["run.json"]
 
 
-def test_resuming_a_finished_run_is_refused(tmp_path):
+def test_resuming_a_finished_run_is_refused(tmp_path, capsys):
+    from pipelines.run import main  # in-process, as above: no process's ~4 s of imports
+
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps(
         {"status": "finished", "metric": "val_acc", "mode": "max",
          "options": {"sweep": "cifar_sweep"}}))
-    out = subprocess.run([sys.executable, "-m", "pipelines.run", "--resume", str(run)],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "already finished; nothing to resume" in out.stderr
+    code = main(["--resume", str(run)])
+    assert code == 2 and "already finished; nothing to resume" in capsys.readouterr().err
 
 
 @pytest.mark.integration

@@ -131,16 +131,34 @@ def test_the_best_configurations_so_far_go_forward(tmp_path):
     assert summary["best_so_far"] == 0.50 and summary["trials"] == 1
 
 
-STAGED_RUN = [sys.executable, "-m", "pipelines.run", "cifar_staged", "--quick",
-              "--train-size", "400", "--val-size", "100", "--max-epochs", "2",
-              "--data-dir", str(data_dir()), "--name", "run"]
+# cifar_staged's six stages, space, budget and algorithms, with at most 3 trials in a
+# stage that samples (5 or 6 in the sweep): a stage's cost is mostly its start (its trial
+# workers, torch's first step), and 3 are enough for the top 2 to go on
+FEWER_TRIALS_STAGED = '''
+import dataclasses
+
+from search_spaces import cifar_staged
+
+SWEEP = dataclasses.replace(cifar_staged.SWEEP, stages=tuple(
+    dataclasses.replace(s, quick_num_samples=min(s.quick_num_samples, 3))
+    for s in cifar_staged.SWEEP.stages))
+'''
+
+
+def staged_run(tmp_path) -> list[str]:
+    sweep_file = tmp_path / "sweeps" / "cifar_staged.py"
+    sweep_file.parent.mkdir()
+    sweep_file.write_text(FEWER_TRIALS_STAGED)
+    return [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick",
+            "--train-size", "400", "--val-size", "100", "--max-epochs", "2",
+            "--data-dir", str(data_dir()), "--name", "run"]
 
 
 @pytest.mark.integration
 def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
     # the local Ctrl-C + --resume test for every run (an unstaged run on S3: test_storage)
     run_dir = tmp_path / "cifar_staged" / "run"
-    driver = subprocess.Popen([*STAGED_RUN, "--storage", str(tmp_path)],
+    driver = subprocess.Popen([*staged_run(tmp_path), "--storage", str(tmp_path)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, start_new_session=True)
     assert driver.stderr is not None
@@ -172,7 +190,9 @@ def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
     assert meta["status"] == "finished" and len(meta["stage_results"]) == 6
     trials = pd.read_parquet(run_dir / "trials.parquet")
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
-    assert list(trials["stage"].unique()) == [s["name"] for s in meta["stages"]]
+    assert list(trials["stage"].unique()) == [s["name"] for s in meta["stages"]] == \
+        [s.name for s in load_sweep("cifar_staged").stages]  # the built-in sweep's stages
+    assert trials.groupby("stage", sort=False).size().tolist() == [3, 6, 3, 2, 3, 3]
     assert trials["trial_id"].is_unique and not epochs.duplicated(["trial_id", "epoch"]).any()
     assert trials["epochs"].sum() == len(epochs)
     first = trials[trials["stage"] == "lr"]
@@ -233,10 +253,12 @@ def test_lr_range_auto_runs_the_range_test_and_records_it(tmp_path, cifar_cache)
     from pipelines.tuning.lr_narrowing import narrow, write
 
     space: dict[str, Domain] = {"lr": LogUniform(1e-3, 1.0), "width": Choice((8, 16))}
+    # batch 32, not the trainer's 256: the test's steps (up to 300) cost an eighth as much
     sweep = dataclasses.replace(load_sweep("cifar_sweep"), space=space, stages=(),
-                                fixed={"optimizer": "sgd"})
+                                fixed={"optimizer": "sgd", "batch_size": 32})
     p = plan(RunOptions(sweep="cifar_sweep", quick=True, storage=str(tmp_path)), sweep)
     narrowed, narrowing = narrow(p, prepare(str(data_dir()), None, 2000, 200, 0))
+    assert narrowing.results["sgd"][0].batch_size == 32
     suggestion = narrowing.record["suggestions"]["sgd"]
     lr = narrowed.sweep.space["lr"]
     assert isinstance(lr, LogUniform)
