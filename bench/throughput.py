@@ -15,13 +15,18 @@ all) in a thread that pauses at each epoch's report. On a GPU the trainer
 keeps the data on the device (its own choice, not set here).
 
 --recording measures what recording the training loss per step window
-(steps.parquet) costs instead: our trainer as it runs, against the same
-trainer recording no windows, in lockstep the same way.
+(steps.parquet) costs instead: our trainer as it runs against the same
+trainer recording no windows. Two trainer instances in lockstep differ by
+themselves (two identical ones measured 1.15 apart here: where each one's
+model and buffers landed), so each round trains a fresh pair instead, one
+with windows and one without, in alternating order, and compares their
+epochs after the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import queue
 import statistics
@@ -181,8 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                       optimizer="sgd", lr=0.05 * 256 / args.batch_size, weight_decay=0.0,
                       schedule="constant", crop_padding=4, flip_prob=0.5)
     if args.recording:
-        _compare(args, device, {"ours": ours(cfg, data),
-                                "ours, no step windows": ours(cfg, data, loss_windows=0)})
+        _recording_cost(args, dataclasses.replace(cfg, epochs=RECORDING_EPOCHS), data, device)
         return
     methods = {"ours": ours(cfg, data), "minimal loop": minimal_loop(cfg, data, device),
                "torchvision + DataLoader": torchvision_pipeline(cfg, data, device,
@@ -214,6 +218,33 @@ def _compare(args: argparse.Namespace, device: torch.device,
     print(f"{first} / {second}: {statistics.median(ratios):.3f} (median of the rounds' "
           f"ratios; quartiles {_quartiles(ratios, '.3f')})")
     return runs
+
+
+RECORDING_EPOCHS = 3  # per trainer of a --recording round; the first warms up
+
+
+def _recording_cost(args: argparse.Namespace, cfg: TrainConfig, data: TrainValData,
+                    device: torch.device) -> None:
+    """Each round a fresh trainer with step windows and one without, in alternating
+    order; print the median images/s of each and of the rounds' ratios."""
+    names = {LOSS_WINDOWS: "ours", 0: "ours, no step windows"}
+    runs: dict[int, list[float]] = {w: [] for w in names}
+    ratios = []
+    for round_ in range(args.rounds):
+        rates = {}
+        for windows in (LOSS_WINDOWS, 0) if round_ % 2 else (0, LOSS_WINDOWS):
+            epochs = list(ours(cfg, data, loss_windows=windows))[1:]  # the first warms up
+            rates[windows] = statistics.mean(epochs)
+            runs[windows].append(rates[windows])
+        ratios.append(rates[LOSS_WINDOWS] / rates[0])
+    print(f"{args.model} (width {args.width}), batch {args.batch_size}, {args.train_size} "
+          f"images, {args.threads} threads, {device.type}; images/s, median of {args.rounds} "
+          f"rounds of a fresh trainer each ({RECORDING_EPOCHS - 1} epochs after a warm-up):")
+    for windows, name in names.items():
+        print(f"  {name:26s} {statistics.median(runs[windows]):10,.0f}   "
+              f"(quartiles {_quartiles(runs[windows])})")
+    print(f"ours / ours, no step windows: {statistics.median(ratios):.3f} (median of the "
+          f"rounds' ratios; quartiles {_quartiles(ratios, '.3f')})")
 
 
 def _quartiles(values: list[float], fmt: str = ",.0f") -> str:
