@@ -96,7 +96,7 @@ def _add_other_run_flags(p: argparse.ArgumentParser) -> None:
                    help="retrain the run's best configuration on every training image "
                         "(or --train-size of them, for --max-epochs) and score it once on "
                         "the test split; the score goes into the run directory")
-    p.add_argument("--final-epochs", choices=("best", "budget"), default="best",
+    p.add_argument("--final-epochs", choices=("best", "budget"),
                    help="--final retrains for the winner's best epoch (default), where its "
                         "validation score peaked, or for its whole epoch budget; "
                         "--max-epochs N sets N")
@@ -138,7 +138,7 @@ def _final(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         max(1, int(args.cpus_per_trial))  # unset: torch's default, every core
     score = final(FinalOptions(args.final, sweep=args.sweep, data_dir=args.data_dir,
                                train_size=args.train_size, max_epochs=args.max_epochs,
-                               epochs_from=args.final_epochs, threads=threads))
+                               epochs_from=args.final_epochs or "best", threads=threads))
     print(f"test_acc {score['test_acc']:.4f}, test_loss {score['test_loss']:.4f} "
           f"(trial {score['trial_id']}, {score['epochs']} epochs: "
           f"{EPOCHS_FROM[score['epochs_from']]}; on {score['train_size']} training images)")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                          "takes only --data-dir, --train-size, --max-epochs, --final-epochs "
                          "and --cpus-per-trial")
             return _final(parser, args)
-        if args.final_epochs != parser.get_default("final_epochs"):
+        if args.final_epochs is not None:
             raise UsageError("--final-epochs is how many epochs --final retrains for; add "
                              "--final RUN_DIR, or drop --final-epochs")
         if args.confirm is None and args.confirm_seeds != parser.get_default("confirm_seeds"):

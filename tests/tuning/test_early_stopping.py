@@ -155,3 +155,12 @@ def test_final_retrains_for_the_winners_best_epoch_and_says_so(stopped_run, caps
 def _epochs_trained(stderr: str) -> list[int]:
     """The epochs --final printed as it trained them ("  epoch 3: train_loss ...")."""
     return [int(n) for n in re.findall(r"^  epoch (\d+):", stderr, flags=re.MULTILINE)]
+
+
+@pytest.mark.parametrize("choice", ["best", "budget"])
+def test_final_epochs_without_final_is_a_one_line_error(choice, tmp_path, capsys):
+    code = main(["cifar_sweep", "--final-epochs", choice, "--storage", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "--final-epochs is how many epochs --final retrains for" in err
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing written
