@@ -56,6 +56,11 @@ def _add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory-mb", type=float, metavar="N",
                    help="a constraint: a configuration whose training step needs more "
                         "peak memory is infeasible, found at its start without training")
+    p.add_argument("--warm-start", metavar="RUN_DIR",
+                   help="start the search from an earlier run's finished trials (the same "
+                        "sweep or one whose space shares parameters): the searcher is told "
+                        "them as evaluated points; values outside this space's domains are "
+                        "dropped (optuna, gp, nsga2, hyperopt)")
     p.add_argument("--batch-size", choices=["auto"],
                    help="auto: fix the batch size at the largest that fits (the batch size "
                         "finder, pipelines.bs_find) and scale lr linearly with it")
@@ -84,6 +89,10 @@ def _add_storage_flags(p: argparse.ArgumentParser) -> None:
                         f"a URI such as s3://bucket/path or gs://bucket/path (default: "
                         f"${STORAGE_ENV} or ./{DEFAULT_STORAGE})")
     p.add_argument("--name", help="run name (default: <timestamp>-<algo>)")
+    p.add_argument("--log", action="append", metavar="TRACKER",
+                   help="also log every trial to tensorboard | mlflow | wandb (repeatable), "
+                        "through Ray Tune's logger callbacks; each needs its extra, e.g. "
+                        "pip install -e \".[mlflow]\"")
     p.add_argument("--keep-checkpoints", type=int, default=3, metavar="K",
                    help="checkpoints of the best K finished trials kept; the rest are deleted "
                         "as trials finish (running and paused trials keep theirs)")
@@ -196,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.tuning.run_plan import RunOptions
         from pipelines.tuning.runner import run
 
-        options = RunOptions(**{k: v for k, v in vars(args).items()
-                                if k not in ("list", "final", "final_epochs")})
+        options = RunOptions(**{**{k: v for k, v in vars(args).items()
+                                   if k not in ("list", "final", "final_epochs")},
+                                "log": tuple(args.log or ())})
         run_dir = run(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,7 +2,14 @@
 sweep and its budgets and stages, and the searchers and trial schedulers by
 name."""
 
-from pipelines.search.searchers import MULTI_OBJECTIVE, SEARCHERS, build_searcher, suggest_seconds
+from pipelines.search.searchers import (
+    MULTI_OBJECTIVE,
+    OWN_STUDY,
+    SEARCHERS,
+    ConstrainedOptunaSearch,
+    build_searcher,
+    suggest_seconds,
+)
 from pipelines.search.space import (
     Choice,
     Domain,
@@ -38,9 +45,11 @@ from pipelines.search.sweep_loader import (
     sweep_names,
 )
 from pipelines.search.trial_schedulers import SCHEDULERS, TIME_ATTR, build_scheduler
+from pipelines.search.warm_start import WARM_START_ALGOS, WarmStart, load_warm_start
 
 __all__ = [
-    "CARRIED_KEY", "FUNCTION_TASK", "MULTI_OBJECTIVE", "TIME_ATTR", "Trainable",
+    "CARRIED_KEY", "FUNCTION_TASK", "MULTI_OBJECTIVE", "OWN_STUDY", "TIME_ATTR", "Trainable",
+    "ConstrainedOptunaSearch", "WARM_START_ALGOS", "WarmStart", "load_warm_start",
     "candidate_values", "suggest_seconds",
     "SCHEDULERS", "SEARCHERS", "Budget", "Choice", "Domain", "IntUniform", "LogUniform", "Stage",
     "Sweep", "SweepRef", "Uniform", "build_config", "build_scheduler", "build_searcher",

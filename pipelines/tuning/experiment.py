@@ -27,12 +27,15 @@ from pipelines.records.result_log import ResultLog
 from pipelines.records.run_record import run_status
 from pipelines.records.storage import Location
 from pipelines.records.tables import CHECKPOINT_RANK_KEY, START_CONSTRAINTS, violations
+from pipelines.search.searchers import OWN_STUDY, ConstrainedOptunaSearch
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
 from pipelines.tuning.checkpoint_retention import CheckpointRetention
 from pipelines.tuning.progress import ProgressPrinter
 from pipelines.tuning.recorder import ResultRecorder
 from pipelines.tuning.resume_checks import TUNE_DIR
+from pipelines.tuning.study_journal import StudyJournal, StudyMirror, study_journal
+from pipelines.tuning.trackers import tracker_callbacks
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -72,11 +75,19 @@ class EpochBudget(tune.Stopper):
 def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
                        metadata: dict[str, Any], *, restore: bool = False,
                        show_leaderboard: bool = True,
-                       after_persist: Callable[[], object] | None = None) -> None:
+                       after_persist: Callable[[], object] | None = None,
+                       study_name: str | None = None, journal_dir: Location | None = None
+                       ) -> None:
     """Run the plan's trials into `run_dir` (or finish them: `restore`);
-    `after_persist` runs after each write of the results."""
+    `after_persist` runs after each write of the results. The trials' Optuna study
+    (`study_name`, default <sweep>/<run>) goes to the journal in `journal_dir`
+    (default: `run_dir`)."""
     _set_tune_environment(run_dir, p.trials)
-    recorder = _recorder(p, run_dir, after_persist)
+    journal = study_journal(run_dir, study_name or f"{p.sweep_name}/{run_dir.name}",
+                            journal_dir)
+    mirror = None if journal is None or p.algo in OWN_STUDY else \
+        StudyMirror(journal, p.sweep.objectives, p.sweep.space)
+    recorder = _recorder(p, run_dir, after_persist, mirror)
     budget_stop = EpochBudget(recorder, p.options.epoch_budget) \
         if p.options.epoch_budget else None
     printer = ProgressPrinter(recorder, metric=p.sweep.primary_metric, total=p.trials)
@@ -84,8 +95,10 @@ def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
     retention = CheckpointRetention(p.options.keep_checkpoints, metric=p.sweep.primary_metric,
                                     mode=p.sweep.primary_mode)
     tuner = _tuner(p, data, run_dir,
-                   callbacks=[recorder, printer, retention, JsonLoggerCallback()],
-                   stop=_stopper(p, budget_stop), restore=restore)
+                   callbacks=[recorder, printer, retention, JsonLoggerCallback(),
+                              *tracker_callbacks(p.options.log, run_dir, p.sweep_name)],
+                   stop=_stopper(p, budget_stop), restore=restore,
+                   journal=journal if p.algo in OWN_STUDY else None)
     with run_status(metadata, run_dir, flush=recorder.persist) as record:
         tuner.fit()
         record.status = _status_after_fit(recorder, p.trials, budget_stop)
@@ -120,15 +133,16 @@ def experiment_state_every(run_dir: Location, trials: int) -> str:
     return EXPERIMENT_STATE_EVERY_S if small else "auto"
 
 
-def _recorder(p: RunPlan, run_dir: Location, after_persist: Callable[[], object] | None
-              ) -> ResultRecorder:
+def _recorder(p: RunPlan, run_dir: Location, after_persist: Callable[[], object] | None,
+              mirror: StudyMirror | None) -> ResultRecorder:
     """The driver's recorder of every result into `run_dir`'s Parquet files;
-    `after_persist` runs after each write."""
+    `after_persist` runs after each write; `mirror` gets each trial that ends."""
     log = ResultLog(run_dir, metric=p.sweep.primary_metric, mode=p.sweep.primary_mode,
                     max_epochs=p.budget.max_epochs, objectives=p.sweep.objectives,
                     constraints=p.constraints)
     return ResultRecorder(log, on_change=after_persist or (lambda: None),
-                          expand=functools.partial(with_carried, carried=p.carried))
+                          expand=functools.partial(with_carried, carried=p.carried),
+                          on_end=mirror.add if mirror else None)
 
 
 def _announce(p: RunPlan, run_dir: Location, restore: bool) -> None:
@@ -194,8 +208,10 @@ def _stopper(p: RunPlan, budget_stop: EpochBudget | None) -> tune.Stopper | None
 
 
 def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: list[tune.Callback],
-           stop: tune.Stopper | None, restore: bool) -> tune.Tuner:
+           stop: tune.Stopper | None, restore: bool,
+           journal: StudyJournal | None) -> tune.Tuner:
     from pipelines.search.searchers import build_searcher
+    from pipelines.search.warm_start import load_warm_start
     from pipelines.tuning.trainable import TrialSetup, run_trial
 
     options, budget = p.options, p.budget
@@ -213,7 +229,11 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
     storage = run_dir.tune_storage()
     if restore:
         return _restored_tuner(run_dir, trainable, callbacks, stop,
-                               storage.get("storage_filesystem"))
+                               storage.get("storage_filesystem"), journal)
+    warm = None
+    if options.warm_start:  # checked by plan(); filtered here against the final domains
+        warm = load_warm_start(options.warm_start, p.sweep, p.algo, p.param_space)
+        print(warm.summary(), file=sys.stderr, flush=True)
     sweep, several = p.sweep, p.sweep.multi_objective
     metrics, modes = [m for m, _ in sweep.objectives], [m for _, m in sweep.objectives]
     # several objectives: the searcher gets them all, the scheduler the first, and Tune's
@@ -228,7 +248,8 @@ def _tuner(p: RunPlan, data: TrialData | None, run_dir: Location, callbacks: lis
             search_alg=build_searcher(p.algo, metric=metrics if several else metrics[0],
                                       mode=modes if several else modes[0],
                                       seed=options.seed, num_samples=p.num_samples,
-                                      limits=p.constraints),
+                                      limits=p.constraints, warm_start=warm,
+                                      journal=journal),
             scheduler=build_scheduler(options.scheduler, max_epochs=budget.max_epochs,
                                       grace_period=budget.grace_period,
                                       reduction_factor=budget.reduction_factor,
@@ -252,7 +273,8 @@ def trial_dirname(trial: Trial) -> str:
 
 def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],
                     callbacks: list[tune.Callback], stop: tune.Stopper | None,
-                    filesystem: pafs.FileSystem | None) -> tune.Tuner:
+                    filesystem: pafs.FileSystem | None,
+                    journal: StudyJournal | None) -> tune.Tuner:
     try:
         tuner = tune.Tuner.restore((run_dir / TUNE_DIR).path, trainable,
                                    resume_unfinished=True, resume_errored=False,
@@ -269,7 +291,17 @@ def _restored_tuner(run_dir: Location, trainable: Callable[..., Any],
     assert local_tuner is not None  # None only under Ray Client, which plan() refuses
     run_config = local_tuner.get_run_config()
     run_config.callbacks, run_config.stop = callbacks, stop
+    _set_journal(local_tuner._tune_config.search_alg, journal)  # no public getter
     return tuner
+
+
+def _set_journal(search_alg: object, journal: StudyJournal | None) -> None:
+    """The restored Optuna searcher's study continues in this driver's journal
+    (where the run directory is now), set before Tune restores its state."""
+    inner = getattr(search_alg, "searcher", search_alg)  # ConcurrencyLimiter, TimedSearcher
+    inner = getattr(inner, "searcher", inner)
+    if isinstance(inner, ConstrainedOptunaSearch):
+        inner.journal = journal
 
 
 def print_leaderboard(run_dir: Location, p: RunPlan) -> None:

@@ -56,13 +56,15 @@ class ResultRecorder(tune.Callback):
     """
 
     def __init__(self, log: ResultLog, on_change: Callable[[], object] = lambda: None,
-                 expand: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
+                 expand: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+                 on_end: Callable[[TrialRecord, str | None], object] | None = None) -> None:
         self.log = log
         self.records: dict[str, TrialRecord] = {}  # running (or paused, pending) trials
         self.tally = Tally()
         self._ended: list[TrialRecord] = []  # finished, not yet appended to the log
         self._on_change = on_change  # after each write of the results
         self._expand = expand  # Tune's config -> the trainer's (see search.sweep.with_carried)
+        self._on_end = on_end  # each trial that ends, with its stop reason (a study's mirror)
 
     @property
     def epoch_count(self) -> int:
@@ -172,7 +174,10 @@ class ResultRecorder(tune.Callback):
     def _end(self, record: TrialRecord) -> None:
         del self.records[record.trial_id]
         self._ended.append(record)
-        self.tally.count(record.stop_reason(self.log.max_epochs, self.log.constraints))
+        reason = record.stop_reason(self.log.max_epochs, self.log.constraints)
+        self.tally.count(reason)
+        if self._on_end is not None:
+            self._on_end(record, reason)
 
 
 ERROR_CHARS = 500  # of an error's message kept in trials.parquet (the whole one: error.txt)

@@ -16,8 +16,10 @@ from pipelines.search.space import compile_space, to_tune
 from pipelines.search.sweep import Budget, Sweep
 from pipelines.search.sweep_loader import SweepRef, find_sweep, load_sweep
 from pipelines.search.trial_schedulers import SCHEDULERS
+from pipelines.search.warm_start import load_warm_start
 from pipelines.training.tasks import TASKS, task
 from pipelines.tuning.ray_session import check_cluster, joins_cluster
+from pipelines.tuning.trackers import check_trackers
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class RunOptions:
     confirm: int | None = None  # retrain the top K configurations with fresh seeds
     confirm_seeds: int = 3  # seeds per confirmed configuration
     run: str | None = None  # --confirm on this finished run directory instead of a search
+    log: tuple[str, ...] = ()  # trackers fed by Ray Tune's logger callbacks (trackers.TRACKERS)
+    warm_start: str | None = None  # an earlier run whose finished trials the search starts from
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,9 @@ def plan(options: RunOptions, sweep: Sweep | None = None) -> RunPlan:
                                      or options.name in (".", "..")):
         raise UsageError(f"--name {options.name!r} must be a plain directory name, without "
                          f"'/' or '..'")
+    check_trackers(options.log, storage=resolve(options.storage))
+    if options.warm_start and not options.resume:  # a resumed searcher has them already
+        load_warm_start(options.warm_start, the_plan.sweep, algo, the_plan.param_space)
     check_writable(resolve(options.storage))
     check_cluster(options.address)  # last: it may wait seconds on the network
     return the_plan

@@ -103,7 +103,9 @@ def _run_stage(p: RunPlan, data: TrialData | None, run_dir: Location, index: int
     _announce(index, len(p.sweep.stages), stage, sp, restore)
     execute_experiment(sp, data, where, _stage_metadata(metadata, sp, stage),
                        restore=restore, show_leaderboard=False,
-                       after_persist=lambda: merge_results(run_dir, p.sweep.stages))
+                       after_persist=lambda: merge_results(run_dir, p.sweep.stages),
+                       study_name=f"{p.sweep_name}/{run_dir.name}/{index}-{stage.name}",
+                       journal_dir=run_dir)
     return carried
 
 

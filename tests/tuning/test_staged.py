@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -26,6 +27,7 @@ from pipelines.search.sweep import (
 from pipelines.search.sweep_loader import load_sweep
 from pipelines.tuning.run_plan import RunOptions, plan
 from pipelines.tuning.staged import stage_plan, stage_summary, top_configs
+from pipelines.tuning.study_journal import JOURNAL_FILE, StudyJournal
 from tests.conftest import REPO, data_dir
 
 SPACE: dict[str, Domain] = {"lr": LogUniform(1e-3, 1.0), "batch_size": Choice((64, 128)),
@@ -195,6 +197,15 @@ def test_staged_run_survives_ctrl_c_and_resumes_at_its_stage(tmp_path):
     assert trials.groupby("stage", sort=False).size().tolist() == [3, 6, 3, 2, 3, 3]
     assert trials["trial_id"].is_unique and not epochs.duplicated(["trial_id", "epoch"]).any()
     assert trials["epochs"].sum() == len(epochs)
+    # the run's journal: one Optuna study per stage, each trial once despite the resume
+    storage = StudyJournal(str(run_dir / JOURNAL_FILE), "").storage()
+    stage_dirs = sorted(d.name for d in (run_dir / "stages").iterdir())
+    assert sorted(optuna.get_all_study_names(storage)) == \
+        [f"cifar_staged/run/{d}" for d in stage_dirs]
+    for d in stage_dirs:
+        study = optuna.load_study(study_name=f"cifar_staged/run/{d}", storage=storage)
+        ids = [t.user_attrs["trial_id"] for t in study.trials if "trial_id" in t.user_attrs]
+        assert sorted(ids) == sorted(trials[trials["stage"] == d.split("-", 1)[1]]["trial_id"])
     first = trials[trials["stage"] == "lr"]
     assert (first["config/batch_size"] == 256).all() and (first["config/optimizer"] == "sgd").all()
     # the lr stage carries its two best learning rates into every batch size
