@@ -11,7 +11,8 @@ runs of a seed share the searcher's seed, the split and the trials' seeds.
 Reported per seed: each run's best validation accuracy, and its epochs to best:
 the epochs its trials had trained, in all, when it first reached its final best
 (its epochs ordered by when the driver received them; the source run's epochs
-are not counted). Then the mean of each, and the seeds each method won.
+are not counted). Then the mean of each, and the seeds each method won. A run
+that an earlier bench finished in the same --storage is read back, not run again.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import io
 import statistics
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines.analysis import scored_epochs
-from pipelines.records.tables import read_parquet
+from pipelines.records.storage import resolve
+from pipelines.records.tables import read_json, read_parquet
 from pipelines.tuning.ray_session import start_ray
 from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
@@ -53,12 +56,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def one_run(args: argparse.Namespace, storage: str, seed: int, name: str,
             warm_start: str | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # each run's leaderboard
-        run_dir = run(RunOptions(sweep=SWEEP, quick=True, seed=seed, algo=args.algo,
-                                 num_samples=args.num_samples, data_dir=args.data_dir,
-                                 storage=storage, name=name, warm_start=warm_start))
-    wall = time.perf_counter() - started
+    """The run `name` in `storage`: run now, or read back where an earlier bench in
+    the same --storage finished it (a bench stopped midway continues)."""
+    run_dir = resolve(storage) / SWEEP / name
+    meta = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    if meta.get("status") == "finished":
+        wall = (datetime.fromisoformat(meta["end_time"])
+                - datetime.fromisoformat(meta["start_time"])).total_seconds()
+    else:
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # each run's leaderboard
+            run_dir = run(RunOptions(sweep=SWEEP, quick=True, seed=seed, algo=args.algo,
+                                     num_samples=args.num_samples, data_dir=args.data_dir,
+                                     storage=storage, name=name, warm_start=warm_start))
+        wall = time.perf_counter() - started
     epochs = read_parquet(run_dir / "epochs.parquet")
     best, to_best = epochs_to_best(epochs)
     return {"best_val_acc": best, "epochs_to_best": to_best, "epochs": len(epochs),
