@@ -40,9 +40,13 @@ def tiny_data(cifar_cache: DataSpec) -> TrainValData:
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """One Ray for a module's in-process runs, which join it instead of starting
-    their own ("local": a Ray of its own, whatever else runs on this machine)."""
+    their own ("local": a Ray of its own, whatever else runs on this machine), on
+    loopback as a run's own Ray is."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from pipelines.tuning.ray_session import loopback_node
+
+    with loopback_node():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -3,10 +3,12 @@ that a cluster the run would join is there."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
+from typing import Iterator
 
 from pipelines.errors import UsageError
 
@@ -14,6 +16,18 @@ from pipelines.errors import UsageError
 # recording them cost its driver and daemons ~1.2 CPU-s per minute of sweep, taken
 # from the trials on a machine whose cores all train (bench/overhead.py).
 EMBEDDED_RAY_CONFIG = {"task_events_report_interval_ms": 0, "enable_metrics_collection": False}
+# An embedded Ray listens on loopback only. Ray's servers bind every interface unless
+# their node's IP is a loopback one: the C++ GrpcServer (GCS, raylet, each worker) binds
+# 127.0.0.1 when its node_ip_address is 127.0.0.1 (`listen_to_localhost_only`), the
+# dashboard agent, runtime-env agent and autoscaler metrics server when
+# `is_localhost(node_ip)`. ray.init(_node_ip_address="127.0.0.1") does not get there: it
+# swaps a loopback address for the machine's (services.resolve_ip_for_localhost). What
+# does is the switch Ray itself flips on macOS and Windows, where it is off by default
+# to avoid firewall prompts: with `ray_constants.ENABLE_RAY_CLUSTER` (env
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER) off, services.get_node_ip_address() is 127.0.0.1.
+# It is read once at import, so a process that imported Ray already needs the constant
+# itself set; the environment variable carries it to the GCS, raylet and agents.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # How long the head node's GCS port may take to accept a TCP connection, in seconds: one
 # on the network answers in milliseconds. Without this probe, ray.init retries an address
 # where nothing listens for minutes, printing GCS warnings.
@@ -73,9 +87,10 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
     flag, drop = _named(address)
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True,
-                 _system_config=EMBEDDED_RAY_CONFIG if embedded else None)
+        with loopback_node() if embedded else contextlib.nullcontext():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, configure_logging=True,
+                     _system_config=EMBEDDED_RAY_CONFIG if embedded else None)
     except ConnectionError as e:  # "auto", and no cluster on this machine
         reason = str(e).split(". ")[0]  # Ray's first sentence; the rest names its flags
         raise UsageError(f"no Ray cluster for {flag} {address} ({reason}); start one with "
@@ -87,6 +102,25 @@ def start_ray(address: str | None = None, gpus_per_trial: float = 0.0) -> bool:
         print(f"the Ray cluster has {gpus:g} GPUs now; trials wait until the autoscaler "
               f"adds GPU nodes ({gpus_per_trial:g} per trial)", file=sys.stderr)
     return True
+
+
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """While Ray starts a node in this process, its IP is 127.0.0.1 (see LOOPBACK_ENV);
+    the setting is restored afterwards, so a later run in the process may join a cluster."""
+    from ray._private import ray_constants
+
+    saved_constant, saved_env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(LOOPBACK_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[LOOPBACK_ENV] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved_env
 
 
 def stop_ray(started_ray: bool) -> None:
