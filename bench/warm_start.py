@@ -30,8 +30,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.analysis import scored_epochs
-from pipelines.records.storage import resolve
-from pipelines.records.tables import read_json, read_parquet
+from pipelines.records import read_parquet, read_run_json, resolve
 from pipelines.tuning.ray_session import start_ray
 from pipelines.tuning.run_plan import RunOptions
 from pipelines.tuning.runner import run
@@ -59,7 +58,7 @@ def one_run(args: argparse.Namespace, storage: str, seed: int, name: str,
     """The run `name` in `storage`: run now, or read back where an earlier bench in
     the same --storage finished it (a bench stopped midway continues)."""
     run_dir = resolve(storage) / SWEEP / name
-    meta = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    meta = read_run_json(run_dir) if (run_dir / "run.json").is_file() else {}
     if meta.get("status") == "finished":
         wall = (datetime.fromisoformat(meta["end_time"])
                 - datetime.fromisoformat(meta["start_time"])).total_seconds()
