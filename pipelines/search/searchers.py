@@ -249,82 +249,10 @@ def _hyperopt(*, metric: Metric, mode: Metric, seed: int, num_samples: int,
     return WarmStartedSearcher(searcher, warm) if warm else searcher
 
 
-class WarmStartedSearcher(Searcher):
-    """A Ray searcher built with a warm start's points as its `points_to_evaluate`,
-    told their rewards as soon as it has its space, so none runs again: each is
-    suggested and completed at once, before the first trial's suggestion (Ray
-    2.60's HyperOptSearch takes no `evaluated_rewards`; the points count towards
-    its random start-up). Otherwise it is the searcher it wraps."""
-
-    def __init__(self, searcher: Searcher, warm_start: WarmStart) -> None:
-        self.searcher = searcher
-        self.warm_start = warm_start
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
-                              **spec: Any) -> bool:
-        if not self.searcher.set_search_properties(metric, mode, config, **spec):
-            return False
-        for i, (point, reward) in enumerate(zip(self.warm_start.points,
-                                                self.warm_start.rewards)):
-            trial_id = f"{WARM_START_ATTR}_{i}"
-            suggested = self.searcher.suggest(trial_id) or {}
-            if {k: suggested.get(k) for k in point} != point:
-                raise RuntimeError(f"warm start: the searcher suggested {suggested} for the "
-                                   f"point {point}")
-            self.searcher.on_trial_complete(trial_id, {self.searcher.metric: reward})
-        return True
-
-    def set_max_concurrency(self, max_concurrent: int) -> bool:
-        return self.searcher.set_max_concurrency(max_concurrent)
-
-    def suggest(self, trial_id: str) -> dict | None:
-        return self.searcher.suggest(trial_id)
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.searcher.on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
-        self.searcher.on_trial_complete(trial_id, result, error)
-
-    def save(self, checkpoint_path: str) -> None:
-        self.searcher.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        self.searcher.restore(checkpoint_path)
-
-    # as TimedSearcher's: Tune saves the wrapped searcher, which has the points told
-    def get_state(self) -> dict:
-        return {}
-
-    def set_state(self, state: dict) -> None:
-        pass
-
-    @property
-    def metric(self) -> Any:
-        return self.searcher.metric
-
-    @property
-    def mode(self) -> Any:
-        return self.searcher.mode
-
-
-SEARCHERS: dict[str, Callable[..., Searcher | SearchAlgorithm]] = {
-    "grid": _variants, "random": _variants, "optuna": _optuna, "nsga2": _nsga2, "gp": _gp,
-    "hyperopt": _hyperopt,
-}
-# the algorithms whose searcher keeps an Optuna study of its own (in the run's journal)
-OWN_STUDY = ("optuna", "nsga2", "gp")
-# the algorithms that search several objectives (random and grid ignore the objectives)
-MULTI_OBJECTIVE = ("grid", "random", "optuna", "nsga2", "gp")
-
-_SUGGEST_S: dict[str, float] = {}  # trial id -> seconds; taken by suggest_seconds()
-
-
-class TimedSearcher(Searcher):
-    """A searcher that records how long each suggestion took (for trials.parquet's
-    suggest_s), and otherwise is the searcher it wraps."""
+class DelegatingSearcher(Searcher):
+    """A searcher that is the searcher it wraps: every call is passed on. Subclasses
+    override what they add. Its own state is none: Tune's SearchGenerator saves the
+    wrapped searcher itself, as it does under a ConcurrencyLimiter."""
 
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
@@ -338,11 +266,7 @@ class TimedSearcher(Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str) -> dict | None:
-        start = time.perf_counter()
-        config = self.searcher.suggest(trial_id)
-        if isinstance(config, dict):
-            _SUGGEST_S[trial_id] = time.perf_counter() - start
-        return config
+        return self.searcher.suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searcher.on_trial_result(trial_id, result)
@@ -360,8 +284,6 @@ class TimedSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
 
-    # A wrapper's own state (Tune's SearchGenerator saves the wrapped searcher itself,
-    # as it does under a ConcurrencyLimiter): the times are not worth keeping.
     def get_state(self) -> dict:
         return {}
 
@@ -375,6 +297,56 @@ class TimedSearcher(Searcher):
     @property
     def mode(self) -> Any:
         return self.searcher.mode
+
+
+class WarmStartedSearcher(DelegatingSearcher):
+    """A Ray searcher built with a warm start's points as its `points_to_evaluate`,
+    told their rewards as soon as it has its space, so none runs again: each is
+    suggested and completed at once, before the first trial's suggestion (Ray
+    2.60's HyperOptSearch takes no `evaluated_rewards`; the points count towards
+    its random start-up). Otherwise it is the searcher it wraps."""
+
+    def __init__(self, searcher: Searcher, warm_start: WarmStart) -> None:
+        super().__init__(searcher)
+        self.warm_start = warm_start
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        if not self.searcher.set_search_properties(metric, mode, config, **spec):
+            return False
+        for i, (point, reward) in enumerate(zip(self.warm_start.points,
+                                                self.warm_start.rewards)):
+            trial_id = f"{WARM_START_ATTR}_{i}"
+            suggested = self.searcher.suggest(trial_id) or {}
+            if {k: suggested.get(k) for k in point} != point:
+                raise RuntimeError(f"warm start: the searcher suggested {suggested} for the "
+                                   f"point {point}")
+            self.searcher.on_trial_complete(trial_id, {self.searcher.metric: reward})
+        return True
+
+
+SEARCHERS: dict[str, Callable[..., Searcher | SearchAlgorithm]] = {
+    "grid": _variants, "random": _variants, "optuna": _optuna, "nsga2": _nsga2, "gp": _gp,
+    "hyperopt": _hyperopt,
+}
+# the algorithms whose searcher keeps an Optuna study of its own (in the run's journal)
+OWN_STUDY = ("optuna", "nsga2", "gp")
+# the algorithms that search several objectives (random and grid ignore the objectives)
+MULTI_OBJECTIVE = ("grid", "random", "optuna", "nsga2", "gp")
+
+_SUGGEST_S: dict[str, float] = {}  # trial id -> seconds; taken by suggest_seconds()
+
+
+class TimedSearcher(DelegatingSearcher):
+    """A searcher that records how long each suggestion took (for trials.parquet's
+    suggest_s), and otherwise is the searcher it wraps."""
+
+    def suggest(self, trial_id: str) -> dict | None:
+        start = time.perf_counter()
+        config = self.searcher.suggest(trial_id)
+        if isinstance(config, dict):
+            _SUGGEST_S[trial_id] = time.perf_counter() - start
+        return config
 
 
 def suggest_seconds(trial_id: str) -> float | None:
