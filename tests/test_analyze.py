@@ -18,7 +18,7 @@ from pipelines.analysis.ranking import leaderboard
 from pipelines.analysis.runs import best_config, load_run, load_runs
 from pipelines.data.cache import CACHE_DIR_ENV
 from pipelines.training.config import TrainConfig
-from tests.conftest import REPO, data_dir
+from tests.conftest import REPO, CliSweep, data_dir
 
 
 def cli(module: str, *args: str, timeout: int = 400, cache=None) -> subprocess.CompletedProcess:
@@ -28,25 +28,22 @@ def cli(module: str, *args: str, timeout: int = 400, cache=None) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """A data cache of this module's own, to see which splits get decoded."""
-    return tmp_path_factory.mktemp("cache")
+def cache(cli_sweep: CliSweep) -> Path:
+    """The sweep's own data cache, to see which splits get decoded."""
+    return cli_sweep.cache
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory, cache) -> Path:
-    storage = tmp_path_factory.mktemp("analyze")
-    out = cli("pipelines.run", "cifar_sweep", "--quick", "--algo", "random", "--num-samples",
-              "6", "--max-epochs", "3", "--grace-period", "1", "--train-size", "1000",
-              "--val-size", "300", "--storage", str(storage), "--data-dir", str(data_dir()),
-              "--name", "run", cache=cache)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return storage / "cifar_sweep" / "run"
+def real_run(cli_sweep: CliSweep) -> Path:
+    """A real sweep through the CLI: 6 random trials of cifar_sweep --quick, up to 3
+    epochs of 1000 images (conftest.cli_sweep, shared with test_cli, which only reads it)."""
+    return cli_sweep.run_dir
 
 
 @pytest.mark.integration
-def test_the_sweep_never_reads_the_test_split(real_run, cache):
-    decoded = sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir())
+def test_the_sweep_never_reads_the_test_split(cli_sweep):
+    # what the cache held when the sweep ended (--final below decodes the test split)
+    decoded = sorted(name.rsplit("-", 1)[0] for name in cli_sweep.decoded)
     assert decoded == ["cifar10-train"]
 
 
@@ -103,7 +100,11 @@ def test_analyze_prints_and_writes_a_self_contained_report(real_run):
 
 
 @pytest.mark.integration
-def test_final_scores_the_best_config_once_on_the_test_split(real_run, cache, tmp_path):
+def test_final_scores_the_best_config_once_on_the_test_split(real_run, cache, tmp_path,
+                                                             capsys, monkeypatch):
+    from pipelines.analyze import main as analyze
+    from pipelines.run import main as run
+
     out = cli("pipelines.run", "cifar_sweep", "--final", str(real_run), "--data-dir",
               str(data_dir()), "--train-size", "2000", "--max-epochs", "2", cache=cache)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -119,15 +120,19 @@ def test_final_scores_the_best_config_once_on_the_test_split(real_run, cache, tm
     assert meta["final"]["train_size"] == 2000 and meta["status"] == "finished"
     assert f"test_acc {final['test_acc'].iloc[0]:.4f}" in out.stdout
 
-    report = cli("pipelines.analyze", str(real_run), "--out", str(tmp_path))
-    assert report.returncode == 0, report.stderr
-    assert "final test score" in report.stdout
+    # from here on the CLIs' main() in this process (no process's ~4 s of imports each;
+    # the processes themselves: the --final above, the analysis CLI's test above)
+    capsys.readouterr()
+    assert analyze([str(real_run), "--out", str(tmp_path)]) == 0, capsys.readouterr().err
+    assert "final test score" in capsys.readouterr().out
     assert "Final test score" in (tmp_path / "report.html").read_text()
 
-    again = cli("pipelines.run", "cifar_sweep", "--final", str(real_run), "--data-dir",
-                str(data_dir()), "--train-size", "500", "--max-epochs", "1", cache=cache)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "scored 2 times" in again.stderr  # every look at the test split is on record
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    code = run(["cifar_sweep", "--final", str(real_run), "--data-dir", str(data_dir()),
+                "--train-size", "500", "--max-epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-3000:]
+    assert "scored 2 times" in err  # every look at the test split is on record
     assert len(pd.read_parquet(real_run / "final.parquet")) == 2
 
 

@@ -35,20 +35,19 @@ def in_process(capsys, *args, storage, data=None) -> tuple[int, str]:
 
 
 @pytest.mark.integration
-def test_quick_sweep_end_to_end(tmp_path):
-    out = cli("cifar_sweep", "--quick", "--algo", "random", "--num-samples", "4",
-              "--max-epochs", "2", "--train-size", "1000", "--val-size", "300",
-              storage=tmp_path)
+def test_quick_sweep_end_to_end(cli_sweep):
+    # the session's one CLI sweep (conftest.cli_sweep: 6 trials, test_analyze reads it too)
+    out = cli_sweep.out
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("results: ")
-    run_dir = tmp_path / "cifar_sweep" / last.removeprefix("results: ").split("/")[-1]
+    run_dir = cli_sweep.storage / "cifar_sweep" / last.removeprefix("results: ").split("/")[-1]
     assert run_dir.is_dir()
-    assert "top 4 of 4 trials by val_acc" in out.stdout
-    assert "trials: 4/4 done" in out.stderr  # live progress
+    assert "top 5 of 6 trials by val_acc" in out.stdout  # the leaderboard's 5 best
+    assert "trials: 6/6 done" in out.stderr  # live progress
     trials = pd.read_parquet(run_dir / "trials.parquet")
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
-    assert len(trials) == 4 and epochs["trial_id"].isin(trials["trial_id"]).all()
+    assert len(trials) == 6 and epochs["trial_id"].isin(trials["trial_id"]).all()
     assert trials["best_val_acc"].max() > 0.2  # above chance: it really trained
 
 

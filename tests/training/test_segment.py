@@ -195,7 +195,9 @@ def test_isbi_loads_as_30_slices_mostly_interior(isbi):
 
 def test_a_short_unet_training_beats_all_interior_on_isbi(isbi):
     torch.manual_seed(0)
-    data = open_seg(dataclasses.replace(isbi, train_size=12))
+    # 6 training slices: 2 epochs of 12 steps (96 crops each), and it has learned, well
+    # past both marks below (val_miou ~0.62, membrane Dice ~0.66; 12 slices: ~0.66, ~0.69)
+    data = open_seg(dataclasses.replace(isbi, train_size=6))
     reports = []
     result = train_segmentation(SegConfig(epochs=2, width=8, depth=3, crop_size=128,
                                           lr=0.05), data,
@@ -208,10 +210,14 @@ def test_a_short_unet_training_beats_all_interior_on_isbi(isbi):
 
 
 @pytest.mark.integration
-def test_membrane_sweep_runs_through_the_same_cli(tmp_path):
+def test_membrane_sweep_runs_through_the_same_cli(tmp_path, capsys):
+    from pipelines.analyze import main as analyze
+
+    # 2 training slices (crops of 2 x 512 x 512 pixels an epoch), 2 to score: what is
+    # tested is the path through the CLI, not how well a U-Net learns (the test above)
     out = subprocess.run(
         [sys.executable, "-m", "pipelines.run", "membrane_unet", "--quick", "--algo", "random",
-         "--num-samples", "2", "--max-epochs", "1", "--train-size", "4", "--val-size", "2",
+         "--num-samples", "2", "--max-epochs", "1", "--train-size", "2", "--val-size", "2",
          "--data-dir", str(data_dir()), "--storage", str(tmp_path), "--name", "run"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -221,10 +227,10 @@ def test_membrane_sweep_runs_through_the_same_cli(tmp_path):
     assert len(trials) == 2 and trials["best_val_miou"].between(0, 1).all()
     assert {"val_dice", "val_miou", "val_dice_membrane"} <= set(epochs)
     assert json.loads((run_dir / "run.json").read_text())["task"] == "segmentation"
-    report = subprocess.run([sys.executable, "-m", "pipelines.analyze", str(run_dir)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0, report.stderr
-    assert (run_dir / "report.html").is_file() and "val_miou" in report.stdout
+    # the analysis CLI's main() in this process (its process: test_analyze.py's tests)
+    capsys.readouterr()
+    assert analyze([str(run_dir)]) == 0, capsys.readouterr().err
+    assert (run_dir / "report.html").is_file() and "val_miou" in capsys.readouterr().out
     assert not math.isnan(trials["effective_lr"].iloc[0])
 
 
