@@ -47,7 +47,8 @@ def old_run(tmp_path_factory, local_ray):
     sweep_file = write_function_sweep(tmp / "user_repo")
     assert not sweep_file.is_relative_to(REPO)
     assert main([str(sweep_file), "--quick", "--algo", "random", "--num-samples",
-                 str(OLD_TRIALS), "--storage", str(tmp / "results"), "--name", "old"]) == 0
+                 str(OLD_TRIALS), "--max-epochs", "2", "--storage", str(tmp / "results"),
+                 "--name", "old"]) == 0
     return sweep_file, tmp / "results" / "digits_loop" / "old"
 
 
@@ -145,8 +146,8 @@ def warm_run(old_run, tmp_path, capsys, algo):
     sweep_file, source = old_run
     capsys.readouterr()
     assert main([str(sweep_file), "--quick", "--algo", algo, "--num-samples", "2",
-                 "--warm-start", str(source), "--storage", str(tmp_path / "results"),
-                 "--name", "warm"]) == 0
+                 "--max-epochs", "2", "--warm-start", str(source),
+                 "--storage", str(tmp_path / "results"), "--name", "warm"]) == 0
     err = capsys.readouterr().err
     assert f"warm start: {OLD_TRIALS} finished trials of {source}\n" in err
     sweep, space = planned(sweep_file, tmp_path, algo)
