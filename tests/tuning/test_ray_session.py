@@ -1,6 +1,7 @@
 """check_cluster: a cluster that a run would join is checked before anything
 starts, over real sockets on loopback (no Ray is started here)."""
 
+import os
 import socket
 import time
 
@@ -64,3 +65,22 @@ def test_no_address_auto_and_local_are_not_probed(monkeypatch, address):
 
     monkeypatch.setattr(socket, "create_connection", no_probe)
     check_cluster(address)
+
+
+def test_loopback_node_makes_the_node_ip_loopback_and_restores_it(monkeypatch):
+    # the IP Ray gives a node it starts, inside and after the block (no node started:
+    # tests/tuning/test_loopback.py runs a real sweep and reads its sockets)
+    from ray._private import services
+
+    from pipelines.tuning.ray_session import LOOPBACK_ENV, loopback_node
+
+    monkeypatch.delenv(LOOPBACK_ENV, raising=False)
+    before = services.get_node_ip_address()
+    with loopback_node():
+        assert services.get_node_ip_address() == "127.0.0.1"
+        assert os.environ[LOOPBACK_ENV] == "0"  # for the GCS, raylet and agents it starts
+    assert services.get_node_ip_address() == before and LOOPBACK_ENV not in os.environ
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
+    with loopback_node():
+        pass
+    assert os.environ[LOOPBACK_ENV] == "1"
