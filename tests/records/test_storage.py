@@ -135,11 +135,14 @@ def test_sweep_to_s3_stops_and_resumes_there(s3, tmp_path):
     query, fs = s3
     storage = f"s3://sweeps/results?{query}"
     env = {**os.environ, **S3_ENV}
+    # a trial takes both of the 2 cores: one trial worker to start, not two (its start is
+    # most of the cost; not --max-concurrent 1, which Tune ignores for random search);
+    # the Ctrl-C after the first result still leaves trials unstarted
     driver = subprocess.Popen(
         [sys.executable, "-m", "pipelines.run", "cifar_sweep", "--quick", "--algo", "random",
          "--scheduler", "none", "--num-samples", "4", "--max-epochs", "2", "--train-size",
-         "2000", "--val-size", "300", "--data-dir", str(data_dir()), "--storage", storage,
-         "--name", "s3run"],
+         "500", "--val-size", "100", "--cpus-per-trial", "2", "--data-dir", str(data_dir()),
+         "--storage", storage, "--name", "s3run"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:

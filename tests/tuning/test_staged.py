@@ -148,12 +148,15 @@ SWEEP = dataclasses.replace(cifar_staged.SWEEP, stages=tuple(
 
 
 def staged_run(tmp_path) -> list[str]:
+    # a trial takes both of the 2 cores: one trial at a time, so each stage starts one
+    # trial worker, not two (a worker's start, its imports, is most of a stage's cost;
+    # its trials take ~1 s). Not --max-concurrent 1: Tune ignores it for grid/random.
     sweep_file = tmp_path / "sweeps" / "cifar_staged.py"
     sweep_file.parent.mkdir()
     sweep_file.write_text(FEWER_TRIALS_STAGED)
     return [sys.executable, "-m", "pipelines.run", str(sweep_file), "--quick",
             "--train-size", "400", "--val-size", "100", "--max-epochs", "2",
-            "--data-dir", str(data_dir()), "--name", "run"]
+            "--cpus-per-trial", "2", "--data-dir", str(data_dir()), "--name", "run"]
 
 
 @pytest.mark.integration
