@@ -25,13 +25,24 @@ class Listener:
     command: str  # the process's command line
 
     @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The address, an IPv4-mapped IPv6 one (::ffff:127.0.0.1) as the IPv4 it maps."""
+        address = ipaddress.ip_address(self.address)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            return address.ipv4_mapped
+        return address
+
+    @property
     def loopback(self) -> bool:
         """Whether only this machine can connect (127.0.0.0/8, ::1, or IPv4-mapped
         127.x.x.x); a wildcard address (0.0.0.0, ::) accepts every interface."""
-        address = ipaddress.ip_address(self.address)
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        return address.is_loopback
+        return self.ip.is_loopback
+
+    @property
+    def host(self) -> str:
+        """Where a client on this machine connects to it: its own address, 127.0.0.1
+        for a wildcard."""
+        return "127.0.0.1" if self.ip.is_unspecified else str(self.ip)
 
     @property
     def program(self) -> str:

@@ -2,14 +2,15 @@
 sweep, run as a user runs it (`python -m pipelines.run` on a sweep file in their own
 repository, on scikit-learn's digits written as an image folder, not CIFAR-10), is
 watched from outside while it runs. Every TCP port of its Ray (GCS, raylet, agents,
-each trial worker, the driver) is read from /proc; each must be on loopback, none
-may serve Prometheus /metrics, and its GCS must refuse a request without the token."""
+each trial worker, the driver) is read from /proc; each must be on loopback and
+refuse the machine's own address, no Prometheus /metrics may answer but the two Ray
+starts regardless (on loopback too), and its GCS must refuse a request without the
+token."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import os
 import secrets
 import socket
@@ -34,21 +35,10 @@ from tests.user_sweeps import write_data_sweep
 RAY_METRICS_EXPORTERS = ("dashboard.py", "monitor.py")
 
 
-def connect_address(listener: Listener) -> str:
-    """Where a client on this machine reaches `listener`: its own address, 127.0.0.1
-    for a wildcard, the IPv4 one for an IPv4-mapped IPv6 address."""
-    address = ipaddress.ip_address(listener.address)
-    if address.is_unspecified:
-        return "127.0.0.1"
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return str(address.ipv4_mapped)
-    return str(address)
-
-
 def metrics_answer(listener: Listener, timeout_s: float = 5) -> str | None:
     """What `listener` answers to Prometheus's scrape, `GET /metrics`, if that is a 200
     (None: another status, a protocol it does not speak, e.g. gRPC's HTTP/2, or none)."""
-    connection = http.client.HTTPConnection(connect_address(listener),
+    connection = http.client.HTTPConnection(listener.host,
                                             listener.port, timeout=timeout_s)
     try:
         connection.request("GET", "/metrics")
@@ -79,8 +69,7 @@ def gcs_node_info(port: int, token: str | None) -> tuple[grpc.StatusCode, list]:
         stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
         try:
             request = gcs_service_pb2.GetAllNodeInfoRequest(limit=10)  # type: ignore[attr-defined]
-            reply = stub.GetAllNodeInfo(request,
-                                        metadata=metadata, timeout=10)
+            reply = stub.GetAllNodeInfo(request, metadata=metadata, timeout=10)
         except grpc.RpcError as e:
             return e.code(), []
         return grpc.StatusCode.OK, list(reply.node_info_list)
@@ -127,6 +116,8 @@ def test_the_listener_reader_tells_loopback_from_every_interface():
     assert not Listener(1, "::", 0, "").loopback  # a wildcard: every interface
     assert not Listener(1, "192.0.2.2", 0, "").loopback
     assert Listener(1, "::ffff:127.0.0.1", 0, "").loopback
+    assert Listener(1, "::ffff:127.0.0.1", 0, "").host == Listener(1, "::", 0, "").host \
+        == "127.0.0.1"  # where the scrape and the GCS request connect
     python = "/venv/bin/python -u /venv/lib/ray/autoscaler/_private/monitor.py --logs-dir=x"
     assert Listener(1, "::", 0, python).program == "monitor.py"
     assert Listener(1, "::", 0, "/venv/lib/ray/core/gcs_server --log_dir=x").program == "gcs_server"
@@ -152,21 +143,21 @@ def test_a_local_sweep_listens_on_loopback_only_and_needs_the_token(tmp_path):
         cwd=sweep_file.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True)
     outside = machine_addresses()  # where another machine would connect to this one
-    seen: dict[tuple[int, int], Listener] = {}
+    seen: set[Listener] = set()
     metrics: dict[Listener, str] = {}  # what answered a scrape
     reachable: list[str] = []  # ports accepting connections on an address in `outside`
     gcs: dict[str, tuple[grpc.StatusCode, list]] = {}
     deadline = time.monotonic() + 400
     try:
         while driver.poll() is None and time.monotonic() < deadline:
-            for listener in listeners(driver.pid) - set(seen.values()):
-                seen[listener.pid, listener.port] = listener
+            for listener in listeners(driver.pid) - seen:
+                seen.add(listener)
                 # each port once, while it is open: does it serve Prometheus metrics?
                 if answer := metrics_answer(listener):
                     metrics[listener] = answer
                 reachable += [f"{listener}: accepts on {address}" for address in outside
                               if accepts(address, listener.port)]
-            gcs_ports = [x.port for x in seen.values() if x.program == "gcs_server"]
+            gcs_ports = [x.port for x in seen if x.program == "gcs_server"]
             if gcs_ports and not gcs.get("token", (None, []))[1]:
                 # who is in the cluster, asked until the node has registered with the GCS
                 gcs["none"] = gcs_node_info(gcs_ports[0], None)
@@ -179,7 +170,7 @@ def test_a_local_sweep_listens_on_loopback_only_and_needs_the_token(tmp_path):
         out, err = driver.communicate()
     assert driver.returncode == 0, err[-3000:]
 
-    listening = sorted(seen.values())
+    listening = sorted(seen)
     programs = {x.program for x in listening}
     # the scan saw the whole Ray of the run, trial workers included
     assert {"gcs_server", "raylet", "ray::DashboardAgent"} <= programs, programs
