@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.logger import JsonLoggerCallback
 from ray.tune.stopper import CombinedStopper
 
 from pipelines.analysis.objectives import objective_columns
@@ -30,12 +29,14 @@ from pipelines.records.tables import CHECKPOINT_RANK_KEY, START_CONSTRAINTS, vio
 from pipelines.search.searchers import OWN_STUDY, ConstrainedOptunaSearch
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
+from pipelines.tuning.checkpoint_deletion import DeferredCheckpointDeletion
 from pipelines.tuning.checkpoint_retention import CheckpointRetention
 from pipelines.tuning.progress import ProgressPrinter
 from pipelines.tuning.recorder import ResultRecorder
 from pipelines.tuning.resume_checks import TUNE_DIR
 from pipelines.tuning.study_journal import StudyJournal, StudyMirror, study_journal
 from pipelines.tuning.trackers import tracker_callbacks
+from pipelines.tuning.trial_log import TrialJsonLogger
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
     from pipelines.tuning.trainable import TrialData
 
 # per trial, the best epoch's checkpoint (by the primary objective) and the latest, which
-# Tune keeps besides the best: two at most, whatever the epochs (bounded disk)
+# Tune keeps besides the best: two at most, whatever the epochs (bounded disk), and
+# the few superseded ones that wait for a snapshot that no longer names them
+# (checkpoint_deletion.py)
 CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_RANK_KEY,
                                     checkpoint_score_order="max")
 # Tune saves its experiment state (trials, searcher, our recorder) at most this often.
@@ -94,13 +97,17 @@ def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
     _announce(p, run_dir, restore)
     retention = CheckpointRetention(p.options.keep_checkpoints, metric=p.sweep.primary_metric,
                                     mode=p.sweep.primary_mode)
+    deletion = DeferredCheckpointDeletion()  # Tune's, of superseded checkpoints
+    # Tune gives each callback the saved state at its index: a new one goes last
     tuner = _tuner(p, data, run_dir,
-                   callbacks=[recorder, printer, retention, JsonLoggerCallback(),
-                              *tracker_callbacks(p.options.log, run_dir, p.sweep_name)],
+                   callbacks=[recorder, printer, retention, TrialJsonLogger(),
+                              *tracker_callbacks(p.options.log, run_dir, p.sweep_name),
+                              deletion],
                    stop=_stopper(p, budget_stop), restore=restore,
                    journal=journal if p.algo in OWN_STUDY else None)
     with run_status(metadata, run_dir, flush=recorder.persist) as record:
-        tuner.fit()
+        with deletion.deferring():
+            tuner.fit()
         record.status = _status_after_fit(recorder, p.trials, budget_stop)
         # this driver's writes of the results (bench/scale.py reads them)
         record.metadata["result_writes"] = recorder.log.stats()

@@ -1,0 +1,88 @@
+"""Deleting a superseded checkpoint only once no saved experiment state names it.
+
+Tune keeps a trial's best checkpoint and its latest (CheckpointConfig(num_to_keep=1))
+and deletes the one a new checkpoint supersedes at once. The experiment state on
+storage is saved every few seconds and still names that one as the latest, so a
+driver killed in between resumes the trial from a checkpoint that is gone, and
+Tune errors the trial ("Could not recover from checkpoint as it does not exist on
+storage anymore"). DeferredCheckpointDeletion holds each such deletion back until
+the third snapshot of the experiment state after it: the first names the newer
+checkpoint, and Tune syncs snapshots to storage one at a time in the background,
+skipping a snapshot while the last sync still runs, so by the third the first or
+the second is on storage unless a sync took longer than two snapshot intervals."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ray import tune
+from ray.train._internal import checkpoint_manager as tune_checkpoints
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+__all__ = ["SNAPSHOTS_BEFORE_DELETION", "DeferredCheckpointDeletion"]
+
+SNAPSHOTS_BEFORE_DELETION = 3  # the snapshot after a deferral at which it is done
+Deletion = tuple["pafs.FileSystem", str]  # a checkpoint directory on the run's storage
+
+
+class DeferredCheckpointDeletion(tune.Callback):
+    """While `deferring()`, Tune's deletions of superseded checkpoints wait here, and
+    the SNAPSHOTS_BEFORE_DELETION-th snapshot of the experiment state after each
+    (Tune calls `get_state` for it) does it. The deferred ones travel in the
+    snapshot, so a resumed run deletes them too; at most a few per running trial
+    wait at any time, however long the run."""
+
+    def __init__(self) -> None:
+        # deletions deferred between snapshots, oldest first; the last still filling
+        self._waiting: deque[list[Deletion]] = deque([[]])
+        self.deleted = 0  # checkpoints this driver deleted
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Tune's checkpoint deletions go through `defer` for the block (a driver-side
+        hook: Tune's checkpoint manager runs in the driver). At a normal exit, Tune
+        has saved its final state, so whatever waits is deleted."""
+        original = tune_checkpoints._delete_fs_path
+        tune_checkpoints._delete_fs_path = self.defer
+        try:
+            yield
+        finally:
+            tune_checkpoints._delete_fs_path = original
+        self.delete_all()
+
+    def defer(self, fs: pafs.FileSystem, fs_path: str) -> None:
+        self._waiting[-1].append((fs, fs_path))
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(batch) for batch in self._waiting)
+
+    def get_state(self) -> dict[str, Any]:
+        # Tune is saving a snapshot now: those deferred SNAPSHOTS_BEFORE_DELETION
+        # snapshots ago are named by no snapshot that storage may still hold
+        while len(self._waiting) >= SNAPSHOTS_BEFORE_DELETION:
+            self._delete(self._waiting.popleft())
+        self._waiting.append([])
+        return {"waiting": [d for batch in self._waiting for d in batch]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        # this run resumes from the snapshot that held these: superseded before it,
+        # they are named by no state that is left
+        self._delete(state.get("waiting", []))
+
+    def delete_all(self) -> None:
+        while self._waiting:
+            self._delete(self._waiting.popleft())
+        self._waiting.append([])
+
+    def _delete(self, deletions: list[Deletion]) -> None:
+        for fs, path in deletions:
+            try:
+                fs.delete_dir(path)
+            except FileNotFoundError:
+                continue  # an earlier driver deleted it after its last snapshot
+            self.deleted += 1
