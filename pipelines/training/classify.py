@@ -41,6 +41,7 @@ from pipelines.training.loop import (
 )
 from pipelines.training.lr_schedules import LRSchedule
 from pipelines.training.optim import build_optimizer
+from pipelines.training.whitening import WHITEN_IMAGES, whiten_first_conv
 
 EVAL_BATCH = 1024
 
@@ -139,6 +140,9 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     cost = cost if cost is not None else probe(cfg, data, device)
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg, data.info, device)
+    if cfg.whiten:  # also before a resume's load, which restores the weights, not the freeze
+        images, _ = next(batches(data, data.train_idx[:WHITEN_IMAGES], WHITEN_IMAGES, device))
+        whiten_first_conv(model, images)
     net = fast_model(model, cfg, device)
     on_device = use_resident(device) if resident is None else resident
     train_split = Resident.of(data, data.train_idx, device) if on_device else None

@@ -34,6 +34,13 @@ class BaseConfig:
     nesterov: bool = False  # SGD only
     weight_decay: float = 5e-4  # L2 for sgd/adam, decoupled for adamw
     l1: float = 0.0  # L1 penalty: l1 * sum |w| over weight tensors, added to the loss; 0 = off
+    # Lookahead over the optimizer (lookahead.py): every lookahead_k steps, slow weights move
+    # lookahead_alpha of the way to the optimizer's, which restart from them
+    lookahead_k: int = 0  # steps; 0 = off (Zhang et al. 2019: 5)
+    lookahead_alpha: float = 0.5  # in (0, 1]
+    # every BatchNorm's running-statistics momentum, in torch's sense (the weight of each new
+    # batch's statistics; airbench's 0.6 in its sense is 0.4 here); None = the model's own
+    bn_momentum: float | None = None  # in (0, 1]
     schedule: str = "onecycle"  # onecycle | cosine | step | plateau | constant
     warmup_epochs: float = 1.0  # linear warm-up (cosine); rise phase (onecycle)
     step_size: float = 0.0  # step: epochs between decays; 0 = at 50% and 75% of the epochs
@@ -83,6 +90,10 @@ class BaseConfig:
             (0 <= self.beta2 < 1, "beta2 must be in [0, 1) (Adam's default: 0.999)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.l1 >= 0, "l1 must be >= 0 (0 = off)"),
+            (self.lookahead_k >= 0, "lookahead_k must be >= 0 steps (0 = off)"),
+            (0 < self.lookahead_alpha <= 1, "lookahead_alpha must be in (0, 1]"),
+            (self.bn_momentum is None or 0 < self.bn_momentum <= 1,
+             "bn_momentum must be in (0, 1] (torch's sense), or None for the model's own"),
             (self.patience >= 0, "patience must be >= 0 epochs (0 = off)"),
             (self.min_delta >= 0, "min_delta must be >= 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
@@ -142,6 +153,10 @@ class TrainConfig(BaseConfig):
     # model head: a hidden fully connected layer (Linear, activation, Dropout) before the
     # classifier; `dropout` applies there
     fc_width: int = 0  # units; 0 = none (dropout right before the classifier)
+    # the model's first convolution set to whiten the training images' patches (their
+    # covariance's eigenvectors over sqrt(eigenvalue + eps)) and frozen, as in airbench
+    # (whitening.py); it needs d or 2d output channels for patches of d values
+    whiten: bool = False
 
     def checks(self) -> list[tuple[bool, str]]:
         return [*super().checks(),

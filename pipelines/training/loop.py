@@ -18,6 +18,7 @@ import torch
 from pipelines.records.tables import NO_IMPROVEMENT_KEY, STEPS_KEY
 from pipelines.training.config import BaseConfig
 from pipelines.training.cost import Cost
+from pipelines.training.lookahead import Lookahead
 from pipelines.training.lr_schedules import LRSchedule, build_schedule
 from pipelines.training.optim import build_optimizer, effective_lr
 
@@ -114,13 +115,27 @@ class Monitor:
 
 def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
            epoch: int, best: float, generator: torch.Generator, train_s: float,
-           monitor: Monitor) -> State:
+           monitor: Monitor, lookahead: Lookahead | None) -> State:
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "schedule": schedule.state_dict(), "epoch": epoch, "best_score": best,
         "rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train_s": train_s,
         "monitor": monitor.state_dict(),
+        **({"lookahead": lookahead.state_dict()} if lookahead is not None else {}),
     }
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float | None) -> int:
+    """Every BatchNorm of `model` keeps running statistics at `momentum` (torch's sense);
+    None leaves the model's own. How many BatchNorms it set."""
+    if momentum is None:
+        return 0
+    kinds = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+             torch.nn.SyncBatchNorm)
+    norms = [m for m in model.modules() if isinstance(m, kinds)]
+    for norm in norms:
+        norm.momentum = momentum
+    return len(norms)
 
 
 def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,
@@ -141,6 +156,7 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
     least `cfg.min_delta`, training stops, the last report saying NO_IMPROVEMENT_KEY;
     without validation images (`val_images` 0) patience is off."""
     generator = torch.Generator().manual_seed(cfg.seed)
+    set_bn_momentum(model, cfg.bn_momentum)
     opt = build_optimizer(model.parameters(), cfg)
     steps_per_epoch = math.ceil(train_size / cfg.batch_size)
     schedule = build_schedule(opt, cfg, steps_per_epoch)
@@ -158,6 +174,11 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         train_s = resume_state.get("train_s", 0.0)  # older checkpoints: from this epoch on
         if "monitor" in resume_state:  # older checkpoints: patience counts from here
             watch.load_state_dict(resume_state["monitor"])
+    # after a resume's load: without a saved state, the slow weights start from the loaded
+    lookahead = Lookahead(opt, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha) \
+        if cfg.lookahead_k else None
+    if lookahead is not None and resume_state is not None and "lookahead" in resume_state:
+        lookahead.load_state_dict(resume_state["lookahead"])
 
     for epoch in range(first_epoch, cfg.epochs + 1):
         stats = train_epoch(opt, schedule, generator)
@@ -187,7 +208,8 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         if stop:
             metrics[NO_IMPROVEMENT_KEY] = True
         if report is not None:
-            report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s, watch))
+            report(metrics, _state(model, opt, schedule, epoch, best, generator, train_s, watch,
+                                   lookahead))
         if stats.diverged or stop:
             return TrainResult(epoch, best, last, stats.diverged, model,
                                no_improvement=stop, patience_epoch=watch.best_epoch)
