@@ -81,7 +81,7 @@ def range_test(cfg: TrainConfig, data: TrainValData, test: RangeTest = RangeTest
     else:
         model = copy.deepcopy(model)
     model = model.to(device)
-    opt = build_optimizer(model.parameters(), cfg)
+    opt = build_optimizer(model, cfg)
     rows, stopped = _run(model, opt, cfg, data, test, device, generator)
     return suggest(pd.DataFrame(rows), stopped, test)
 
@@ -93,12 +93,14 @@ def _run(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig,
     model.train()
     rows: list[dict[str, float]] = []
     avg, best = 0.0, math.inf
+    # each group's lr relative to the first's (bn_bias_lr), kept as the test sweeps the lr
+    scales = [group["lr"] / opt.param_groups[0]["lr"] for group in opt.param_groups]
     for step, (x, y) in enumerate(_endless_batches(data, cfg.batch_size, device, generator)):
         if step >= test.num_iter:
             return rows, "reached end_lr"
         lr = lr_at(step, test)
-        for group in opt.param_groups:
-            group["lr"] = effective_lr(lr, cfg.batch_size)
+        for group, scale in zip(opt.param_groups, scales):
+            group["lr"] = effective_lr(lr, cfg.batch_size) * scale
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
                     brightness=cfg.brightness, contrast=cfg.contrast, mean=data.info.mean,
                     std=data.info.std, generator=generator)

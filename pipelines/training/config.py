@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 from models import ACTIVATIONS, check_model
 from pipelines.training.lr_schedules import SCHEDULES
-from pipelines.training.optim import OPTIMIZERS
+from pipelines.training.optim import DECOUPLED_WD_OPTIMIZERS, OPTIMIZERS
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -33,6 +33,12 @@ class BaseConfig:
     beta2: float = 0.999  # Adam's and AdamW's second-moment decay, in [0, 1); sgd ignores it
     nesterov: bool = False  # SGD only
     weight_decay: float = 5e-4  # L2 for sgd/adam, decoupled for adamw
+    # weight decay decoupled from the lr, per 1,024 examples (airbench's units): at the
+    # schedule's peak a step shrinks the weights by decoupled_wd * batch_size / 1024
+    # (optim.param_groups); sgd and adamw, with weight_decay 0. 0 = off
+    decoupled_wd: float = 0.0
+    bn_bias_lr: float = 1.0  # BatchNorm biases' lr, a multiple of the lr (airbench: 64)
+    freeze_bn_weights: bool = False  # BatchNorm scales stay at their init (1), as airbench's
     l1: float = 0.0  # L1 penalty: l1 * sum |w| over weight tensors, added to the loss; 0 = off
     # Lookahead over the optimizer (lookahead.py): every lookahead_k steps, slow weights move
     # lookahead_alpha of the way to the optimizer's, which restart from them
@@ -90,6 +96,8 @@ class BaseConfig:
             (0 <= self.beta2 < 1, "beta2 must be in [0, 1) (Adam's default: 0.999)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.l1 >= 0, "l1 must be >= 0 (0 = off)"),
+            (self.decoupled_wd >= 0, "decoupled_wd must be >= 0 (0 = off)"),
+            (self.bn_bias_lr > 0, "bn_bias_lr must be > 0 (a multiple of lr; 1 = the same)"),
             (self.lookahead_k >= 0, "lookahead_k must be >= 0 steps (0 = off)"),
             (0 < self.lookahead_alpha <= 1, "lookahead_alpha must be in (0, 1]"),
             (self.bn_momentum is None or 0 < self.bn_momentum <= 1,
@@ -125,6 +133,11 @@ class BaseConfig:
         check_model(self.model, self.TASK, **self.model_values())
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+        if self.decoupled_wd and (self.weight_decay or
+                                  self.optimizer not in DECOUPLED_WD_OPTIMIZERS):
+            raise ValueError(f"decoupled_wd needs weight_decay=0 and an optimizer of "
+                             f"{', '.join(DECOUPLED_WD_OPTIMIZERS)}; got weight_decay="
+                             f"{self.weight_decay}, optimizer={self.optimizer!r}")
 
     def model_values(self) -> dict[str, Any]:
         """The config's keys that shape its model (models.SWEPT_KEYS), as build_model

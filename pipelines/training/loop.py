@@ -157,7 +157,7 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
     without validation images (`val_images` 0) patience is off."""
     generator = torch.Generator().manual_seed(cfg.seed)
     set_bn_momentum(model, cfg.bn_momentum)
-    opt = build_optimizer(model.parameters(), cfg)
+    opt = build_optimizer(model, cfg)
     steps_per_epoch = math.ceil(train_size / cfg.batch_size)
     schedule = build_schedule(opt, cfg, steps_per_epoch)
     watch = Monitor(*(monitor or (score, "max")), cfg.min_delta)

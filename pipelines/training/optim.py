@@ -1,18 +1,24 @@
-"""Optimizers by name, and the one place the sweep's learning rate (per 256
-examples) becomes the optimizer's (`effective_lr`)."""
+"""Optimizers by name, the one place the sweep's learning rate (per 256
+examples) becomes the optimizer's (`effective_lr`), and a model's parameter
+groups: BatchNorm biases at their own learning rate, BatchNorm scales frozen,
+and weight decay decoupled from the learning rate (airbench's units)."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import torch
 
-__all__ = ["BETA2_OPTIMIZERS", "LR_REFERENCE_BATCH", "OPTIMIZERS", "OptimizerSettings",
-           "build_optimizer", "effective_lr"]
+__all__ = ["BETA2_OPTIMIZERS", "DECOUPLED_WD_OPTIMIZERS", "LR_REFERENCE_BATCH",
+           "OPTIMIZERS", "OptimizerSettings", "WD_REFERENCE_BATCH", "build_optimizer",
+           "effective_lr", "param_groups"]
 
 LR_REFERENCE_BATCH = 256  # a config's `lr` is the learning rate per 256 examples
+WD_REFERENCE_BATCH = 1024  # a config's `decoupled_wd` is the decay per 1,024 examples
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+               torch.nn.SyncBatchNorm)
 
-Params = Iterable[torch.nn.Parameter]
+Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 
 
 def effective_lr(lr_per_256: float, batch_size: int) -> float:
@@ -39,6 +45,12 @@ class OptimizerSettings(Protocol):
     def nesterov(self) -> bool: ...
     @property
     def weight_decay(self) -> float: ...
+    @property
+    def decoupled_wd(self) -> float: ...  # per 1,024 examples, at the schedule's peak
+    @property
+    def bn_bias_lr(self) -> float: ...  # BatchNorm biases' lr, a multiple of lr
+    @property
+    def freeze_bn_weights(self) -> bool: ...
 
 
 def _sgd(params: Params, cfg: OptimizerSettings, lr: float) -> torch.optim.Optimizer:
@@ -62,6 +74,45 @@ OPTIMIZERS: dict[str, Callable[[Params, OptimizerSettings, float], torch.optim.O
 BETA2_OPTIMIZERS = ("adam", "adamw")  # those that read a config's beta2
 
 
-def build_optimizer(params: Params, cfg: OptimizerSettings) -> torch.optim.Optimizer:
-    """`cfg.optimizer` over `params`, at the effective learning rate of `cfg.lr`."""
+DECOUPLED_WD_OPTIMIZERS = ("sgd", "adamw")  # whose decay is lr x weight_decay x w per step
+
+
+def param_groups(model: torch.nn.Module, cfg: OptimizerSettings) -> list[dict[str, Any]]:
+    """`model`'s trainable parameters as optimizer groups at the effective lr: its
+    BatchNorm biases at `cfg.bn_bias_lr` times it (airbench: 64), the rest at it.
+    `cfg.freeze_bn_weights` freezes the BatchNorm scales where they are (1 at
+    init). With `cfg.decoupled_wd`, each group's weight_decay is set so that at the
+    schedule's peak a step of `batch_size` examples shrinks the weights by
+    decoupled_wd x batch_size / 1024, whatever the group's lr (airbench's units;
+    with momentum, as torch's SGD compounds it). Parameters frozen already (e.g.
+    whitening's) are left out."""
+    lr = effective_lr(cfg.lr, cfg.batch_size)
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    if cfg.freeze_bn_weights:
+        for norm in norms:
+            if norm.weight is not None:
+                norm.weight.requires_grad_(False)
+    if cfg.bn_bias_lr == 1:  # one group in the model's order, as checkpoints before had it
+        groups = [{"params": list(model.parameters()), "lr": lr}]
+    else:
+        biases = {id(n.bias) for n in norms if n.bias is not None}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in biases], "lr": lr},
+                  {"params": [p for p in model.parameters() if id(p) in biases],
+                   "lr": lr * cfg.bn_bias_lr}]
+    for group, group_lr in zip(groups, (lr, lr * cfg.bn_bias_lr)):
+        if cfg.decoupled_wd:
+            group["weight_decay"] = cfg.decoupled_wd * cfg.batch_size / WD_REFERENCE_BATCH \
+                / group_lr
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(params: Params | torch.nn.Module, cfg: OptimizerSettings
+                    ) -> torch.optim.Optimizer:
+    """`cfg.optimizer` over `params` (a model: its `param_groups`), at the effective
+    learning rate of `cfg.lr`."""
+    if isinstance(params, torch.nn.Module):
+        params = param_groups(params, cfg)
+    elif cfg.decoupled_wd or cfg.bn_bias_lr != 1 or cfg.freeze_bn_weights:
+        raise ValueError("decoupled_wd, bn_bias_lr and freeze_bn_weights need the model: "
+                         "call build_optimizer(model, cfg)")
     return OPTIMIZERS[cfg.optimizer](params, cfg, effective_lr(cfg.lr, cfg.batch_size))

@@ -108,7 +108,7 @@ def probe_segmentation(cfg: SegConfig, data: SegData,
         generator = torch.Generator().manual_seed(cfg.seed)
         model = build_segmenter(cfg, data, device)
         params = count_params(model)
-        opt = build_optimizer(model.parameters(), cfg)
+        opt = build_optimizer(model, cfg)
         net = fast_model(model, uncompiled, device)
         x, y = next(random_crops(images, masks, batch_size, crop, batch_size, generator))
         loss_of = segmentation_loss(net, cfg, functools.partial(_normalise, mean=mean, std=std),

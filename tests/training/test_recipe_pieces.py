@@ -18,6 +18,7 @@ from pipelines.training.classify import batches, build_classifier, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.lookahead import Lookahead
 from pipelines.training.loop import set_bn_momentum
+from pipelines.training.optim import build_optimizer
 from pipelines.training.whitening import first_conv, whiten_first_conv
 from pipelines.tuning.trainable import load_state
 from tests.digits import write_digits_folder
@@ -154,8 +155,10 @@ def test_a_users_sweep_searches_the_pieces_on_their_own_images(tmp_path, local_r
     text = sweep_file.read_text().replace(
         '"width": Choice((16, 32))',
         '"whiten": Choice((False, True)), "lookahead_k": Choice((0, 4))')
-    sweep_file.write_text(text.replace('"flip_prob": 0.0}',
-                                       '"flip_prob": 0.0, "bn_momentum": 0.4}'))
+    sweep_file.write_text(text.replace('"flip_prob": 0.0}', '"flip_prob": 0.0, '
+                                       '"bn_momentum": 0.4, "bn_bias_lr": 8.0, '
+                                       '"freeze_bn_weights": True, "weight_decay": 0.0, '
+                                       '"decoupled_wd": 0.05}'))
     run(RunOptions(sweep=str(sweep_file), quick=True, algo="grid", scheduler="none",
                    max_epochs=3, storage=str(tmp_path / "results"), name="run"))
     trials = pd.read_parquet(tmp_path / "results" / "digits_sweep" / "run" / "trials.parquet")
@@ -163,5 +166,52 @@ def test_a_users_sweep_searches_the_pieces_on_their_own_images(tmp_path, local_r
     pieces = set(zip(trials["config/whiten"], trials["config/lookahead_k"]))
     assert pieces == {(False, 0), (False, 4), (True, 0), (True, 4)}
     assert (trials["config/bn_momentum"] == 0.4).all()
+    assert (trials["config/decoupled_wd"] == 0.05).all()
+    assert (trials["config/bn_bias_lr"] == 8.0).all() and trials["config/freeze_bn_weights"].all()
     assert trials["best_val_acc"].min() > 0.25  # it learned: chance is 0.1
     next(sweeps, None)
+
+
+def test_bn_biases_train_at_their_own_lr_and_bn_scales_can_be_frozen(rgb_digits):
+    cfg = TrainConfig(**{**AIRBENCH, "epochs": 1, "bn_bias_lr": 64.0, "freeze_bn_weights": True})
+    states: list[dict] = []
+    result = train(cfg, rgb_digits, report=lambda m, s: states.append(s))
+    norms = [m for m in result.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    # the scales stayed at 1, untrained; the biases trained
+    assert all(not n.weight.requires_grad and torch.equal(n.weight, torch.ones_like(n.weight))
+               for n in norms)
+    assert all(n.bias.abs().sum() > 0 for n in norms)
+    # through the schedule (onecycle), the biases' group keeps 64x the others' lr
+    groups = states[-1]["optimizer"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(64 * groups[0]["lr"])
+    assert len(groups[1]["params"]) == len(norms)  # every BatchNorm's bias, nothing else
+    # by default one group in the model's order, as checkpoints before these options had
+    opt = build_optimizer(build_classifier(TrainConfig(**AIRBENCH), rgb_digits.info,
+                                           torch.device("cpu")), TrainConfig(**AIRBENCH))
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_decoupled_wd_shrinks_the_weights_per_1024_examples_whatever_the_lr(optimizer):
+    layer = torch.nn.Linear(4, 3)
+    before = layer.weight.detach().clone()
+    for lr in (0.01, 1.0):
+        cfg = TrainConfig(optimizer=optimizer, lr=lr, batch_size=512, momentum=0.0,
+                          weight_decay=0.0, decoupled_wd=0.1)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        model[0].load_state_dict(layer.state_dict())
+        opt = build_optimizer(model, cfg)
+        model[0].weight.grad = torch.zeros_like(model[0].weight)  # decay alone
+        model[0].bias.grad = torch.zeros_like(model[0].bias)
+        opt.step()
+        # a step of 512 examples at the peak lr: 0.1 x 512 / 1024 = 5% off
+        assert torch.allclose(model[0].weight, before * (1 - 0.05), atol=1e-6)
+
+
+def test_decoupled_wd_with_coupled_decay_or_adam_is_refused():
+    with pytest.raises(ValueError, match="decoupled_wd needs weight_decay=0"):
+        TrainConfig.from_dict({"decoupled_wd": 0.1, "weight_decay": 5e-4})
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        TrainConfig.from_dict({"decoupled_wd": 0.1, "weight_decay": 0.0, "optimizer": "adam"})
+    with pytest.raises(ValueError, match="bn_bias_lr must be > 0"):
+        TrainConfig.from_dict({"bn_bias_lr": 0.0})
