@@ -5,9 +5,10 @@ groups (conv, max-pool, BatchNorm, GELU, conv, BatchNorm, GELU) of `width`,
 max-pool and a linear head scaled by 1/9 (models/heads.py: optionally after a
 hidden layer of `fc_width`). `activation` replaces every GELU, airbench's default.
 
-airbench's data-dependent whitening of the stem and its Lookahead optimizer
-are not reproduced; the net trains with this pipeline's optimizers and
-schedules like any other registered model. Its test-time flipping is the
+airbench's other pieces are the trainer's options, for any model: `whiten`
+(the stem whitens the training patches, frozen: 24 = 2 x 2x2x3 filters on RGB
+images), `lookahead_k`, `bn_bias_lr` and `freeze_bn_weights`, `bn_momentum`,
+`decoupled_wd` (pipelines/training/config.py). Its test-time flipping is the
 trainer's `tta` option, which search_spaces/cifar_fast.py turns on.
 
 Images smaller than airbench's 32x32 skip a max-pool along a side that is
