@@ -40,6 +40,18 @@ def rgb_digits(tmp_path_factory):
         return open_split(ImageFolder(str(folder)).prepare(None, None, 100, 0))
 
 
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    assert p.grad is not None
+    return p.grad
+
+
+def trained(cfg: TrainConfig, data, **kwargs) -> torch.nn.Module:
+    """The model `train` trained."""
+    model = train(cfg, data, **kwargs).model
+    assert model is not None
+    return model
+
+
 def test_lookahead_moves_the_slow_weights_toward_the_fast_ones_every_k_steps():
     torch.manual_seed(0)
     layer = torch.nn.Linear(4, 1)
@@ -52,7 +64,7 @@ def test_lookahead_moves_the_slow_weights_toward_the_fast_ones_every_k_steps():
         opt.zero_grad()
         F.mse_loss(layer(x), y).backward()
         if step == 3:  # the fast weights this step reaches, before the sync
-            fast = [p - 0.1 * p.grad for p, _ in zip(layer.parameters(), fast_before)]
+            fast = [p - 0.1 * _grad(p) for p in layer.parameters()]
         opt.step()
         if step < 3:  # between syncs: the fast weights step, the slow ones stay
             assert all(torch.equal(s, p0) for s, p0 in zip(lookahead.slow, start))
@@ -81,13 +93,14 @@ def test_lookahead_resumes_from_its_checkpoint_as_if_never_stopped(rgb_digits, t
     for a, b in zip(straight[1:], resumed):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     # it acted: the same run without Lookahead ends elsewhere
-    plain = train(TrainConfig(**{**AIRBENCH, "epochs": 3}), rgb_digits).model
+    plain = trained(TrainConfig(**{**AIRBENCH, "epochs": 3}), rgb_digits)
+    assert result.model is not None
     assert not torch.allclose(first_conv(plain).weight, first_conv(result.model).weight)
 
 
 def test_bn_momentum_reaches_every_batchnorm(rgb_digits):
-    result = train(TrainConfig(**{**AIRBENCH, "epochs": 1, "bn_momentum": 0.4}), rgb_digits)
-    norms = [m for m in result.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model = trained(TrainConfig(**{**AIRBENCH, "epochs": 1, "bn_momentum": 0.4}), rgb_digits)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(norms) == 6 and {m.momentum for m in norms} == {0.4}
     default = build_classifier(TrainConfig(**AIRBENCH), rgb_digits.info, torch.device("cpu"))
     assert set_bn_momentum(default, None) == 0
@@ -123,13 +136,13 @@ def test_whitening_makes_the_training_patches_covariance_the_identity(rgb_digits
 def test_whiten_trains_with_the_first_layer_frozen_and_refuses_a_shape_it_cannot_hold(
         rgb_digits):
     cfg = TrainConfig(**{**AIRBENCH, "whiten": True})
-    result = train(cfg, rgb_digits)
-    conv = first_conv(result.model)
-    assert not conv.weight.requires_grad
+    conv = first_conv(trained(cfg, rgb_digits))
+    assert not conv.weight.requires_grad and conv.bias is not None
     # after 2 epochs the weights are still the whitening of the training images (all 300)
     fresh = build_classifier(cfg, rgb_digits.info, torch.device("cpu"))
     assert torch.allclose(conv.weight, whiten_first_conv(fresh, _images(rgb_digits)).weight)
-    assert not torch.allclose(conv.bias, first_conv(fresh).bias)  # the bias trained
+    fresh_bias = first_conv(fresh).bias
+    assert fresh_bias is not None and not torch.allclose(conv.bias, fresh_bias)  # it trained
     # simple_cnn's first layer (16 filters of 3x3x3 = 27 values): the top 16 directions
     simple = build_classifier(TrainConfig(model="simple_cnn"), rgb_digits.info,
                               torch.device("cpu"))
@@ -175,8 +188,8 @@ def test_a_users_sweep_searches_the_pieces_on_their_own_images(tmp_path, local_r
 def test_bn_biases_train_at_their_own_lr_and_bn_scales_can_be_frozen(rgb_digits):
     cfg = TrainConfig(**{**AIRBENCH, "epochs": 1, "bn_bias_lr": 64.0, "freeze_bn_weights": True})
     states: list[dict] = []
-    result = train(cfg, rgb_digits, report=lambda m, s: states.append(s))
-    norms = [m for m in result.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model = trained(cfg, rgb_digits, report=lambda m, s: states.append(s))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     # the scales stayed at 1, untrained; the biases trained
     assert all(not n.weight.requires_grad and torch.equal(n.weight, torch.ones_like(n.weight))
                for n in norms)
@@ -198,14 +211,14 @@ def test_decoupled_wd_shrinks_the_weights_per_1024_examples_whatever_the_lr(opti
     for lr in (0.01, 1.0):
         cfg = TrainConfig(optimizer=optimizer, lr=lr, batch_size=512, momentum=0.0,
                           weight_decay=0.0, decoupled_wd=0.1)
-        model = torch.nn.Sequential(torch.nn.Linear(4, 3))
-        model[0].load_state_dict(layer.state_dict())
-        opt = build_optimizer(model, cfg)
-        model[0].weight.grad = torch.zeros_like(model[0].weight)  # decay alone
-        model[0].bias.grad = torch.zeros_like(model[0].bias)
+        copy = torch.nn.Linear(4, 3)
+        copy.load_state_dict(layer.state_dict())
+        opt = build_optimizer(torch.nn.Sequential(copy), cfg)
+        copy.weight.grad = torch.zeros_like(copy.weight)  # decay alone
+        copy.bias.grad = torch.zeros_like(copy.bias)
         opt.step()
         # a step of 512 examples at the peak lr: 0.1 x 512 / 1024 = 5% off
-        assert torch.allclose(model[0].weight, before * (1 - 0.05), atol=1e-6)
+        assert torch.allclose(copy.weight, before * (1 - 0.05), atol=1e-6)
 
 
 def test_decoupled_wd_with_coupled_decay_or_adam_is_refused():

@@ -86,6 +86,7 @@ def test_a_driver_killed_after_a_checkpoint_superseded_another_resumes(tmp_path,
         return
     assert results.num_errors == 0
     history = results[0].metrics_dataframe
+    assert history is not None
     # it resumed from its checkpoint, not from the start, and counted to the end
     assert history["resumed_at"].iloc[-1] >= 2
     assert history["step"].iloc[-1] == ITERATIONS

@@ -17,8 +17,14 @@ from ray.tune.registry import register_trainable
 from pipelines.tuning.trial_log import TrialJsonLogger
 
 
+def local_log(trial: Trial) -> Path:
+    """The driver's copy of the trial's result.json."""
+    assert trial.local_path is not None
+    return Path(trial.local_path, "result.json")
+
+
 def logged_epochs(trial: Trial) -> list[int]:
-    text = Path(trial.local_path, "result.json").read_text()
+    text = local_log(trial).read_text()
     return [json.loads(line)["epoch"] for line in text.splitlines()]
 
 
@@ -35,6 +41,7 @@ def started_trial(storage: Path, logger: JsonLoggerCallback, epochs: range) -> T
 
 def pause_with_a_stale_stored_log(trial: Trial, stored: str) -> None:
     """The trial pauses with a checkpoint; storage's result.json is an older sync."""
+    assert trial.storage is not None
     trial_dir = Path(trial.storage.trial_fs_path)
     (trial_dir / "checkpoint_000001").mkdir(parents=True)
     (trial_dir / "result.json").write_text(stored)
@@ -58,9 +65,9 @@ def test_a_paused_trial_keeps_every_report_in_its_log(tmp_path, local_ray, logge
 
 def test_a_resumed_driver_takes_the_stored_log_back(tmp_path, local_ray):
     trial = started_trial(tmp_path, TrialJsonLogger(), range(1, 3))
-    stored = Path(trial.local_path, "result.json").read_text()
+    stored = local_log(trial).read_text()
     pause_with_a_stale_stored_log(trial, stored)
-    Path(trial.local_path, "result.json").unlink()  # a new driver: its staging is empty
+    local_log(trial).unlink()  # a new driver: its staging is empty
     resumed = TrialJsonLogger()
     resumed.log_trial_start(trial)
     resumed.log_trial_result(3, trial, {"epoch": 3})
