@@ -78,14 +78,15 @@ DECOUPLED_WD_OPTIMIZERS = ("sgd", "adamw")  # whose decay is lr x weight_decay x
 
 
 def param_groups(model: torch.nn.Module, cfg: OptimizerSettings) -> list[dict[str, Any]]:
-    """`model`'s trainable parameters as optimizer groups at the effective lr: its
+    """`model`'s parameters as optimizer groups at the effective lr: its
     BatchNorm biases at `cfg.bn_bias_lr` times it (airbench: 64), the rest at it.
     `cfg.freeze_bn_weights` freezes the BatchNorm scales where they are (1 at
     init). With `cfg.decoupled_wd`, each group's weight_decay is set so that at the
     schedule's peak a step of `batch_size` examples shrinks the weights by
     decoupled_wd x batch_size / 1024, whatever the group's lr (airbench's units;
-    with momentum, as torch's SGD compounds it). Parameters frozen already (e.g.
-    whitening's) are left out."""
+    with momentum, as torch's SGD compounds it). Frozen parameters (whitening's)
+    stay in the groups, in the order earlier checkpoints have; with no gradient
+    they are neither stepped nor decayed."""
     lr = effective_lr(cfg.lr, cfg.batch_size)
     norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
     if cfg.freeze_bn_weights:

@@ -90,6 +90,7 @@ def test_lookahead_resumes_from_its_checkpoint_as_if_never_stopped(rgb_digits, t
     assert state["lookahead"]["steps"] == steps_per_epoch
     resumed: list[dict] = []
     train(cfg, rgb_digits, report=lambda m, s: resumed.append(m), resume_state=state)
+    assert [m["epoch"] for m in resumed] == [2, 3]
     for a, b in zip(straight[1:], resumed):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     # it acted: the same run without Lookahead ends elsewhere

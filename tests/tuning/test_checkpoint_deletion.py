@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
@@ -42,17 +43,22 @@ def counting(config):
 class CrashCopy(tune.Callback):
     """At a snapshot once the trial has checkpointed 3 times, copies the storage as
     it stands: what a driver killed then leaves (the snapshot being saved now has not
-    reached storage; the last one has)."""
+    reached storage; the last one has). Tune forces a snapshot after each checkpoint
+    (num_to_keep=1), so Tune alone has deleted the checkpoint the last one names."""
 
     def __init__(self, source: Path, copy: Path) -> None:
         self.source, self.copy, self.checkpoints = source, copy, 0
+        self.syncer: Any = None
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.syncer = trial.storage.syncer  # Tune's syncer of the experiment
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.checkpoints += 1
 
     def get_state(self):
         if self.checkpoints >= 3 and not self.copy.exists():
-            time.sleep(0.5)  # the last snapshot's sync to storage has ended
+            self.syncer.wait()  # storage holds the last snapshot whole, not half copied
             shutil.copytree(self.source, self.copy)
         return None
 
