@@ -108,19 +108,23 @@ def piece_table(runs: dict[tuple[str, int], dict[str, Any]], rows: list[str],
 def pieces(names: list[str], seeds: list[int], out: Path, lr: float, epochs: int,
            data_dir: str) -> None:
     chosen = names or list(PIECES)
-    rows = {"base": {}, **{name: PIECES[name] for name in chosen},
-            "all": {k: v for name in chosen for k, v in PIECES[name].items()}}
+    rows: dict[str, dict[str, Any]] = {
+        "base": {}, **{name: PIECES[name] for name in chosen},
+        "all": {k: v for name in chosen for k, v in PIECES[name].items()}}
     out.mkdir(parents=True, exist_ok=True)
     log = out / RUNS_FILE
+    # a finished run counts for a row with the same lr, epochs and options (a changed
+    # PIECES value, or an "all" of other pieces, runs again)
     runs = {(r["piece"], r["seed"]): r for r in map(json.loads, log.read_text().splitlines())
-            if r["lr"] == lr and r["epochs"] == epochs} if log.exists() else {}
+            if (r["lr"], r["epochs"]) == (lr, epochs) and r["piece"] in rows
+            and r.get("overrides") == rows[r["piece"]]} if log.exists() else {}
     for seed in seeds:
         for row, overrides in rows.items():
             if (row, seed) in runs:
                 continue
             print(f"--- {row}, seed {seed} ---", flush=True)
-            scores = {"piece": row, **run_once(recipe(lr, epochs, seed, **overrides),
-                                               data_dir)}
+            scores = {"piece": row, "overrides": overrides,
+                      **run_once(recipe(lr, epochs, seed, **overrides), data_dir)}
             with log.open("a") as f:  # one whole line per finished run
                 f.write(json.dumps(scores) + "\n")
             runs[row, seed] = scores
