@@ -168,7 +168,7 @@ class TrainConfig(BaseConfig):
     fc_width: int = 0  # units; 0 = none (dropout right before the classifier)
     # the model's first convolution set to whiten the training images' patches (their
     # covariance's eigenvectors over sqrt(eigenvalue + eps)) and frozen, as in airbench
-    # (whitening.py); it needs d or 2d output channels for patches of d values
+    # (whitening.py); it takes at most 2d output channels for patches of d values
     whiten: bool = False
 
     def checks(self) -> list[tuple[bool, str]]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pipelines.records.tables import NO_IMPROVEMENT_KEY, STEPS_KEY
+from pipelines.training.batch_norm import set_bn_momentum
 from pipelines.training.config import BaseConfig
 from pipelines.training.cost import Cost
 from pipelines.training.lookahead import Lookahead
@@ -123,19 +124,6 @@ def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSched
         "monitor": monitor.state_dict(),
         **({"lookahead": lookahead.state_dict()} if lookahead is not None else {}),
     }
-
-
-def set_bn_momentum(model: torch.nn.Module, momentum: float | None) -> int:
-    """Every BatchNorm of `model` keeps running statistics at `momentum` (torch's sense);
-    None leaves the model's own. How many BatchNorms it set."""
-    if momentum is None:
-        return 0
-    kinds = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
-             torch.nn.SyncBatchNorm)
-    norms = [m for m in model.modules() if isinstance(m, kinds)]
-    for norm in norms:
-        norm.momentum = momentum
-    return len(norms)
 
 
 def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.device, *,

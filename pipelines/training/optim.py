@@ -9,14 +9,14 @@ from typing import Any, Callable, Iterable, Protocol
 
 import torch
 
+from pipelines.training.batch_norm import batch_norms
+
 __all__ = ["BETA2_OPTIMIZERS", "DECOUPLED_WD_OPTIMIZERS", "LR_REFERENCE_BATCH",
            "OPTIMIZERS", "OptimizerSettings", "WD_REFERENCE_BATCH", "build_optimizer",
            "effective_lr", "param_groups"]
 
 LR_REFERENCE_BATCH = 256  # a config's `lr` is the learning rate per 256 examples
 WD_REFERENCE_BATCH = 1024  # a config's `decoupled_wd` is the decay per 1,024 examples
-BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
-               torch.nn.SyncBatchNorm)
 
 Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 
@@ -88,11 +88,12 @@ def param_groups(model: torch.nn.Module, cfg: OptimizerSettings) -> list[dict[st
     stay in the groups, in the order earlier checkpoints have; with no gradient
     they are neither stepped nor decayed."""
     lr = effective_lr(cfg.lr, cfg.batch_size)
-    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    norms = batch_norms(model)
     if cfg.freeze_bn_weights:
         for norm in norms:
             if norm.weight is not None:
                 norm.weight.requires_grad_(False)
+    groups: list[dict[str, Any]]
     if cfg.bn_bias_lr == 1:  # one group in the model's order, as checkpoints before had it
         groups = [{"params": list(model.parameters()), "lr": lr}]
     else:
@@ -100,10 +101,10 @@ def param_groups(model: torch.nn.Module, cfg: OptimizerSettings) -> list[dict[st
         groups = [{"params": [p for p in model.parameters() if id(p) not in biases], "lr": lr},
                   {"params": [p for p in model.parameters() if id(p) in biases],
                    "lr": lr * cfg.bn_bias_lr}]
-    for group, group_lr in zip(groups, (lr, lr * cfg.bn_bias_lr)):
+    for group in groups:
         if cfg.decoupled_wd:
             group["weight_decay"] = cfg.decoupled_wd * cfg.batch_size / WD_REFERENCE_BATCH \
-                / group_lr
+                / group["lr"]
     return [g for g in groups if g["params"]]
 
 

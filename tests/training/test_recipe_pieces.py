@@ -14,10 +14,10 @@ from PIL import Image
 
 from pipelines.data import ImageFolder, open_split
 from pipelines.data.cache import CACHE_DIR_ENV
+from pipelines.training.batch_norm import set_bn_momentum
 from pipelines.training.classify import batches, build_classifier, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.lookahead import Lookahead
-from pipelines.training.loop import set_bn_momentum
 from pipelines.training.optim import build_optimizer
 from pipelines.training.whitening import first_conv, whiten_first_conv
 from pipelines.tuning.trainable import load_state
