@@ -41,7 +41,7 @@ from pipelines.training.loop import (
 )
 from pipelines.training.lr_schedules import LRSchedule
 from pipelines.training.optim import build_optimizer
-from pipelines.training.whitening import WHITEN_IMAGES, whiten_first_conv
+from pipelines.training.whitening import MOMENT_BATCH, WHITEN_IMAGES, whiten_first_conv
 
 EVAL_BATCH = 1024
 
@@ -141,8 +141,8 @@ def train(cfg: TrainConfig, data: TrainValData, *, report: Report | None = None,
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg, data.info, device)
     if cfg.whiten:  # also before a resume's load, which restores the weights, not the freeze
-        images, _ = next(batches(data, data.train_idx[:WHITEN_IMAGES], WHITEN_IMAGES, device))
-        whiten_first_conv(model, images)
+        whiten_first_conv(model, (images for images, _ in batches(
+            data, data.train_idx[:WHITEN_IMAGES], MOMENT_BATCH, device)))
     net = fast_model(model, cfg, device)
     on_device = use_resident(device) if resident is None else resident
     train_split = Resident.of(data, data.train_idx, device) if on_device else None

@@ -12,14 +12,18 @@ signs. The bias centres the outputs. The weights are frozen; the bias trains."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["WHITEN_EPS", "WHITEN_IMAGES", "first_conv", "whiten_first_conv"]
+__all__ = ["MOMENT_BATCH", "WHITEN_EPS", "WHITEN_IMAGES", "first_conv", "patch_moments",
+           "whiten_first_conv"]
 
 WHITEN_EPS = 5e-4  # added to each eigenvalue (airbench's), in the normalised images' units^2
 WHITEN_IMAGES = 5000  # training images whose patches estimate the covariance (airbench's)
+MOMENT_BATCH = 256  # images unfolded at once: memory stays that of 256 images' patches
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -31,12 +35,41 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 
 
 @torch.no_grad()
-def whiten_first_conv(model: nn.Module, images: torch.Tensor, *,
+def patch_moments(images: torch.Tensor | Iterable[torch.Tensor], kernel: tuple[int, int]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean (d) and covariance (d x d, over n, not n - 1) of every kernel-sized
+    patch of `images` (N, C, H, W, or an iterable of such batches), in float64 on
+    the images' device, summed MOMENT_BATCH images at a time: memory holds one
+    batch's patches whatever N or the image size. Each batch is centred on the first
+    batch's mean before it is summed (no cancellation when the mean is large
+    against the spread)."""
+    chunks = images.split(MOMENT_BATCH) if isinstance(images, torch.Tensor) else images
+    shift: torch.Tensor | None = None
+    total = outer = torch.zeros((), dtype=torch.float64)  # broadcast up by the first batch
+    n = 0
+    for chunk in chunks:
+        patches = F.unfold(chunk.double(), kernel)
+        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        if shift is None:
+            shift = patches.mean(0)
+        patches = patches - shift
+        total = total + patches.sum(0)
+        outer = outer + patches.T @ patches
+        n += len(patches)
+    if shift is None or n == 0:
+        raise ValueError("whiten needs training images: none were given")
+    mean = total / n
+    return shift + mean, outer / n - torch.outer(mean, mean)
+
+
+@torch.no_grad()
+def whiten_first_conv(model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor], *,
                       eps: float = WHITEN_EPS) -> nn.Conv2d:
     """Set the first convolution of `model` to whiten the patches of `images`
-    (N, C, H, W: normalised as the model sees them), freeze its weights, and
-    return it. ValueError (one line) if the layer's shape cannot hold the
-    whitening: at most 2d output channels, no groups, no dilation."""
+    (N, C, H, W: normalised as the model sees them; or an iterable of such
+    batches, read once), freeze its weights, and return it. ValueError (one
+    line) if the layer's shape cannot hold the whitening: at most 2d output
+    channels, no groups, no dilation."""
     conv = first_conv(model)
     kh, kw = conv.kernel_size
     d = conv.in_channels * kh * kw
@@ -46,10 +79,7 @@ def whiten_first_conv(model: nn.Module, images: torch.Tensor, *,
                          f"(2 x patches of {conv.in_channels}x{kh}x{kw} values), no groups or "
                          f"dilation; {type(model).__name__}'s has {m} (airbench's fits RGB "
                          f"images): use another model, or turn whiten off")
-    patches = F.unfold(images.double(), (kh, kw)).transpose(1, 2).reshape(-1, d)
-    mean = patches.mean(0)
-    centred = patches - mean
-    cov = centred.T @ centred / len(centred)
+    mean, cov = patch_moments(images, (kh, kw))
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)  # ascending
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     filters = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]

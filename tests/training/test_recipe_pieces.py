@@ -19,7 +19,7 @@ from pipelines.training.classify import batches, build_classifier, train
 from pipelines.training.config import TrainConfig
 from pipelines.training.lookahead import Lookahead
 from pipelines.training.optim import build_optimizer
-from pipelines.training.whitening import first_conv, whiten_first_conv
+from pipelines.training.whitening import MOMENT_BATCH, first_conv, patch_moments, whiten_first_conv
 from pipelines.tuning.trainable import load_state
 from tests.digits import write_digits_folder
 
@@ -132,6 +132,19 @@ def test_whitening_makes_the_training_patches_covariance_the_identity(rgb_digits
     assert variances[4:].max() < 1e-3
     assert white.mean(0).abs().max() < 1e-3  # the bias centres them
     assert torch.allclose(out[:, 12:], -out[:, :12], atol=1e-5)  # and the negated half
+
+
+def test_patch_moments_summed_in_batches_equal_the_moments_of_all_patches_at_once(
+        rgb_digits):
+    images = _images(rgb_digits) + 3.0  # a mean large against the spread
+    assert len(images) > MOMENT_BATCH  # so the tensor is summed in two batches
+    patches = F.unfold(images.double(), (2, 2)).transpose(1, 2).reshape(-1, 12)
+    for given in (images, iter(images.split(7))):  # a tensor, or a stream of batches
+        mean, cov = patch_moments(given, (2, 2))
+        assert torch.allclose(mean, patches.mean(0), atol=1e-12)
+        assert torch.allclose(cov, torch.cov(patches.T, correction=0), atol=1e-12)
+    with pytest.raises(ValueError, match="none were given"):
+        patch_moments(iter([]), (2, 2))
 
 
 def test_whiten_trains_with_the_first_layer_frozen_and_refuses_a_shape_it_cannot_hold(
