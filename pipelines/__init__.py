@@ -16,8 +16,9 @@ Running a sweep from Python: `pipelines.tuning.run(RunOptions(...))`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from pipelines.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from models import register_model
@@ -43,20 +44,6 @@ if TYPE_CHECKING:
     )
     from pipelines.training import SegConfig, TrainConfig
 
-# public name -> the module that defines it
-_EXPORTS = {
-    "Budget": "pipelines.search", "Choice": "pipelines.search", "IntUniform": "pipelines.search",
-    "LogUniform": "pipelines.search", "Stage": "pipelines.search", "Sweep": "pipelines.search",
-    "Uniform": "pipelines.search", "default_stages": "pipelines.search",
-    "register_model": "models", "SegDataset": "pipelines.data", "Cifar10": "pipelines.data",
-    "ImageFolder": "pipelines.data", "ParquetImages": "pipelines.data",
-    "SegConfig": "pipelines.training", "TrainConfig": "pipelines.training",
-    "best_config": "pipelines.analysis", "importance": "pipelines.analysis",
-    "leaderboard": "pipelines.analysis", "load_run": "pipelines.analysis",
-    "load_runs": "pipelines.analysis", "pareto_front": "pipelines.analysis",
-    "UsageError": "pipelines.errors",
-}
-
 __all__ = [
     "Budget", "Choice", "Cifar10", "ImageFolder", "IntUniform", "LogUniform", "ParquetImages",
     "SegConfig", "SegDataset", "Stage", "Sweep", "TrainConfig", "Uniform", "UsageError",
@@ -65,14 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name's module on first use (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__)  # the names above load on first use
