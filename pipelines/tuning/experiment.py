@@ -29,6 +29,7 @@ from pipelines.records.tables import CHECKPOINT_RANK_KEY, START_CONSTRAINTS, vio
 from pipelines.search.searchers import OWN_STUDY, ConstrainedOptunaSearch
 from pipelines.search.sweep import with_carried
 from pipelines.search.trial_schedulers import TIME_ATTR, build_scheduler
+from pipelines.tuning.callback_telemetry import skipped_when_usage_stats_off
 from pipelines.tuning.checkpoint_deletion import DeferredCheckpointDeletion
 from pipelines.tuning.checkpoint_retention import CheckpointRetention
 from pipelines.tuning.progress import ProgressPrinter
@@ -106,7 +107,7 @@ def execute_experiment(p: RunPlan, data: TrialData | None, run_dir: Location,
                    stop=_stopper(p, budget_stop), restore=restore,
                    journal=journal if p.algo in OWN_STUDY else None)
     with run_status(metadata, run_dir, flush=recorder.persist) as record:
-        with deletion.deferring():
+        with deletion.deferring(), skipped_when_usage_stats_off():
             tuner.fit()
         record.status = _status_after_fit(recorder, p.trials, budget_stop)
         # this driver's writes of the results (bench/scale.py reads them)
