@@ -13,8 +13,8 @@ width 64, batch 1024, SGD-Nesterov, OneCycle) at its first grid point (momentum
 the recipe's accuracy, not its speed.
 
 `--pieces` trains the plain recipe ("base"), the recipe with each piece of
-PIECES alone, and with all of them ("all"), for every `--seeds` seed (the
-seed of the weights and of the training order; the same for every row), and
+PIECES alone, and with all of them ("all", trained first), for every `--seeds`
+seed (the seed of the weights and of the training order; the same for every row), and
 prints the table: test accuracy with the flip per seed, the mean, and the
 mean's difference from base. Each finished run is a line of `--out`/runs.jsonl,
 so a stopped bench resumes where it stopped. Each run is ~40 min on 2 CPU cores.
@@ -118,8 +118,8 @@ def pieces(names: list[str], seeds: list[int], out: Path, lr: float, epochs: int
     runs = {(r["piece"], r["seed"]): r for r in map(json.loads, log.read_text().splitlines())
             if (r["lr"], r["epochs"]) == (lr, epochs) and r["piece"] in rows
             and r.get("overrides") == rows[r["piece"]]} if log.exists() else {}
-    for seed in seeds:
-        for row, overrides in rows.items():
+    for seed in seeds:  # "all" first: whether the recipe reaches its target shows soonest
+        for row, overrides in sorted(rows.items(), key=lambda item: item[0] != "all"):
             if (row, seed) in runs:
                 continue
             print(f"--- {row}, seed {seed} ---", flush=True)
