@@ -125,11 +125,12 @@ def test_whitening_makes_the_training_patches_covariance_the_identity(rgb_digits
     white = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)  # largest eigenvalues first
     cov = torch.cov(white.T)
     # grey digits as RGB: the 2x2x3 patches span 4 dimensions (the channels are equal),
-    # and on those the covariance is the identity; the other 8 outputs are constant
+    # and on those the covariance is the identity; the other 8 outputs are constant (only
+    # rounding noise, scaled up by 1/sqrt(eps), so their covariance with the first 4 is
+    # bounded by sqrt(variance) and no closer to 0: it varies with the CPU's conv kernels)
     variances = torch.diag(cov)
-    assert torch.allclose(cov, torch.diag(variances), atol=1e-3)
-    assert torch.allclose(variances[:4], torch.ones(4, dtype=cov.dtype), atol=1e-3)
-    assert variances[4:].max() < 1e-3
+    assert torch.allclose(cov[:4, :4], torch.eye(4, dtype=cov.dtype), atol=1e-3)
+    assert variances[4:].max() < 1e-5
     assert white.mean(0).abs().max() < 1e-3  # the bias centres them
     assert torch.allclose(out[:, 12:], -out[:, :12], atol=1e-5)  # and the negated half
 
