@@ -215,8 +215,7 @@ def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.
         x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
                     brightness=cfg.brightness, contrast=cfg.contrast, mean=info.mean,
                     std=info.std, generator=generator)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)  # as fast_model's weights
         with autocast(cfg, device):
             logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
