@@ -5,11 +5,14 @@ groups (conv, max-pool, BatchNorm, GELU, conv, BatchNorm, GELU) of `width`,
 max-pool and a linear head scaled by 1/9 (models/heads.py: optionally after a
 hidden layer of `fc_width`). `activation` replaces every GELU, airbench's default.
 
-airbench's other pieces are the trainer's options, for any model: `whiten`
-(the stem whitens the training patches, frozen: 24 = 2 x 2x2x3 filters on RGB
-images), `lookahead_k`, `bn_bias_lr` and `freeze_bn_weights`, `bn_momentum`,
-`decoupled_wd` (pipelines/training/config.py). Its test-time flipping is the
-trainer's `tta` option, which search_spaces/cifar_fast.py turns on.
+airbench's other pieces are the trainer's options, for any model: `whiten` and
+`whiten_bias_epochs` (the stem whitens the training patches, frozen: 24 = 2 x
+2x2x3 filters on RGB images), `dirac_init` (its identity init), `lookahead_k`
+with `lookahead_start` and `lookahead_ramp`, `bn_bias_lr` and
+`freeze_bn_weights`, `bn_momentum`, `decoupled_wd`, the `triangle` schedule,
+`alternate_flip`, `padding_mode` "reflect", and the test-time views `tta` (the
+mirror, which search_spaces/cifar_fast.py turns on) and `tta_shift`
+(pipelines/training/config.py). Its BatchNorm eps of 1e-12 is torch's 1e-5 here.
 
 Images smaller than airbench's 32x32 skip a max-pool along a side that is
 already 1 pixel, so 8x8 images fit; at 32x32 every pool halves, as in airbench.

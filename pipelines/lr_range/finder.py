@@ -101,9 +101,9 @@ def _run(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig,
         lr = lr_at(step, test)
         for group, scale in zip(opt.param_groups, scales):
             group["lr"] = effective_lr(lr, cfg.batch_size) * scale
-        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
-                    brightness=cfg.brightness, contrast=cfg.contrast, mean=data.info.mean,
-                    std=data.info.std, generator=generator)
+        x = augment(x, crop_padding=cfg.crop_padding, padding_mode=cfg.padding_mode,
+                    flip_prob=cfg.flip_prob, brightness=cfg.brightness, contrast=cfg.contrast,
+                    mean=data.info.mean, std=data.info.std, generator=generator)
         loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):

@@ -11,17 +11,19 @@ __all__ = ["augment", "augment_pairs", "flip_pairs", "jitter_intensity", "jitter
            "random_crop", "random_flip", "rotate_pairs", "scale_intensity"]
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding` pixels and crop back to the original size at a
-    random offset per image. Images sharing an offset are copied together:
-    2 * (2 * padding + 1) slice copies per batch instead of a per-pixel gather."""
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator,
+                mode: str = "constant") -> torch.Tensor:
+    """Pad by `padding` pixels (zeros, or torch.nn.functional.pad's `mode`:
+    reflect, replicate) and crop back to the original size at a random offset per
+    image. Images sharing an offset are copied together: 2 * (2 * padding + 1)
+    slice copies per batch instead of a per-pixel gather."""
     if padding == 0:
         return x
     n, c, h, w = x.shape
     span = 2 * padding + 1
     dy = torch.randint(0, span, (n,), generator=generator).to(x.device)
     dx = torch.randint(0, span, (n,), generator=generator).to(x.device)
-    padded = F.pad(x, (padding,) * 4)
+    padded = F.pad(x, (padding,) * 4, mode=mode)
     rows = torch.empty((n, c, h, w + 2 * padding), dtype=x.dtype, device=x.device)
     for offset in range(span):
         sel = dy == offset
@@ -75,20 +77,23 @@ def jitter_normalised(x: torch.Tensor, *, brightness: float, contrast: float,
 
 
 def augment(x: torch.Tensor, *, crop_padding: int, flip_prob: float,
-            generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
+            generator: torch.Generator, padding_mode: str = "constant",
+            brightness: float = 0.0, contrast: float = 0.0,
             mean: Sequence[float] | None = None, std: Sequence[float] | None = None
             ) -> torch.Tensor:
     """A classification batch's augmentation: brightness and contrast jitter (of a
     batch normalised by per-channel `mean` and `std`, which the jitter needs:
     jitter_normalised), then a random crop, then a random flip. The jitter comes
-    first, so a crop's zero padding stays the training images' mean colour."""
+    first, so a crop's zero padding stays the training images' mean colour. The
+    crop pads with `padding_mode` (random_crop)."""
     if brightness or contrast:
         if mean is None or std is None:
             raise ValueError("brightness and contrast jitter need the batch's normalisation: "
                              "pass the per-channel mean and std it was normalised by")
         x = jitter_normalised(x, brightness=brightness, contrast=contrast, mean=mean, std=std,
                               generator=generator)
-    return random_flip(random_crop(x, crop_padding, generator), flip_prob, generator)
+    return random_flip(random_crop(x, crop_padding, generator, padding_mode), flip_prob,
+                       generator)
 
 
 # ---- segmentation: an image batch (N, C, H, W) and its masks (N, H, W) together ----

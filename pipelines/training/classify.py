@@ -25,6 +25,7 @@ from pipelines.data.images import ImageInfo, TrainValData
 from pipelines.training.augmentation import augment
 from pipelines.training.config import BaseConfig, TrainConfig
 from pipelines.training.cost import Cost, count_params, measure_step_mb
+from pipelines.training.identity_init import dirac_init
 from pipelines.training.loop import (
     LOSS_WINDOWS,
     EpochStats,
@@ -41,7 +42,12 @@ from pipelines.training.loop import (
 )
 from pipelines.training.lr_schedules import LRSchedule
 from pipelines.training.optim import build_optimizer
-from pipelines.training.whitening import MOMENT_BATCH, WHITEN_IMAGES, whiten_first_conv
+from pipelines.training.whitening import (
+    MOMENT_BATCH,
+    WHITEN_IMAGES,
+    first_conv,
+    whiten_first_conv,
+)
 
 EVAL_BATCH = 1024
 
@@ -75,22 +81,55 @@ class Resident:
 
 
 def batches(data: TrainValData, idx: np.ndarray, batch_size: int, device: torch.device,
-             order: torch.Tensor | None = None, resident: Resident | None = None
+             order: torch.Tensor | None = None, resident: Resident | None = None,
+             mirror: torch.Tensor | None = None
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches of `idx` (sorted), in `order` if given.
     Batches read from the memory-mapped pool (sorted reads keep them sequential
-    on disk), or from `resident` tensors: the same batches either way."""
+    on disk), or from `resident` tensors: the same batches either way. `mirror`
+    (bool, one per position of `idx`): the images to mirror left-right."""
     positions = np.arange(len(idx)) if order is None else order.numpy()
     normalise = _normaliser(data.info, device)
     for start in range(0, len(idx), batch_size):
         chunk = np.sort(positions[start:start + batch_size])
         if resident is not None:
             at = torch.from_numpy(chunk).to(device, non_blocking=True)
-            yield normalise(resident.images[at]), resident.labels[at]
+            x, y = normalise(resident.images[at]), resident.labels[at]
         else:
             rows = idx[chunk]
-            yield (normalise(torch.from_numpy(data.images[rows]).to(device, non_blocking=True)),
-                   torch.from_numpy(data.labels[rows]).to(device, non_blocking=True))
+            x = normalise(torch.from_numpy(data.images[rows]).to(device, non_blocking=True))
+            y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
+        if mirror is not None:
+            flip = mirror[torch.from_numpy(chunk)].to(device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        yield x, y
+
+
+def shifted_views(x: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`x` (N, C, H, W) moved `shift` pixels down-right and up-left, the edges
+    reflected (repeated where the image is too small to reflect that far)."""
+    h, w = x.shape[-2:]
+    mode = "reflect" if shift < min(h, w) else "replicate"
+    padded = F.pad(x, (shift,) * 4, mode=mode)
+    return padded[..., :h, :w], padded[..., 2 * shift:, 2 * shift:]
+
+
+def tta_logits(model: torch.nn.Module, x: torch.Tensor, cfg: BaseConfig | None
+               ) -> torch.Tensor:
+    """The logits `cfg`'s test-time augmentation scores (float): the image's, or the
+    mean of its and its mirror's (`tta`); with `tta_shift`, half those and a quarter
+    each of the same for the two shifted views (airbench94's level 2)."""
+    flip = getattr(cfg, "tta", False)
+
+    def scored(v: torch.Tensor) -> torch.Tensor:
+        logits = model(v).float()
+        return (logits + model(v.flip(3)).float()) / 2 if flip else logits
+
+    shift = getattr(cfg, "tta_shift", 0)
+    if not shift:
+        return scored(x)
+    down_right, up_left = shifted_views(x, shift)
+    return scored(x) / 2 + (scored(down_right) + scored(up_left)) / 4
 
 
 def use_resident(device: torch.device) -> bool:
@@ -104,7 +143,7 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
              resident: Resident | None = None,
              cfg: BaseConfig | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on the validation split (NaN if it is empty);
-    under `cfg`'s autocast and test-time flip (`tta`) if given."""
+    under `cfg`'s autocast and test-time augmentation (`tta`, `tta_shift`) if given."""
     if len(data.val_idx) == 0:
         return math.nan, math.nan
     model.eval()
@@ -112,9 +151,7 @@ def evaluate(model: torch.nn.Module, data: TrainValData, device: torch.device,
     correct = torch.zeros((), device=device, dtype=torch.long)
     for x, y in batches(data, data.val_idx, EVAL_BATCH, device, resident=resident):
         with autocast(cfg, device) if cfg else contextlib.nullcontext():
-            logits = model(x).float()
-            if getattr(cfg, "tta", False):
-                logits = (logits + model(x.flip(3)).float()) / 2
+            logits = tta_logits(model, x, cfg)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = len(data.val_idx)
@@ -167,9 +204,13 @@ def epoch_images(cfg: TrainConfig, data: TrainValData) -> int:
 
 def build_classifier(cfg: TrainConfig, info: ImageInfo, device: torch.device
                      ) -> torch.nn.Module:
-    """`cfg`'s model for images like `info`'s, on `device` (weights from torch's RNG)."""
-    return build_model(cfg.model, num_classes=info.num_classes, in_channels=info.channels,
-                       image_size=info.image_size, **cfg.model_values()).to(device)
+    """`cfg`'s model for images like `info`'s, on `device` (weights from torch's RNG;
+    with `dirac_init`, its convolutions then start as the identity)."""
+    model = build_model(cfg.model, num_classes=info.num_classes, in_channels=info.channels,
+                        image_size=info.image_size, **cfg.model_values()).to(device)
+    if cfg.dirac_init:
+        dirac_init(model)
+    return model
 
 
 def probe(cfg: TrainConfig, data: TrainValData, device: torch.device | None = None) -> Cost:
@@ -209,10 +250,12 @@ def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.
                         generator: torch.Generator, info: ImageInfo) -> LossOf:
     """loss_of(x, y) of a training step: the batch (normalised by `info`'s mean and
     std) augmented, forward under `cfg`'s autocast, cross-entropy with `cfg`'s label
-    smoothing."""
+    smoothing. With `alternate_flip`, the batches come mirrored (epoch_mirror) and no
+    flip is drawn here."""
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x = augment(x, crop_padding=cfg.crop_padding, flip_prob=cfg.flip_prob,
+        x = augment(x, crop_padding=cfg.crop_padding, padding_mode=cfg.padding_mode,
+                    flip_prob=0.0 if cfg.alternate_flip else cfg.flip_prob,
                     brightness=cfg.brightness, contrast=cfg.contrast, mean=info.mean,
                     std=info.std, generator=generator)
         x = x.contiguous(memory_format=torch.channels_last)  # as fast_model's weights
@@ -223,14 +266,32 @@ def classification_loss(model: torch.nn.Module, cfg: TrainConfig, device: torch.
     return loss_of
 
 
+def epoch_mirror(cfg: TrainConfig, images: int, epoch: int) -> torch.Tensor | None:
+    """With `alternate_flip`, which of the training split's `images` are mirrored in
+    `epoch` (from 1): in the first, each with `flip_prob`, drawn once from the seed
+    (a generator of its own: the training order's stream is untouched), and in
+    every later epoch the opposite of the one before. None without it."""
+    if not cfg.alternate_flip:
+        return None
+    first = torch.rand(images, generator=torch.Generator().manual_seed(cfg.seed)) \
+        < cfg.flip_prob
+    return first if epoch % 2 else ~first
+
+
 def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
-                 generator: torch.Generator, *, cfg: TrainConfig, data: TrainValData,
-                 device: torch.device, resident: Resident | None,
+                 generator: torch.Generator, epoch: int, *, cfg: TrainConfig,
+                 data: TrainValData, device: torch.device, resident: Resident | None,
                  windows: int = LOSS_WINDOWS) -> EpochStats:
-    """One pass over the training split."""
+    """One pass over the training split (epoch from 1)."""
+    if cfg.whiten and cfg.whiten_bias_epochs:
+        bias = first_conv(model).bias
+        if bias is not None:  # frozen after its epochs: no gradient, no step, no decay
+            bias.requires_grad_(epoch <= cfg.whiten_bias_epochs)
     order = torch.randperm(len(data.train_idx), generator=generator)
+    mirror = epoch_mirror(cfg, len(data.train_idx), epoch)
     return run_steps(model, opt, schedule, device,
                      classification_loss(model, cfg, device, generator, data.info),
-                     batches(data, data.train_idx, cfg.batch_size, device, order, resident),
+                     batches(data, data.train_idx, cfg.batch_size, device, order, resident,
+                             mirror),
                      l1=cfg.l1, steps=math.ceil(len(data.train_idx) / cfg.batch_size),
                      windows=windows)

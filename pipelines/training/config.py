@@ -44,6 +44,12 @@ class BaseConfig:
     # lookahead_alpha of the way to the optimizer's, which restart from them
     lookahead_k: int = 0  # steps; 0 = off (Zhang et al. 2019: 5)
     lookahead_alpha: float = 0.5  # in (0, 1]
+    lookahead_start: float = 0.0  # epochs of plain steps before the slow weights start
+    # a step of the slow weights that shrinks over the run, as airbench's: at step t of T
+    # they move 1 - (1 - lookahead_alpha) * (t / T) ** lookahead_ramp of the way (airbench:
+    # alpha 0.226 = 1 - 0.95 ** 5, ramp 3, start 3); 0 = lookahead_alpha throughout. Both
+    # are ignored with lookahead_k 0. At each epoch's end the weights are the slow ones
+    lookahead_ramp: float = 0.0
     # every BatchNorm's running-statistics momentum, in torch's sense (the weight of each new
     # batch's statistics; airbench's 0.6 in its sense is 0.4 here); None = the model's own
     bn_momentum: float | None = None  # in (0, 1]
@@ -53,6 +59,10 @@ class BaseConfig:
     gamma: float = 0.1  # step: the lr's factor at each decay, in (0, 1]
     plateau_factor: float = 0.1  # plateau: the lr's factor at each reduction, in (0, 1)
     plateau_patience: int = 2  # plateau: epochs without a lower val_loss before a reduction
+    # triangle: the lr at the first and at the last step, fractions of its peak (which is
+    # at warmup_epochs); airbench's
+    lr_start_factor: float = 0.2  # in [0, 1]
+    lr_end_factor: float = 0.07  # in [0, 1]
     epochs: int = 10  # the schedule's horizon; ASHA may stop a trial earlier
     # per-trial early stopping, independent of ASHA: stop after `patience` epochs without an
     # improvement of at least `min_delta` (the sweep's metric's units) on the sweep's metric
@@ -100,6 +110,10 @@ class BaseConfig:
             (self.bn_bias_lr > 0, "bn_bias_lr must be > 0 (a multiple of lr; 1 = the same)"),
             (self.lookahead_k >= 0, "lookahead_k must be >= 0 steps (0 = off)"),
             (0 < self.lookahead_alpha <= 1, "lookahead_alpha must be in (0, 1]"),
+            (self.lookahead_start >= 0, "lookahead_start must be >= 0 epochs"),
+            (self.lookahead_ramp >= 0, "lookahead_ramp must be >= 0 (0 = a constant alpha)"),
+            (0 <= self.lr_start_factor <= 1, "lr_start_factor must be in [0, 1]"),
+            (0 <= self.lr_end_factor <= 1, "lr_end_factor must be in [0, 1]"),
             (self.bn_momentum is None or 0 < self.bn_momentum <= 1,
              "bn_momentum must be in (0, 1] (torch's sense), or None for the model's own"),
             (self.patience >= 0, "patience must be >= 0 epochs (0 = off)"),
@@ -146,6 +160,9 @@ class BaseConfig:
                 "activation": self.activation}
 
 
+PADDING_MODES = ("constant", "reflect", "replicate")  # torch.nn.functional.pad's
+
+
 @dataclass(frozen=True)
 class TrainConfig(BaseConfig):
     """Image classification (pipelines/training/classify.py)."""
@@ -156,9 +173,20 @@ class TrainConfig(BaseConfig):
     # test-time augmentation: score each validation (and --final test) image as the mean
     # of its logits and its mirror image's, as airbench does
     tta: bool = False
+    # test-time: also score the image shifted `tta_shift` pixels up-left and down-right
+    # (reflected edges): half the logits from the image (and its mirror with tta), a quarter
+    # from each shift, as airbench94's level 2 (1 pixel); 0 = off
+    tta_shift: int = 0
     # augmentation, on batched tensors
     crop_padding: int = 4  # pixels; random crop of 32x32 from the padded image; 0 = off
     flip_prob: float = 0.5  # horizontal flip probability
+    # the crop's padding: constant (zeros, the mean image once normalised) | reflect |
+    # replicate (airbench: reflect)
+    padding_mode: str = "constant"
+    # each training image is mirrored in every other epoch, from a first epoch that mirrors
+    # it with flip_prob (drawn once from the seed): each image is seen both ways in any 2
+    # epochs (airbench's alternating flip); off: mirrored with flip_prob in every epoch
+    alternate_flip: bool = False
     # each image's intensity times a factor uniform in [1 - brightness, 1 + brightness], its
     # deviations from its mean intensity times one in [1 - contrast, 1 + contrast]; 0 = off
     brightness: float = 0.0  # in [0, 1)
@@ -170,12 +198,21 @@ class TrainConfig(BaseConfig):
     # covariance's eigenvectors over sqrt(eigenvalue + eps)) and frozen, as in airbench
     # (whitening.py); it takes at most 2d output channels for patches of d values
     whiten: bool = False
+    whiten_bias_epochs: int = 0  # whiten's bias trains for these first epochs; 0 = always
+    # every convolution's first in_channels filters start as the identity (a Dirac delta,
+    # as airbench's), the rest as the model's init (identity_init.py); off by default
+    dirac_init: bool = False
 
     def checks(self) -> list[tuple[bool, str]]:
         return [*super().checks(),
                 (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
                 (self.crop_padding >= 0, "crop_padding must be >= 0"),
                 (0 <= self.flip_prob <= 1, "flip_prob must be in [0, 1]"),
+                (self.padding_mode in PADDING_MODES, f"unknown padding_mode "
+                 f"{self.padding_mode!r}; known: {', '.join(PADDING_MODES)}"),
+                (self.tta_shift >= 0, "tta_shift must be >= 0 pixels (0 = off)"),
+                (self.whiten_bias_epochs >= 0,
+                 "whiten_bias_epochs must be >= 0 (0 = the bias always trains)"),
                 (0 <= self.brightness < 1, "brightness must be in [0, 1) (0 = off)"),
                 (0 <= self.contrast < 1, "contrast must be in [0, 1) (0 = off)"),
                 (self.fc_width >= 0, "fc_width must be >= 0 units (0 = no hidden layer)")]

@@ -84,8 +84,8 @@ class EpochStats(NamedTuple):
     windows: tuple[Window, ...] = ()  # the epoch's step windows (LOSS_WINDOWS of them)
 
 
-# train_epoch(opt, schedule, generator): one pass over the training data
-TrainEpoch = Callable[[torch.optim.Optimizer, LRSchedule, torch.Generator], EpochStats]
+# train_epoch(opt, schedule, generator, epoch): one pass over the training data (epoch from 1)
+TrainEpoch = Callable[[torch.optim.Optimizer, LRSchedule, torch.Generator, int], EpochStats]
 # loss_of(inputs, targets): a batch's mean loss, to backpropagate
 LossOf = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -131,7 +131,7 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         report: Report | None, resume_state: State | None, cost: Cost,
         val_images: int, monitor: tuple[str, str] | None = None) -> TrainResult:
     """The epoch loop every task shares: optimizer and schedule from `cfg`, resume,
-    one `train_epoch(opt, schedule, generator)` and `validate_epoch()` per epoch, a
+    one `train_epoch(opt, schedule, generator, epoch)` and `validate_epoch()` per epoch, a
     report with a checkpointable state, and a stop at a diverged loss. `score` is
     the validation metric whose best (highest) the state keeps. Every report holds
     the cost columns: `cost` (measured before training), the epoch's validation
@@ -163,13 +163,18 @@ def fit(cfg: BaseConfig, model: torch.nn.Module, train_size: int, device: torch.
         if "monitor" in resume_state:  # older checkpoints: patience counts from here
             watch.load_state_dict(resume_state["monitor"])
     # after a resume's load: without a saved state, the slow weights start from the loaded
-    lookahead = Lookahead(opt, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha) \
+    lookahead = Lookahead(opt, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha,
+                          start=round(cfg.lookahead_start * steps_per_epoch),
+                          ramp=cfg.lookahead_ramp, total=cfg.epochs * steps_per_epoch,
+                          extra=[b for b in model.buffers() if b.is_floating_point()]) \
         if cfg.lookahead_k else None
     if lookahead is not None and resume_state is not None and "lookahead" in resume_state:
         lookahead.load_state_dict(resume_state["lookahead"])
 
     for epoch in range(first_epoch, cfg.epochs + 1):
-        stats = train_epoch(opt, schedule, generator)
+        stats = train_epoch(opt, schedule, generator, epoch)
+        if lookahead is not None:  # the epoch's model is the slow one, as airbench's
+            lookahead.sync()
         train_s += stats.seconds
         val_start = time.perf_counter()
         scores = validate_epoch()

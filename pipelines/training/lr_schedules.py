@@ -27,6 +27,10 @@ class ScheduleSettings(Protocol):
     def plateau_factor(self) -> float: ...  # plateau: the lr's factor at each reduction
     @property
     def plateau_patience(self) -> int: ...  # plateau: epochs without improvement first
+    @property
+    def lr_start_factor(self) -> float: ...  # triangle: the first step's lr, of the peak
+    @property
+    def lr_end_factor(self) -> float: ...  # triangle: the last step's lr, of the peak
 
 
 class LRSchedule:
@@ -114,6 +118,26 @@ def _plateau(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch:
                                         patience=cfg.plateau_patience), per_batch=False)
 
 
+def triangle_factor(step: int, total: int, peak: int, start: float, end: float) -> float:
+    """The lr of step `step` (from 0) of `total`, a fraction of the peak: linear from
+    `start` at step 0 to 1 at step `peak`, then linear to `end` at step `total`."""
+    if step < peak:
+        return start + (1 - start) * step / peak
+    return 1 + (end - 1) * min(1.0, (step - peak) / max(1, total - peak))
+
+
+def _triangle(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
+              ) -> LRSchedule:
+    """airbench's schedule: a linear rise from `lr_start_factor` of the peak over
+    `warmup_epochs` (airbench: 0.2, over 23% of the run), a linear fall to
+    `lr_end_factor` of it at the last step (airbench: 0.07, not 0)."""
+    total = cfg.epochs * steps_per_epoch
+    peak = min(round(cfg.warmup_epochs * steps_per_epoch), total)
+    start, end = cfg.lr_start_factor, cfg.lr_end_factor
+    return LRSchedule(LambdaLR(opt, lambda s: triangle_factor(s, total, peak, start, end)),
+                      per_batch=True)
+
+
 def _constant(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch: int
               ) -> LRSchedule:
     return LRSchedule(LambdaLR(opt, lambda s: 1.0), per_batch=True)
@@ -124,7 +148,7 @@ ScheduleBuilder = Callable[[torch.optim.Optimizer, ScheduleSettings, int], LRSch
 
 SCHEDULES: dict[str, ScheduleBuilder] = {
     "onecycle": _onecycle, "cosine": _cosine, "step": _step,
-    "plateau": _plateau, "constant": _constant,
+    "plateau": _plateau, "constant": _constant, "triangle": _triangle,
 }
 
 

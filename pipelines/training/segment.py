@@ -159,7 +159,7 @@ def segmentation_loss(model: torch.nn.Module, cfg: SegConfig,
 
 
 def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, schedule: LRSchedule,
-                 generator: torch.Generator, *, cfg: SegConfig, images: torch.Tensor,
+                 generator: torch.Generator, epoch: int, *, cfg: SegConfig, images: torch.Tensor,
                  masks: torch.Tensor, crops: int, crop: int,
                  normalise: Callable[[torch.Tensor], torch.Tensor],
                  ignore_index: int | None, device: torch.device) -> EpochStats:
