@@ -44,3 +44,14 @@ def test_a_sweep_without_a_metric_optimises_its_tasks_default(task, metric):
     assert sweep.metric == metric == TASKS[task].metric
     assert Sweep(description="d", space={"width": Choice((8,))}, full=budget, quick=budget,
                  task=task, metric="val_loss", mode="min").metric == "val_loss"
+
+
+def test_the_fast_recipe_benchs_all_row_is_cifar_fasts_recipe():
+    """bench.fast_recipe's table adds airbench's pieces to the port one by one; its "all"
+    row must be what cifar_fast sweeps (at the bench's lr), or the table measures
+    another recipe than the sweep's."""
+    from bench.fast_recipe import PIECES, recipe, sweep_recipe
+
+    everything = {k: v for piece in PIECES.values() for k, v in piece.items()}
+    assert recipe(0.375, 10, 0, **everything) == sweep_recipe(0.375, 10, 0)
+    assert recipe(0.375, 10, 0) != sweep_recipe(0.375, 10, 0)  # base is the port
