@@ -43,8 +43,11 @@ SWEEP = Sweep(
     full=Budget(num_samples=32, max_epochs=10, grace_period=2, reduction_factor=3,
                 train_size=45_000, val_size=5_000,
                 fixed={"batch_size": 1024, "width": 64}),  # airbench94's widths
-    # CPU-sized: a smoke test of the recipe at a quarter of the width, not of its speed
+    # CPU-sized: a smoke test of the recipe at a quarter of the width, not of its speed;
+    # its epoch-counted pieces scaled to 2 epochs, so each one acts
     quick=Budget(num_samples=4, max_epochs=2, grace_period=1, reduction_factor=2,
-                 train_size=4_000, val_size=1_000, fixed={"batch_size": 256, "width": 16}),
+                 train_size=4_000, val_size=1_000,
+                 fixed={"batch_size": 256, "width": 16, "warmup_epochs": 0.5,
+                        "lookahead_start": 0.6, "whiten_bias_epochs": 1}),
     default_algo="optuna",
 )

@@ -130,9 +130,10 @@ def _triangle(opt: torch.optim.Optimizer, cfg: ScheduleSettings, steps_per_epoch
               ) -> LRSchedule:
     """airbench's schedule: a linear rise from `lr_start_factor` of the peak over
     `warmup_epochs` (airbench: 0.2, over 23% of the run), a linear fall to
-    `lr_end_factor` of it at the last step (airbench: 0.07, not 0)."""
+    `lr_end_factor` of it at the last step (airbench: 0.07, not 0). At most half
+    the run rises, so the lr always falls (as onecycle's and cosine's warm-ups)."""
     total = cfg.epochs * steps_per_epoch
-    peak = min(round(cfg.warmup_epochs * steps_per_epoch), total)
+    peak = min(round(cfg.warmup_epochs * steps_per_epoch), total // 2)
     start, end = cfg.lr_start_factor, cfg.lr_end_factor
     return LRSchedule(LambdaLR(opt, lambda s: triangle_factor(s, total, peak, start, end)),
                       per_batch=True)

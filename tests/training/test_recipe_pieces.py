@@ -295,6 +295,17 @@ def test_triangle_schedule_rises_and_falls_linearly_and_reaches_the_optimizer(rg
     for m in reports:
         last = m["epoch"] * 6 - 1
         assert m["lr"] == pytest.approx(peak * triangle_factor(last, 18, 6, 0.2, 0.07))
+    # a warm-up longer than half the run rises over half of it, and then falls
+    short = TrainConfig(**{**AIRBENCH, "epochs": 2, "schedule": "triangle",
+                           "warmup_epochs": 2.3})
+    opt = build_optimizer(torch.nn.Linear(2, 1).parameters(), short)
+    schedule = build_schedule(opt, short, steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.after_batch()
+    assert lrs.index(max(lrs)) == 10 and lrs[-1] < lrs[10]
     with pytest.raises(ValueError, match="lr_end_factor must be in"):
         TrainConfig.from_dict({"schedule": "triangle", "lr_end_factor": 1.5})
 
@@ -347,10 +358,35 @@ def test_the_trainers_model_is_the_slow_one_at_each_epochs_end(rgb_digits):
     # 6) and step at 15; the epochs end at 12 and 18, steps past them, so the weights
     # reported there are the slow ones only as the sync at the epoch's end sets them
     assert [lookahead["started"] for _, lookahead in seen] == [False, True, True]
-    weights, lookahead = seen[-1]
-    assert len(lookahead["slow"]) == len(params) + len(buffers)
-    for name, slow in zip(params + buffers, lookahead["slow"]):
-        assert torch.equal(weights[name], slow), name
+    for weights, lookahead in seen[1:]:  # every epoch's end once they started
+        assert len(lookahead["slow"]) == len(params) + len(buffers)
+        for name, slow in zip(params + buffers, lookahead["slow"]):
+            assert torch.equal(weights[name], slow), name
+
+
+def test_airbenchs_epoch_counted_pieces_resume_as_if_never_stopped(rgb_digits, tmp_path):
+    """A trial paused after epoch 1 and resumed: Lookahead not started yet (its start
+    saved), the whitening bias frozen from epoch 2, the mirror of epoch 2 and 3."""
+    cfg = TrainConfig(**{**AIRBENCH, "epochs": 3, "lookahead_k": 5, "lookahead_alpha": 0.3,
+                         "lookahead_start": 1.0, "lookahead_ramp": 3.0, "whiten": True,
+                         "whiten_bias_epochs": 1, "alternate_flip": True, "flip_prob": 0.5,
+                         "schedule": "triangle", "warmup_epochs": 1.0})
+    straight: list[dict] = []
+    train(cfg, rgb_digits, report=lambda m, s: straight.append(m))
+
+    def save_first_epoch(metrics, state):
+        if metrics["epoch"] == 1:
+            torch.save(state, tmp_path / "state.pt")
+
+    train(cfg, rgb_digits, report=save_first_epoch)
+    state = load_state(tmp_path / "state.pt")
+    assert state["lookahead"]["started"] is False
+    resumed: list[dict] = []
+    train(cfg, rgb_digits, report=lambda m, s: resumed.append(m), resume_state=state)
+    assert [m["epoch"] for m in resumed] == [2, 3]
+    for a, b in zip(straight[1:], resumed):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_acc"] == pytest.approx(b["val_acc"])
 
 
 def test_the_whitening_bias_trains_its_epochs_then_stays(rgb_digits):
