@@ -36,7 +36,8 @@ DEFAULT_STAGE_ORDER = (
     ("optimizer", ("optimizer", "momentum", "nesterov")),
     ("schedule", ("schedule", "warmup_epochs", "label_smoothing")),
     ("architecture", ("model", "width", "depth")),
-    ("regularisation", ("dropout", "weight_decay", "crop_padding", "flip_prob")),
+    ("regularisation", ("dropout", "weight_decay", "decoupled_wd", "crop_padding",
+                        "flip_prob")),
 )
 # The carried configuration a trial of a stage builds on, when a stage carries
 # more than one (top_k > 1): searched like any other parameter, never a config key.
