@@ -21,7 +21,7 @@ seed (the seed of the weights and of the training order; the same for every row)
 prints the table: test accuracy with the test-time views per seed, the mean, and the
 mean's difference from base. Each finished run is a line of `--out`/runs.jsonl,
 so a stopped bench resumes where it stopped; the default `--out` is kept in the
-repository, so the next machine resumes it too. Each run is ~20 min on 2 CPU cores
+repository, so the next machine resumes it too. Each run is ~18 min on 2 CPU cores
 (AMD EPYC with AVX-512 bf16; ~60 min in fp32).
 """
 

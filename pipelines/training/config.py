@@ -198,7 +198,8 @@ class TrainConfig(BaseConfig):
     # covariance's eigenvectors over sqrt(eigenvalue + eps)) and frozen, as in airbench
     # (whitening.py); it takes at most 2d output channels for patches of d values
     whiten: bool = False
-    whiten_bias_epochs: int = 0  # whiten's bias trains for these first epochs; 0 = always
+    # whiten's bias trains for these first epochs; 0 = always; ignored without whiten
+    whiten_bias_epochs: int = 0
     # every convolution's first in_channels filters start as the identity (a Dirac delta,
     # as airbench's), the rest as the model's init (identity_init.py); off by default
     dirac_init: bool = False
