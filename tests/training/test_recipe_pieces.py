@@ -271,17 +271,22 @@ def test_decoupled_wd_with_coupled_decay_or_adam_is_refused():
 # bias's epochs, identity init, alternating flip, reflected crops, shifted test-time views ----
 
 
-def test_triangle_schedule_rises_and_falls_linearly_and_reaches_the_optimizer(rgb_digits):
-    cfg = TrainConfig(**{**AIRBENCH, "epochs": 3, "schedule": "triangle", "warmup_epochs": 1.0,
-                         "lr_start_factor": 0.2, "lr_end_factor": 0.07})
-    layer = torch.nn.Linear(2, 1)
-    opt = build_optimizer(layer.parameters(), cfg)
-    schedule = build_schedule(opt, cfg, steps_per_epoch=10)
+def _scheduled_lrs(cfg: TrainConfig, steps_per_epoch: int) -> list[float]:
+    """The lr of every step of `cfg`'s schedule, from a real optimizer."""
+    opt = build_optimizer(torch.nn.Linear(2, 1).parameters(), cfg)
+    schedule = build_schedule(opt, cfg, steps_per_epoch=steps_per_epoch)
     lrs = []
-    for _ in range(30):
+    for _ in range(cfg.epochs * steps_per_epoch):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         schedule.after_batch()
+    return lrs
+
+
+def test_triangle_schedule_rises_and_falls_linearly_and_reaches_the_optimizer(rgb_digits):
+    cfg = TrainConfig(**{**AIRBENCH, "epochs": 3, "schedule": "triangle", "warmup_epochs": 1.0,
+                         "lr_start_factor": 0.2, "lr_end_factor": 0.07})
+    lrs = _scheduled_lrs(cfg, steps_per_epoch=10)
     peak = effective_lr(cfg.lr, cfg.batch_size)
     assert lrs[0] == pytest.approx(0.2 * peak) and max(lrs) == pytest.approx(peak)
     assert lrs.index(max(lrs)) == 10  # the peak at warmup_epochs
@@ -298,13 +303,7 @@ def test_triangle_schedule_rises_and_falls_linearly_and_reaches_the_optimizer(rg
     # a warm-up longer than half the run rises over half of it, and then falls
     short = TrainConfig(**{**AIRBENCH, "epochs": 2, "schedule": "triangle",
                            "warmup_epochs": 2.3})
-    opt = build_optimizer(torch.nn.Linear(2, 1).parameters(), short)
-    schedule = build_schedule(opt, short, steps_per_epoch=10)
-    lrs = []
-    for _ in range(20):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        schedule.after_batch()
+    lrs = _scheduled_lrs(short, steps_per_epoch=10)
     assert lrs.index(max(lrs)) == 10 and lrs[-1] < lrs[10]
     with pytest.raises(ValueError, match="lr_end_factor must be in"):
         TrainConfig.from_dict({"schedule": "triangle", "lr_end_factor": 1.5})
